@@ -1,0 +1,67 @@
+// `check-config`: loads and validates the config and prints the effective
+// settings, secrets masked.
+#include <fmt/format.h>
+#include <iostream>
+
+#include "cli.h"
+#include "config/config.h"
+
+namespace mews::cli {
+namespace {
+
+std::string jsonString(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>& args) {
+  bool json = false;
+  for (const auto& arg : args) {
+    if (arg == "--json") json = true;
+    else throw UsageError(fmt::format("unexpected argument '{}'", arg));
+  }
+  const config::Settings settings = config::loadSettings(options.config_path);
+  if (json) {
+    std::string out = "{\"file\":" + jsonString(settings.source_file) + ",\"settings\":[";
+    bool first = true;
+    for (const auto& entry : settings.effective) {
+      out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{}}}", first ? "" : ",",
+                         jsonString(entry.section), jsonString(entry.key), jsonString(entry.value));
+      first = false;
+    }
+    std::cout << out << "]}\n";
+    return kExitOk;
+  }
+  std::cout << fmt::format("{}: configuration is valid\n", settings.source_file);
+  std::string section;
+  for (const auto& entry : settings.effective) {
+    if (entry.section != section) {
+      section = entry.section;
+      std::cout << fmt::format("\n[{}]\n", section);
+    }
+    std::cout << fmt::format("{:<16} = {}\n", entry.key, entry.value);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command checkConfigCommand() {
+  return {"check-config", "validate the config and print effective settings (secrets masked)",
+          "usage: mews-relay [-c FILE] check-config [--json]\n\n"
+          "Loads and validates the configuration and prints every effective setting,\n"
+          "defaults included. Tokens, signing secrets and header values are masked.\n"
+          "Exit 1 with the file, key and reason of every problem found.\n\n"
+          "example:\n  mews-relay -c /etc/mews-relay/mews-relay.ini check-config\n",
+          runCheckConfig};
+}
+
+}  // namespace mews::cli

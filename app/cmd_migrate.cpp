@@ -1,0 +1,40 @@
+// `migrate`: applies pending migrations to the journal and prints the version.
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+
+#include "cli.h"
+#include "config/config.h"
+#include "journal/journal.h"
+#include "journal/migrations.h"
+
+namespace mews::cli {
+namespace {
+
+int runMigrate(const GlobalOptions& options, const std::vector<std::string>& args) {
+  expectNoArguments(args);
+  const config::Settings settings = config::loadSettings(options.config_path);
+  const auto directory = std::filesystem::path(settings.journal.path).parent_path();
+  if (!directory.empty()) std::filesystem::create_directories(directory);
+  // Opening a writable journal applies what is pending (see journal/migrations.h).
+  // The serving process migrates at start-up the same way, so this is safe to
+  // run while it runs: both hold the schema at the binary's version.
+  journal::Journal journal(settings.journal.path, {});
+  std::cout << fmt::format("{}: schema version {}\n", settings.journal.path,
+                           journal::schemaVersion(journal.db()));
+  return kExitOk;
+}
+
+}  // namespace
+
+Command migrateCommand() {
+  return {"migrate", "apply pending journal migrations and print the schema version",
+          "usage: mews-relay [-c FILE] migrate\n\n"
+          "Creates the journal if needed, applies the migrations built into this\n"
+          "binary that it does not have yet, and prints its schema version.\n"
+          "A journal newer than the binary is refused (exit 1).\n\n"
+          "example:\n  mews-relay -c /etc/mews-relay/mews-relay.ini migrate\n",
+          runMigrate};
+}
+
+}  // namespace mews::cli

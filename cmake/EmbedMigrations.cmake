@@ -1,0 +1,15 @@
+# Embeds migrations/NNNN_name.sql into the binary at build time, so an installed
+# binary needs no source tree. The generated file is rewritten whenever a
+# migration changes or one is added (CONFIGURE_DEPENDS re-globs at build time).
+file(GLOB MEWS_RELAY_MIGRATION_FILES CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/migrations/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT MEWS_RELAY_MIGRATION_FILES)
+
+set(MEWS_RELAY_MIGRATIONS_CPP ${CMAKE_BINARY_DIR}/generated/embedded_migrations.cpp)
+add_custom_command(
+  OUTPUT ${MEWS_RELAY_MIGRATIONS_CPP}
+  COMMAND ${CMAKE_COMMAND} -DOUTPUT=${MEWS_RELAY_MIGRATIONS_CPP}
+          "-DINPUTS=${MEWS_RELAY_MIGRATION_FILES}"
+          -P ${PROJECT_SOURCE_DIR}/cmake/GenerateMigrations.cmake
+  DEPENDS ${MEWS_RELAY_MIGRATION_FILES} ${PROJECT_SOURCE_DIR}/cmake/GenerateMigrations.cmake
+  COMMENT "Embedding journal migrations")

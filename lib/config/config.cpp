@@ -1,0 +1,537 @@
+#include "config/config.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Base64Decoder.h>
+#include <Poco/Exception.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/URI.h>
+#include <Poco/Util/IniFileConfiguration.h>
+#include <Poco/Util/LayeredConfiguration.h>
+#include <Poco/Util/SystemConfiguration.h>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace mews::config {
+namespace {
+
+// Thrown by a key's apply function; the loader adds file, section and key.
+struct ValueError {
+  std::string reason;
+};
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return text.substr(first, last - first + 1);
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Poco's INI reader keeps everything after '=' as the value; the contract's
+// examples put comments after values (`workers = 8 ; why`). A ';' or '#'
+// preceded by white space starts a comment; one inside a value (`a;b`) does not.
+std::string_view stripInlineComment(std::string_view value) {
+  for (std::size_t i = 1; i < value.size(); ++i)
+    if ((value[i] == ';' || value[i] == '#') && (value[i - 1] == ' ' || value[i - 1] == '\t'))
+      return trim(value.substr(0, i));
+  if (!value.empty() && (value[0] == ';' || value[0] == '#')) return {};
+  return trim(value);
+}
+
+std::vector<std::string> splitList(std::string_view text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const auto item = trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+Millis durationIn(std::string_view text, Millis min, Millis max) {
+  const auto parsed = parseDuration(text);
+  if (!parsed.ok()) throw ValueError{parsed.error()};
+  if (parsed.value() < min || parsed.value() > max)
+    throw ValueError{fmt::format("{} is outside {}..{}", text, formatDuration(min), formatDuration(max))};
+  return parsed.value();
+}
+
+std::uint64_t sizeIn(std::string_view text, std::uint64_t min, std::uint64_t max) {
+  const auto parsed = parseSize(text);
+  if (!parsed.ok()) throw ValueError{parsed.error()};
+  if (parsed.value() < min || parsed.value() > max)
+    throw ValueError{fmt::format("{} is outside {}..{}", text, formatSize(min), formatSize(max))};
+  return parsed.value();
+}
+
+int countIn(std::string_view text, int min, int max) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    throw ValueError{fmt::format("'{}' is not a whole number", text)};
+  if (value < min || value > max) throw ValueError{fmt::format("{} is outside {}..{}", value, min, max)};
+  return value;
+}
+
+std::string listenAddress(std::string_view text) {
+  try {
+    const Poco::Net::SocketAddress address{std::string(text)};
+    (void)address;
+  } catch (const Poco::Exception& e) {
+    throw ValueError{fmt::format("'{}' is not HOST:PORT ({})", text, e.displayText())};
+  }
+  return std::string(text);
+}
+
+bool isIdentifier(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+// Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
+void checkSigningSecret(std::string_view text) {
+  constexpr std::string_view kPrefix = "whsec_";
+  if (text.substr(0, kPrefix.size()) != kPrefix)
+    throw ValueError{"must start with whsec_ followed by base64 (Standard Webhooks)"};
+  std::istringstream encoded{std::string(text.substr(kPrefix.size()))};
+  Poco::Base64Decoder decoder(encoded);
+  std::string bytes;
+  try {
+    bytes.assign(std::istreambuf_iterator<char>(decoder), {});
+  } catch (const Poco::Exception&) {
+    throw ValueError{"is not valid base64 after whsec_"};
+  }
+  if (bytes.size() < 24 || bytes.size() > 64)
+    throw ValueError{fmt::format("decodes to {} bytes; use 24 to 64 random bytes", bytes.size())};
+}
+
+// Headers the relay sets itself; a target may not override them.
+const std::set<std::string> kReservedHeaders{"content-type",      "content-length", "host",
+                                             "transfer-encoding", "user-agent",     "webhook-id",
+                                             "webhook-timestamp", "webhook-signature", "connection"};
+
+using Apply = std::function<void(Settings&, TargetSettings*, std::string_view)>;
+
+struct KeySpec {
+  std::string_view section;  // "target" stands for every [target.NAME]
+  std::string_view name;
+  std::string_view type;
+  std::string_view default_value;
+  bool required;
+  bool secret;
+  std::string_view doc;
+  Apply apply;
+};
+
+constexpr Millis kMs{1};
+constexpr Millis kSecond{1000};
+constexpr Millis kHour{3'600'000};
+constexpr Millis kDay{86'400'000};
+
+// Every key, once. Order is the order of `check-config` and of the sample file.
+const std::vector<KeySpec>& keySpecs() {
+  static const std::vector<KeySpec> specs{
+      {"server", "listen", "HOST:PORT", "0.0.0.0:8080", false, false,
+       "the public listener Mews posts to",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.listen = listenAddress(v); }},
+      {"server", "path", "path", "/webhooks/mews", false, false,
+       "the one path that accepts posts; General and Integration webhooks may share it",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         if (v.empty() || v[0] != '/' || v.find_first_of("?# ") != v.npos)
+           throw ValueError{"must start with / and contain no '?', '#' or space"};
+         s.server.path = v;
+       }},
+      {"server", "tokens", "list of secrets", "", true, true,
+       "comma-separated shared secrets; a post must carry one as ?token= (several allow rotation)",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         auto tokens = splitList(v);
+         if (tokens.empty()) throw ValueError{"at least one token is required"};
+         for (const auto& token : tokens) {
+           if (token.size() < 16) throw ValueError{"each token needs at least 16 characters"};
+           if (token.find_first_of("&=#%+ ") != std::string::npos)
+             throw ValueError{"a token may not contain & = # % + or space (it travels in a URL)"};
+         }
+         s.server.tokens = std::move(tokens);
+       }},
+      {"server", "max_body", "size 1KiB..64MiB", "1MiB", false, false,
+       "larger bodies get 413 before they are read",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.server.max_body = sizeIn(v, 1024, 64ULL << 20);
+       }},
+      {"server", "max_connections", "count 4..4096", "256", false, false,
+       "open connections served at once (one thread each); more wait in a short queue",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.server.max_connections = countIn(v, 4, 4096);
+       }},
+      {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
+       "health, metrics and the CLI's requests; keep it on loopback, never the public port",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
+      {"journal", "path", "file", "data/relay.db", false, false,
+       "the SQLite journal (relative paths are from the working directory)",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         if (v.empty()) throw ValueError{"must not be empty"};
+         s.journal.path = v;
+       }},
+      {"journal", "retention", "duration 1h..365d", "7d", false, false,
+       "delivered work older than this is pruned; dead letters stay until purged",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.journal.retention = durationIn(v, kHour, 365 * kDay);
+       }},
+      {"journal", "min_free", "size 0B..1024GiB", "1GiB", false, false,
+       "below this much free disk, answer 503 instead of writing",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.journal.min_free = sizeIn(v, 0, 1024ULL << 30);
+       }},
+      {"journal", "max_size", "size 0B..1024GiB", "0B", false, false,
+       "a cap on the journal file (0B: none); at the cap, answer 503 instead of writing",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.journal.max_size = sizeIn(v, 0, 1024ULL << 30);
+         if (s.journal.max_size != 0 && s.journal.max_size < (1ULL << 20))
+           throw ValueError{"must be 0B or at least 1MiB"};
+       }},
+      {"delivery", "workers", "count 1..256", "8", false, false,
+       "threads delivering to targets, shared by all targets",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.delivery.workers = countIn(v, 1, 256); }},
+      {"target", "url", "http(s) URL", "", true, false, "where deliveries are POSTed",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         try {
+           const Poco::URI uri{std::string(v)};
+           if (uri.getScheme() != "http" && uri.getScheme() != "https")
+             throw ValueError{"must be an http:// or https:// URL"};
+           if (uri.getHost().empty()) throw ValueError{"has no host"};
+           if (!uri.getUserInfo().empty()) throw ValueError{"must not carry user:password; use header.Authorization"};
+         } catch (const Poco::Exception& e) {
+           throw ValueError{fmt::format("is not a URL ({})", e.displayText())};
+         }
+         t->url = v;
+       }},
+      {"target", "mode", "batch|event", "batch", false, false,
+       "batch: the batch as received (filtered); event: one request per event",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         if (v == "batch") t->mode = DeliveryMode::Batch;
+         else if (v == "event") t->mode = DeliveryMode::Event;
+         else throw ValueError{fmt::format("'{}' is not batch or event", v)};
+       }},
+      {"target", "events", "* or list", "*", false, false,
+       "* or a comma-separated list of discriminators / actions",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         if (v == "*") {
+           t->events.clear();
+           return;
+         }
+         auto events = splitList(v);
+         if (events.empty()) throw ValueError{"use * or list at least one event type"};
+         for (const auto& event : events)
+           if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
+         t->events = std::move(events);
+       }},
+      {"target", "timeout", "duration 100ms..5m", "10s", false, false,
+       "connect plus whole-request limit for one attempt",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         t->timeout = durationIn(v, 100 * kMs, 300 * kSecond);
+       }},
+      {"target", "max_attempts", "count 1..1000", "20", false, false,
+       "attempts (not counting those skipped by an open circuit) before the dead letters",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->max_attempts = countIn(v, 1, 1000); }},
+      {"target", "backoff", "MIN..MAX durations", "1s..1h", false, false,
+       "exponential backoff with full jitter between these bounds",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         const auto dots = v.find("..");
+         if (dots == v.npos) throw ValueError{"must be MIN..MAX, e.g. 1s..1h"};
+         t->backoff_min = durationIn(v.substr(0, dots), 10 * kMs, kDay);
+         t->backoff_max = durationIn(v.substr(dots + 2), 10 * kMs, kDay);
+         if (t->backoff_min > t->backoff_max) throw ValueError{"MIN is larger than MAX"};
+       }},
+      {"target", "max_age", "duration 1m..365d", "3d", false, false,
+       "undelivered work older than this goes to the dead letters",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         t->max_age = durationIn(v, 60 * kSecond, 365 * kDay);
+       }},
+      {"target", "concurrency", "count 1..256", "4", false, false,
+       "deliveries in flight to this target at once",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->concurrency = countIn(v, 1, 256); }},
+      {"target", "secret", "whsec_...", "", false, true,
+       "when set, deliveries are signed per the Standard Webhooks spec",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         if (!v.empty()) checkSigningSecret(v);
+         t->secret = v;
+       }},
+  };
+  return specs;
+}
+
+const KeySpec* findSpec(std::string_view section, std::string_view name) {
+  for (const auto& spec : keySpecs())
+    if (spec.section == section && spec.name == name) return &spec;
+  return nullptr;
+}
+
+std::string maskedValue(const KeySpec& spec, std::string_view value) {
+  if (!spec.secret) return std::string(value);
+  if (value.empty()) return "(not set)";
+  if (spec.name == "tokens") return fmt::format("({} set, masked)", splitList(value).size());
+  return "(set, masked)";
+}
+
+class Loader {
+ public:
+  Loader(Poco::Util::AbstractConfiguration& ini, std::string file) : ini_(ini), file_(std::move(file)) {}
+
+  Settings load() {
+    settings_.source_file = file_;
+    applyDefaults("server", nullptr);
+    applyDefaults("admin", nullptr);
+    applyDefaults("journal", nullptr);
+    applyDefaults("delivery", nullptr);
+
+    Poco::Util::AbstractConfiguration::Keys sections;
+    ini_.keys("", sections);
+    for (const auto& section : sections) {
+      const std::string name = lower(section);
+      if (name == "target") {
+        loadTargets(section);
+      } else if (name == "server" || name == "admin" || name == "journal" || name == "delivery") {
+        loadSection(section, name, nullptr);
+      } else if (name != "system" && name != "application") {
+        fail(section, "", "unknown section");
+      }
+    }
+    checkRequired("server", nullptr, "server");
+    if (settings_.targets.empty()) fail("target.NAME", "", "no target configured; add a [target.NAME] section with a url");
+    checkAcrossSections();
+    if (!errors_.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors_, "\n")));
+    return std::move(settings_);
+  }
+
+ private:
+  void fail(std::string_view section, std::string_view key, std::string_view reason) {
+    if (key.empty()) errors_.push_back(fmt::format("{}: [{}]: {}", file_, section, reason));
+    else errors_.push_back(fmt::format("{}: [{}] {}: {}", file_, section, key, reason));
+  }
+
+  void applyOne(const KeySpec& spec, std::string_view section_label, TargetSettings* target,
+                std::string_view value) {
+    try {
+      spec.apply(settings_, target, value);
+      given_[std::string(section_label) + "." + std::string(spec.name)] = std::string(value);
+    } catch (const ValueError& e) {
+      fail(section_label, spec.name, e.reason);
+    }
+  }
+
+  void applyDefaults(std::string_view section, TargetSettings* target) {
+    const std::string label = target ? "target." + target->name : std::string(section);
+    for (const auto& spec : keySpecs())
+      if (spec.section == section && !spec.required) applyOne(spec, label, target, spec.default_value);
+  }
+
+  // Expands ${system.env.NAME} through the layered configuration and strips comments.
+  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label,
+                                     std::string_view key) {
+    std::string raw;
+    try {
+      raw = ini_.getString(full_key);
+    } catch (const Poco::Exception& e) {
+      fail(label, key, e.displayText());
+      return std::nullopt;
+    }
+    std::string value(stripInlineComment(raw));
+    if (const auto open = value.find("${"); open != std::string::npos) {
+      const auto close = value.find('}', open);
+      const std::string ref = value.substr(open + 2, close == value.npos ? value.npos : close - open - 2);
+      constexpr std::string_view kEnv = "system.env.";
+      if (ref.rfind(kEnv, 0) == 0)
+        fail(label, key, fmt::format("environment variable {} is not set", ref.substr(kEnv.size())));
+      else
+        fail(label, key, fmt::format("cannot expand ${{{}}}; only ${{system.env.NAME}} is supported", ref));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  void loadSection(const std::string& section, std::string_view canonical, TargetSettings* target) {
+    const std::string label = target ? "target." + target->name : std::string(canonical);
+    Poco::Util::AbstractConfiguration::Keys keys;
+    ini_.keys(section, keys);
+    for (const auto& key : keys) {
+      const std::string full_key = section + "." + key;
+      if (target && lower(key) == "header") {
+        loadHeaders(full_key, label, *target);
+        continue;
+      }
+      const KeySpec* spec = findSpec(canonical, lower(key));
+      if (spec == nullptr) {
+        fail(label, key, "unknown key");
+        continue;
+      }
+      if (const auto value = valueOf(full_key, label, key)) applyOne(*spec, label, target, *value);
+    }
+    checkRequired(canonical, target, label);
+  }
+
+  void loadHeaders(const std::string& prefix, std::string_view label, TargetSettings& target) {
+    Poco::Util::AbstractConfiguration::Keys names;
+    ini_.keys(prefix, names);
+    for (const auto& name : names) {
+      const std::string key = "header." + name;
+      if (!isIdentifier(name)) {
+        fail(label, key, "is not a valid header name");
+        continue;
+      }
+      if (kReservedHeaders.count(lower(name)) != 0) {
+        fail(label, key, "is set by the relay itself and cannot be overridden");
+        continue;
+      }
+      const auto value = valueOf(prefix + "." + name, label, key);
+      if (!value) continue;
+      if (value->find_first_of("\r\n") != std::string::npos) {
+        fail(label, key, "must be one line");
+        continue;
+      }
+      target.headers.emplace_back(name, *value);
+      given_[std::string(label) + "." + key] = *value;
+    }
+  }
+
+  void loadTargets(const std::string& section) {
+    Poco::Util::AbstractConfiguration::Keys names;
+    ini_.keys(section, names);
+    for (const auto& name : names) {
+      Poco::Util::AbstractConfiguration::Keys keys;
+      ini_.keys(section + "." + name, keys);
+      if (keys.empty()) {
+        fail("target", name, "a target needs its own section, e.g. [target.pms] with url = ...");
+        continue;
+      }
+      if (!isIdentifier(name)) {
+        fail("target." + name, "", "a target name may hold letters, digits, '_', '-' and '.'");
+        continue;
+      }
+      TargetSettings target;
+      target.name = name;
+      applyDefaults("target", &target);
+      loadSection(section + "." + name, "target", &target);
+      settings_.targets.push_back(std::move(target));
+    }
+  }
+
+  void checkRequired(std::string_view section, TargetSettings* target, std::string_view label) {
+    (void)target;
+    for (const auto& spec : keySpecs())
+      if (spec.section == section && spec.required &&
+          given_.count(std::string(label) + "." + std::string(spec.name)) == 0 &&
+          !hasError(label, spec.name))
+        fail(label, spec.name, "is required");
+  }
+
+  bool hasError(std::string_view label, std::string_view key) const {
+    const std::string needle = fmt::format("[{}] {}:", label, key);
+    return std::any_of(errors_.begin(), errors_.end(),
+                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
+  }
+
+  void checkAcrossSections() {
+    if (!settings_.server.listen.empty() && !settings_.admin.listen.empty()) {
+      const Poco::Net::SocketAddress pub{settings_.server.listen};
+      const Poco::Net::SocketAddress admin{settings_.admin.listen};
+      if (pub.port() != 0 && pub.port() == admin.port())
+        fail("admin", "listen", "must not share the public listener's port");
+    }
+  }
+
+  Poco::Util::AbstractConfiguration& ini_;
+  std::string file_;
+  Settings settings_;
+  std::map<std::string, std::string> given_;  // "label.key" -> effective raw value
+  std::vector<std::string> errors_;
+
+
+ public:
+  [[nodiscard]] const std::map<std::string, std::string>& given() const { return given_; }
+};
+
+void fillEffective(Settings& settings, const std::map<std::string, std::string>& given) {
+  auto lookup = [&](const std::string& label, std::string_view key) {
+    const auto it = given.find(label + "." + std::string(key));
+    return it == given.end() ? std::string() : it->second;
+  };
+  for (const auto& spec : keySpecs()) {
+    if (spec.section == "target") continue;
+    const std::string section(spec.section);
+    settings.effective.push_back({section, std::string(spec.name), maskedValue(spec, lookup(section, spec.name))});
+  }
+  for (const auto& target : settings.targets) {
+    const std::string label = "target." + target.name;
+    for (const auto& spec : keySpecs())
+      if (spec.section == "target")
+        settings.effective.push_back({label, std::string(spec.name), maskedValue(spec, lookup(label, spec.name))});
+    for (const auto& [name, value] : target.headers)
+      settings.effective.push_back({label, "header." + name, "(set, masked)"});
+  }
+}
+
+Settings loadFrom(Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini, const std::string& name) {
+  // ${system.env.NAME} resolves through the layered configuration; the ini layer
+  // is the only one whose keys are enumerated and validated.
+  Poco::AutoPtr<Poco::Util::LayeredConfiguration> layered(new Poco::Util::LayeredConfiguration);
+  layered->add(ini, 0);
+  layered->add(new Poco::Util::SystemConfiguration, 100);
+  Loader loader(*layered, name);
+  Settings settings = loader.load();
+  fillEffective(settings, loader.given());
+  return settings;
+}
+
+}  // namespace
+
+bool TargetSettings::accepts(std::string_view discriminator) const {
+  return events.empty() || std::find(events.begin(), events.end(), discriminator) != events.end();
+}
+
+Settings parseSettings(const std::string& ini_text, const std::string& name) {
+  std::istringstream stream(ini_text);
+  Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini;
+  try {
+    ini = new Poco::Util::IniFileConfiguration(stream);
+  } catch (const Poco::Exception& e) {
+    throw ConfigError(fmt::format("{}: {}", name, e.displayText()));
+  }
+  return loadFrom(ini, name);
+}
+
+Settings loadSettings(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw ConfigError(fmt::format("cannot read config file {}: {}", path, std::strerror(errno)));
+  std::ostringstream text;
+  text << file.rdbuf();
+  return parseSettings(text.str(), path);
+}
+
+std::vector<KeyDoc> keyTable() {
+  std::vector<KeyDoc> docs;
+  for (const auto& spec : keySpecs())
+    docs.push_back({std::string(spec.section), std::string(spec.name), std::string(spec.type),
+                    std::string(spec.default_value), std::string(spec.doc)});
+  return docs;
+}
+
+}  // namespace mews::config

@@ -1,0 +1,104 @@
+// The relay's configuration: one INI file read through Poco's configuration
+// classes, every key declared once in the table in config.cpp (section, name,
+// type and bounds, default, one-line doc). That table drives validation, the
+// defaults, `check-config` output and the documentation of the sample file.
+//
+// Failure: loadSettings() throws ConfigError listing every problem found, each
+// as "FILE: [section] key: reason". Nothing starts on a bad config.
+// Secrets (tokens, signing secrets, header values) are kept in Settings for
+// use, but effectiveSettings() only ever shows them masked.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/units.h"
+
+namespace mews::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerSettings {
+  std::string listen;
+  std::string path;
+  std::vector<std::string> tokens;
+  std::uint64_t max_body = 0;
+  int max_connections = 0;
+};
+
+struct AdminSettings {
+  std::string listen;
+};
+
+struct JournalSettings {
+  std::string path;
+  Millis retention{};
+  std::uint64_t min_free = 0;
+  std::uint64_t max_size = 0;  // 0: no cap beyond the disk
+};
+
+struct DeliverySettings {
+  int workers = 0;
+};
+
+enum class DeliveryMode { Batch, Event };
+
+struct TargetSettings {
+  std::string name;
+  std::string url;
+  DeliveryMode mode = DeliveryMode::Batch;
+  std::vector<std::string> events;  // empty: every event ("*")
+  Millis timeout{};
+  int max_attempts = 0;
+  Millis backoff_min{};
+  Millis backoff_max{};
+  Millis max_age{};
+  int concurrency = 0;
+  std::string secret;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  [[nodiscard]] bool acceptsAllEvents() const { return events.empty(); }
+  // True when the target's filter lets `discriminator` (or an Action) through.
+  [[nodiscard]] bool accepts(std::string_view discriminator) const;
+};
+
+// One line of `check-config`: the effective value, secrets already masked.
+struct EffectiveSetting {
+  std::string section;
+  std::string key;
+  std::string value;
+};
+
+struct Settings {
+  std::string source_file;
+  ServerSettings server;
+  AdminSettings admin;
+  JournalSettings journal;
+  DeliverySettings delivery;
+  std::vector<TargetSettings> targets;
+  std::vector<EffectiveSetting> effective;
+};
+
+// Reads and validates `path`. Throws ConfigError.
+Settings loadSettings(const std::string& path);
+
+// The same, from INI text (tests, and the fuzzer); `name` stands for the file in messages.
+Settings parseSettings(const std::string& ini_text, const std::string& name);
+
+// One entry of the key table, for docs and `check-config --keys`.
+struct KeyDoc {
+  std::string section;
+  std::string name;
+  std::string type;
+  std::string default_value;
+  std::string doc;
+};
+std::vector<KeyDoc> keyTable();
+
+}  // namespace mews::config

@@ -1,0 +1,28 @@
+#include "delivery/routing.h"
+
+#include <algorithm>
+
+namespace mews::delivery {
+
+std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
+                                                     const std::vector<config::TargetSettings>& targets) {
+  std::vector<journal::PlannedDelivery> planned;
+  for (const auto& target : targets) {
+    if (summary.kind == journal::BatchKind::Unknown) {
+      if (target.acceptsAllEvents()) planned.push_back({target.name, std::nullopt});
+      continue;
+    }
+    if (target.mode == config::DeliveryMode::Batch) {
+      const bool any = std::any_of(summary.events.begin(), summary.events.end(),
+                                   [&](const auto& event) { return target.accepts(event.discriminator); });
+      if (any) planned.push_back({target.name, std::nullopt});
+      continue;
+    }
+    for (std::size_t seq = 0; seq < summary.events.size(); ++seq)
+      if (target.accepts(summary.events[seq].discriminator))
+        planned.push_back({target.name, static_cast<std::int64_t>(seq)});
+  }
+  return planned;
+}
+
+}  // namespace mews::delivery

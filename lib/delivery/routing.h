@@ -1,0 +1,22 @@
+// Which targets get what from a batch: decided once, at ingest, and written as
+// pending delivery rows in the same transaction as the batch.
+//
+//   batch mode  one delivery of the whole batch when at least one event passes
+//               the target's filter (the body is filtered when sent).
+//   event mode  one delivery per passing event; an unknown batch counts as one
+//               item and is sent whole.
+//   unknown     kind `unknown` goes only to targets with `events = *`.
+//   no match    no row, no request.
+#pragma once
+
+#include <vector>
+
+#include "config/config.h"
+#include "journal/records.h"
+
+namespace mews::delivery {
+
+std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
+                                                     const std::vector<config::TargetSettings>& targets);
+
+}  // namespace mews::delivery

@@ -1,0 +1,93 @@
+#include "journal/journal.h"
+
+#include <fmt/format.h>
+
+#include "common/clock.h"
+#include "journal/migrations.h"
+
+namespace mews::journal {
+
+std::string_view kindName(BatchKind kind) {
+  switch (kind) {
+    case BatchKind::General: return "general";
+    case BatchKind::Integration: return "integration";
+    case BatchKind::Unknown: break;
+  }
+  return "unknown";
+}
+
+Journal::Journal(const std::string& path, JournalOptions options)
+    : path_(path), db_(path, options.read_only ? Database::Mode::ReadOnly : Database::Mode::ReadWrite) {
+  if (options.read_only) {
+    const int version = schemaVersion(db_);
+    if (version != latestSchemaVersion())
+      throw std::runtime_error(fmt::format(
+          "journal {} has schema version {}, this binary expects {}; run 'mews-relay migrate'", path,
+          version, latestSchemaVersion()));
+  } else {
+    // WAL: readers (CLI, dispatcher) never block the writer. FULL: the WAL is
+    // fsynced at every commit, which is what makes "committed" mean "on disk".
+    db_.exec("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA synchronous = FULL");
+    db_.exec("PRAGMA foreign_keys = ON");
+    migrate(db_);
+    if (options.max_size_bytes != 0) {
+      const auto page_size = static_cast<std::uint64_t>(db_.queryInt("PRAGMA page_size"));
+      db_.queryInt(fmt::format("PRAGMA max_page_count = {}", options.max_size_bytes / page_size));
+    }
+    insert_batch_ = std::make_unique<Statement>(
+        db_,
+        "INSERT INTO batches (received_at, kind, enterprise_id, integration_id, event_count,"
+        " content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    insert_event_ = std::make_unique<Statement>(
+        db_, "INSERT INTO events (batch_id, seq, discriminator, entity_id) VALUES (?, ?, ?, ?)");
+    insert_delivery_ = std::make_unique<Statement>(
+        db_,
+        "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)");
+  }
+  Statement select_id(db_, "SELECT value FROM meta WHERE key = 'journal_id'");
+  if (select_id.step()) journal_id_ = select_id.columnText(0);
+}
+
+Journal::~Journal() = default;
+
+std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
+  const std::string received_at = formatIsoMillis(batch.received_at_ms);
+  const BatchSummary& summary = batch.summary;
+  insert_batch_->bind(1, std::string_view(received_at))
+      .bind(2, kindName(summary.kind))
+      .bindOptional(3, summary.enterprise_id)
+      .bindOptional(4, summary.integration_id)
+      .bind(5, static_cast<std::int64_t>(summary.events.size()))
+      .bind(6, std::string_view(batch.content_type))
+      .bindBlob(7, batch.body)
+      .run();
+  const std::int64_t batch_id = db_.lastInsertRowid();
+
+  std::int64_t seq = 0;
+  for (const auto& event : summary.events) {
+    insert_event_->bind(1, batch_id)
+        .bind(2, seq++)
+        .bind(3, std::string_view(event.discriminator))
+        .bindOptional(4, event.entity_id)
+        .run();
+  }
+  for (const auto& delivery : batch.deliveries) {
+    insert_delivery_->bind(1, batch_id);
+    if (delivery.event_seq) insert_delivery_->bind(2, *delivery.event_seq);
+    else insert_delivery_->bindNull(2);
+    insert_delivery_->bind(3, std::string_view(delivery.target))
+        .bind(4, std::string_view(received_at))
+        .bind(5, std::string_view(received_at))
+        .bind(6, std::string_view(received_at))
+        .run();
+  }
+  return batch_id;
+}
+
+std::int64_t Journal::count(std::string_view table) {
+  return db_.queryInt(fmt::format("SELECT count(*) FROM {}", table));
+}
+
+}  // namespace mews::journal

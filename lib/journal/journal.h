@@ -1,0 +1,61 @@
+// The journal: one SQLite file in WAL mode with synchronous=FULL, so a COMMIT
+// that returned OK is on disk (the WAL is fsynced at every commit). It is the
+// only module that holds SQL.
+//
+// Journal is one connection. The serving process opens exactly one writable
+// Journal and hands it to the JournalWriter thread (see writer.h); every other
+// reader opens its own read-only Journal. Statements are prepared once per
+// connection and reused.
+//
+// Failure: SqliteError from every call; SqliteError::isStorageFailure() tells a
+// full disk or an I/O error (answer 503, keep nothing half-written) from a bug.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "journal/records.h"
+#include "journal/sqlite.h"
+
+namespace mews::journal {
+
+struct JournalOptions {
+  // 0: no cap. Otherwise PRAGMA max_page_count is set so that the file stops
+  // growing at about this size and inserts fail with SQLITE_FULL.
+  std::uint64_t max_size_bytes = 0;
+  // Read-only connections neither migrate nor write; they fail on a journal that
+  // does not exist or whose schema is not this binary's.
+  bool read_only = false;
+};
+
+class Journal {
+ public:
+  // Opens (creating if needed) and migrates to the binary's schema version.
+  Journal(const std::string& path, JournalOptions options);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  Database& db() { return db_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const std::string& journalId() const { return journal_id_; }
+
+  // Inside an open transaction: the batch, its events and its planned
+  // deliveries. Returns the batch id.
+  std::int64_t insertBatch(const IncomingBatch& batch);
+
+  // Counts for tests and `status`.
+  std::int64_t count(std::string_view table);
+
+ private:
+  std::string path_;
+  Database db_;
+  std::string journal_id_;
+  std::unique_ptr<Statement> insert_batch_;
+  std::unique_ptr<Statement> insert_event_;
+  std::unique_ptr<Statement> insert_delivery_;
+};
+
+}  // namespace mews::journal

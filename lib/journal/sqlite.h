@@ -1,0 +1,104 @@
+// RAII over the SQLite C API: a connection, a prepared statement, a
+// transaction. Every return code is checked; a failure becomes SqliteError
+// carrying the SQLite result code (so callers can tell SQLITE_FULL or an I/O
+// error from a logic error) and the operation that failed.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace mews::journal {
+
+class SqliteError : public std::runtime_error {
+ public:
+  SqliteError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  // The extended result code; (code() & 0xff) is the primary one.
+  [[nodiscard]] int code() const { return code_; }
+  [[nodiscard]] int primary() const { return code_ & 0xff; }
+  // Disk full, I/O error, read-only file, cannot open: the storage, not the request.
+  [[nodiscard]] bool isStorageFailure() const;
+
+ private:
+  int code_;
+};
+
+class Statement;
+
+class Database {
+ public:
+  enum class Mode { ReadWrite, ReadOnly };
+  Database(const std::string& path, Mode mode);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Runs one or more statements that return no rows.
+  void exec(std::string_view sql);
+  Statement prepare(std::string_view sql);
+  // For `PRAGMA x` and `SELECT count(*)`-style single values.
+  std::int64_t queryInt(std::string_view sql);
+  [[nodiscard]] std::int64_t lastInsertRowid() const;
+  [[nodiscard]] int changes() const;
+  [[nodiscard]] bool inTransaction() const;
+  [[nodiscard]] sqlite3* handle() const { return db_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  [[noreturn]] void fail(int rc, std::string_view operation) const;
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+class Statement {
+ public:
+  Statement(Database& db, std::string_view sql);
+  ~Statement();
+  Statement(Statement&& other) noexcept;
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+
+  // Binds are 1-based like SQLite's; text and blobs are copied (SQLITE_TRANSIENT)
+  // unless `bindStatic` is used with storage that outlives the step.
+  Statement& bind(int index, std::int64_t value);
+  Statement& bind(int index, std::string_view text);
+  Statement& bindBlob(int index, std::string_view bytes);
+  Statement& bindNull(int index);
+  Statement& bindOptional(int index, const std::optional<std::string>& text);
+
+  // True while a row is available.
+  bool step();
+  // Steps a statement that must not return rows.
+  void run();
+  void reset();
+
+  [[nodiscard]] std::int64_t columnInt(int index) const;
+  [[nodiscard]] std::string columnText(int index) const;
+  [[nodiscard]] std::optional<std::string> columnOptionalText(int index) const;
+  [[nodiscard]] bool columnIsNull(int index) const;
+
+ private:
+  Database* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE on construction, ROLLBACK on destruction unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Database& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit();
+
+ private:
+  Database& db_;
+  bool done_ = false;
+};
+
+}  // namespace mews::journal

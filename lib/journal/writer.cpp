@@ -1,0 +1,154 @@
+#include "journal/writer.h"
+
+#include <sys/statvfs.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "common/log.h"
+
+namespace mews::journal {
+
+JournalWriter::JournalWriter(WriterOptions options)
+    : options_(std::move(options)),
+      journal_(std::make_unique<Journal>(options_.path, options_.journal)),
+      journal_id_(journal_->journalId()),
+      thread_([this] { run(); }) {}
+
+JournalWriter::~JournalWriter() { stop(); }
+
+std::string JournalWriter::journalId() const { return journal_id_; }
+
+std::future<WriteOutcome> JournalWriter::submit(Job job) {
+  Pending pending{std::move(job), {}};
+  auto future = pending.promise.get_future();
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_) {
+      pending.promise.set_value({WriteOutcome::Status::StorageFailure, 0, "relay is shutting down"});
+      return future;
+    }
+    queue_.push_back(std::move(pending));
+  }
+  wake_.notify_one();
+  return future;
+}
+
+void JournalWriter::stop() {
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+WriterStats JournalWriter::stats() const {
+  const std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void JournalWriter::run() {
+  std::deque<Pending> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued is done
+      // Everything queued while the previous commit was fsyncing goes into this
+      // one: that is the group commit.
+      while (!queue_.empty() && group.size() < options_.max_group) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commitGroup(group);
+    group.clear();
+  }
+}
+
+std::string JournalWriter::diskBelowWatermark() const {
+  if (options_.min_free_bytes == 0) return {};
+  std::filesystem::path directory = std::filesystem::absolute(options_.path).parent_path();
+  struct statvfs fs {};
+  if (statvfs(directory.c_str(), &fs) != 0) return {};  // cannot tell: let SQLite report
+  const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes >= options_.min_free_bytes) return {};
+  return fmt::format("free disk below min_free ({} bytes left)", free_bytes);
+}
+
+void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status,
+                              const std::string& error) {
+  for (auto& pending : group) pending.promise.set_value({status, 0, error});
+  const std::lock_guard lock(mutex_);
+  stats_.jobs_failed += group.size();
+}
+
+void JournalWriter::commitGroup(std::deque<Pending>& group) {
+  if (const std::string low = diskBelowWatermark(); !low.empty()) {
+    failGroup(group, WriteOutcome::Status::StorageFailure, low);
+    return;
+  }
+  if (!journal_) {
+    try {
+      journal_ = std::make_unique<Journal>(options_.path, options_.journal);
+      log::warn("journal", "journal reopened after a failed commit", {{"path", options_.path}});
+    } catch (const std::exception& e) {
+      log::error("journal", "cannot reopen journal", {{"path", options_.path}, {"error", e.what()}});
+      failGroup(group, WriteOutcome::Status::StorageFailure, "journal unavailable");
+      return;
+    }
+  }
+
+  Database& db = journal_->db();
+  std::vector<WriteOutcome> outcomes(group.size());
+  try {
+    Transaction transaction(db);
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      db.exec("SAVEPOINT job");
+      try {
+        outcomes[i] = {WriteOutcome::Status::Committed, group[i].job(*journal_), {}};
+        db.exec("RELEASE job");
+      } catch (const SqliteError& e) {
+        // SQLite may have rolled back the whole transaction (SQLITE_FULL and
+        // I/O errors can): then nothing of this group survives.
+        if (!db.inTransaction()) throw;
+        db.exec("ROLLBACK TO job");
+        db.exec("RELEASE job");
+        const bool storage = e.isStorageFailure();
+        outcomes[i] = {storage ? WriteOutcome::Status::StorageFailure : WriteOutcome::Status::Rejected,
+                       0, storage ? "journal cannot take the write" : "journal refused the write"};
+        log::error("journal", "write failed", {{"error", e.what()}});
+      } catch (const std::exception& e) {
+        if (!db.inTransaction()) throw;
+        db.exec("ROLLBACK TO job");
+        db.exec("RELEASE job");
+        outcomes[i] = {WriteOutcome::Status::Rejected, 0, "journal refused the write"};
+        log::error("journal", "write job failed", {{"error", e.what()}});
+      }
+    }
+    transaction.commit();
+  } catch (const SqliteError& e) {
+    log::error("journal", "commit failed; nothing in this group is acknowledged",
+               {{"jobs", std::to_string(group.size())}, {"error", e.what()}});
+    if (e.primary() == SQLITE_IOERR || e.primary() == SQLITE_CORRUPT) {
+      // Never retry a failed fsync on the same file descriptor.
+      journal_.reset();
+    }
+    failGroup(group, WriteOutcome::Status::StorageFailure,
+              e.primary() == SQLITE_FULL ? "journal is full" : "journal cannot take the write");
+    return;
+  }
+
+  std::uint64_t committed = 0;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (outcomes[i].committed()) ++committed;
+    group[i].promise.set_value(std::move(outcomes[i]));
+  }
+  const std::lock_guard lock(mutex_);
+  stats_.commits += 1;
+  stats_.jobs_committed += committed;
+  stats_.jobs_failed += group.size() - committed;
+}
+
+}  // namespace mews::journal

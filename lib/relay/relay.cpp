@@ -1,0 +1,52 @@
+#include "relay/relay.h"
+
+#include <filesystem>
+
+#include "common/log.h"
+
+namespace mews::relay {
+
+namespace {
+
+journal::WriterOptions writerOptions(const config::Settings& settings) {
+  journal::WriterOptions options;
+  options.path = settings.journal.path;
+  options.journal.max_size_bytes = settings.journal.max_size;
+  options.min_free_bytes = settings.journal.min_free;
+  return options;
+}
+
+}  // namespace
+
+Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::move(settings)) {
+  const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
+  if (!directory.empty()) std::filesystem::create_directories(directory);
+  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_));
+  ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock);
+}
+
+Relay::~Relay() { stop(); }
+
+void Relay::start() {
+  ingest_->start();
+  log::info("relay", "serving",
+            {{"listen", settings_.server.listen},
+             {"port", std::to_string(ingest_->port())},
+             {"path", settings_.server.path},
+             {"journal", settings_.journal.path},
+             {"targets", std::to_string(settings_.targets.size())}});
+}
+
+void Relay::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  ingest_->stop();
+  writer_->stop();
+  const auto stats = writer_->stats();
+  log::info("relay", "stopped",
+            {{"commits", std::to_string(stats.commits)},
+             {"jobs_committed", std::to_string(stats.jobs_committed)},
+             {"jobs_failed", std::to_string(stats.jobs_failed)}});
+}
+
+}  // namespace mews::relay

@@ -1,0 +1,40 @@
+// The serving process, assembled: the journal writer, the public ingest
+// listener (and, as they land, the delivery engine and the admin listener).
+//
+// Start order is journal first (a bad journal fails start-up before any port
+// opens), listener last. Stop order is the reverse: stop accepting, let the
+// requests in progress commit, then drain and close the writer.
+#pragma once
+
+#include <memory>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "ingest/server.h"
+#include "journal/writer.h"
+
+namespace mews::relay {
+
+class Relay {
+ public:
+  explicit Relay(config::Settings settings, const Clock& clock = SystemClock::instance());
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  void start();
+  void stop();
+
+  [[nodiscard]] std::uint16_t ingestPort() const { return ingest_->port(); }
+  [[nodiscard]] const config::Settings& settings() const { return settings_; }
+  [[nodiscard]] journal::JournalWriter& writer() { return *writer_; }
+  [[nodiscard]] const ingest::IngestCounters& ingestCounters() const { return ingest_->counters(); }
+
+ private:
+  config::Settings settings_;
+  std::unique_ptr<journal::JournalWriter> writer_;
+  std::unique_ptr<ingest::IngestServer> ingest_;
+  bool stopped_ = false;
+};
+
+}  // namespace mews::relay

@@ -1,0 +1,79 @@
+#include "support/test_support.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mews::test {
+
+TempDir::TempDir() {
+  std::random_device random;
+  path_ = std::filesystem::temp_directory_path() / fmt::format("mews-relay-test-{:x}", random());
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void writeFile(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+std::string sample(const std::string& name) { return readFile(std::filesystem::path(MEWS_TEST_DATA_DIR) / name); }
+
+std::string generalBatch(std::size_t events, const std::string& discriminator) {
+  std::string body =
+      R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90","Events":[)";
+  for (std::size_t i = 0; i < events; ++i)
+    body += fmt::format(R"({}{{"Discriminator":"{}","Value":{{"Id":"00000000-0000-0000-0000-{:012}"}}}})",
+                        i == 0 ? "" : ",", discriminator, i);
+  return body + "]}";
+}
+
+std::string relayConfig(const std::string& journal_path, const std::string& extra) {
+  return fmt::format(
+      "[server]\nlisten = 127.0.0.1:0\npath = /webhooks/mews\ntokens = {}\nmax_body = 64KiB\n"
+      "[admin]\nlisten = 127.0.0.1:0\n"
+      "[journal]\npath = {}\nmin_free = 0B\n"
+      "[target.pms]\nurl = http://127.0.0.1:9/mews\n{}",
+      kToken, journal_path, extra);
+}
+
+HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri,
+                       const std::string& body, bool chunked) {
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(30, 0));
+  Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentType("application/json");
+  if (chunked) request.setChunkedTransferEncoding(true);
+  else if (!body.empty() || method == "POST") request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  std::ostream& out = session.sendRequest(request);
+  out << body;
+  Poco::Net::HTTPResponse response;
+  std::istream& in = session.receiveResponse(response);
+  HttpResult result;
+  result.status = static_cast<int>(response.getStatus());
+  Poco::StreamCopier::copyToString(in, result.body);
+  for (const auto& [name, value] : response) result.headers[name] = value;
+  return result;
+}
+
+}  // namespace mews::test

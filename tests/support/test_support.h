@@ -1,0 +1,49 @@
+// Helpers shared by the tests: temporary directories, sample bodies, config
+// text, and a plain HTTP client over loopback (Poco's, no mocks).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace mews::test {
+
+// A fresh directory under the system temp dir, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string readFile(const std::filesystem::path& path);
+void writeFile(const std::filesystem::path& path, const std::string& text);
+std::string sample(const std::string& name);  // tests/data/NAME
+
+// A General webhook body with `events` events, deterministic ids.
+std::string generalBatch(std::size_t events, const std::string& discriminator = "ReservationUpdated");
+
+inline constexpr const char* kToken = "test-token-0123456789abcdef";
+
+// INI text for a relay on 127.0.0.1:0 with its journal in `dir`; `extra` is appended.
+std::string relayConfig(const std::string& journal_path, const std::string& extra = "");
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+// One request on a new connection. `chunked` sends the body with
+// Transfer-Encoding: chunked instead of a Content-Length.
+HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri,
+                       const std::string& body = "", bool chunked = false);
+
+}  // namespace mews::test

@@ -1,0 +1,215 @@
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "ingest/payload.h"
+#include "journal/journal.h"
+#include "journal/migrations.h"
+#include "journal/writer.h"
+#include "support/test_support.h"
+
+using namespace mews;
+using namespace mews::journal;
+
+namespace {
+
+IncomingBatch batchOf(const std::string& body, std::vector<PlannedDelivery> deliveries = {{"pms", std::nullopt}}) {
+  IncomingBatch batch;
+  batch.received_at_ms = 1'795'860'000'123;
+  batch.content_type = "application/json";
+  batch.body = body;
+  batch.summary = ingest::parseBatch(body).value();
+  batch.deliveries = std::move(deliveries);
+  return batch;
+}
+
+const std::vector<Migration> kTwoMigrations{
+    {1, "first", "CREATE TABLE a (x INTEGER);"},
+    {2, "second", "ALTER TABLE a ADD COLUMN y TEXT; INSERT INTO a (x, y) VALUES (1, 'kept');"},
+};
+
+}  // namespace
+
+TEST_CASE("a fresh journal is created at the latest schema, WAL and synchronous=FULL") {
+  test::TempDir dir;
+  Journal journal(dir.file("j.db"), {});
+  CHECK(schemaVersion(journal.db()) == latestSchemaVersion());
+  CHECK(latestSchemaVersion() >= 1);
+  Statement mode(journal.db(), "PRAGMA journal_mode");
+  REQUIRE(mode.step());
+  CHECK(mode.columnText(0) == "wal");
+  CHECK(journal.db().queryInt("PRAGMA synchronous") == 2);  // FULL
+  CHECK(journal.journalId().size() == 12);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM schema_migrations") == latestSchemaVersion());
+}
+
+TEST_CASE("migrations apply in order on an existing file and keep its data") {
+  test::TempDir dir;
+  {
+    Database db(dir.file("m.db"), Database::Mode::ReadWrite);
+    CHECK(migrate(db, {kTwoMigrations[0]}) == 1);
+    db.exec("INSERT INTO a (x) VALUES (42)");
+  }
+  Database db(dir.file("m.db"), Database::Mode::ReadWrite);
+  CHECK(migrate(db, kTwoMigrations) == 2);
+  CHECK(db.queryInt("SELECT count(*) FROM a") == 2);
+  CHECK(db.queryInt("SELECT x FROM a WHERE y IS NULL") == 42);
+  CHECK(migrate(db, kTwoMigrations) == 2);  // idempotent
+}
+
+TEST_CASE("a failing migration leaves the previous version intact") {
+  test::TempDir dir;
+  Database db(dir.file("m.db"), Database::Mode::ReadWrite);
+  migrate(db, {kTwoMigrations[0]});
+  const std::vector<Migration> broken{kTwoMigrations[0], {2, "broken", "ALTER TABLE a ADD COLUMN z; SELECT * FROM nope;"}};
+  CHECK_THROWS_AS(migrate(db, broken), SqliteError);
+  CHECK(schemaVersion(db) == 1);
+  CHECK_THROWS(db.exec("SELECT z FROM a"));
+}
+
+TEST_CASE("a journal newer than the binary is refused") {
+  test::TempDir dir;
+  {
+    Database db(dir.file("n.db"), Database::Mode::ReadWrite);
+    db.exec("PRAGMA user_version = 999");
+  }
+  try {
+    Journal journal(dir.file("n.db"), {});
+    FAIL("expected refusal");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("newer than this binary") != std::string::npos);
+  }
+}
+
+TEST_CASE("a batch is stored with its bytes, events and deliveries") {
+  test::TempDir dir;
+  Journal journal(dir.file("j.db"), {});
+  const std::string body = test::sample("general.json");
+  Transaction transaction(journal.db());
+  const auto id = journal.insertBatch(batchOf(body, {{"pms", std::nullopt}, {"crm", 3}}));
+  transaction.commit();
+  Statement row(journal.db(),
+                "SELECT received_at, kind, enterprise_id, integration_id, event_count, body FROM batches WHERE id = ?");
+  row.bind(1, id);
+  REQUIRE(row.step());
+  CHECK(row.columnText(0) == "2026-11-28T10:00:00.123Z");
+  CHECK(row.columnText(1) == "general");
+  CHECK(row.columnText(2) == "851df8c8-90f2-4c4a-8e01-a4fc46b25178");
+  CHECK(row.columnText(3) == "c8bee838-7fb1-4f4e-8fac-ac87008b2f90");
+  CHECK(row.columnInt(4) == 5);
+  CHECK(row.columnText(5) == body);
+  CHECK(journal.count("events") == 5);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries WHERE state = 'pending'") == 2);
+  CHECK(journal.db().queryInt("SELECT event_seq FROM deliveries WHERE target = 'crm'") == 3);
+}
+
+TEST_CASE("group commit: concurrent submitters all commit, in fewer transactions than jobs") {
+  test::TempDir dir;
+  JournalWriter writer({dir.file("g.db"), {}, 0, 512});
+  const std::string body = test::sample("general.json");
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> committed{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto batch = std::make_shared<IncomingBatch>(batchOf(body));
+        const auto outcome = writer.submit([batch](Journal& j) { return j.insertBatch(*batch); }).get();
+        if (outcome.committed() && outcome.value > 0) committed.fetch_add(1);
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  CHECK(committed.load() == kThreads * kPerThread);
+  const auto stats = writer.stats();
+  CHECK(stats.jobs_committed == kThreads * kPerThread);
+  CHECK(stats.commits < stats.jobs_committed);
+  writer.stop();
+  Journal check(dir.file("g.db"), {});
+  CHECK(check.count("batches") == kThreads * kPerThread);
+  CHECK(check.count("events") == kThreads * kPerThread * 5);
+}
+
+TEST_CASE("a job that fails is rolled back alone; the others in its group commit") {
+  test::TempDir dir;
+  JournalWriter writer({dir.file("f.db"), {}, 0, 512});
+  auto good = std::make_shared<IncomingBatch>(batchOf(test::sample("general.json")));
+  auto first = writer.submit([good](Journal& j) { return j.insertBatch(*good); });
+  auto bad = writer.submit([good](Journal& j) -> std::int64_t {
+    j.insertBatch(*good);
+    j.db().exec("INSERT INTO no_such_table VALUES (1)");
+    return 0;
+  });
+  auto last = writer.submit([good](Journal& j) { return j.insertBatch(*good); });
+  CHECK(first.get().committed());
+  const auto failed = bad.get();
+  CHECK(failed.status == WriteOutcome::Status::Rejected);
+  CHECK(last.get().committed());
+  writer.stop();
+  Journal check(dir.file("f.db"), {});
+  CHECK(check.count("batches") == 2);
+  CHECK(check.count("events") == 10);
+}
+
+TEST_CASE("a full journal fails the write, keeps nothing half-written and recovers") {
+  test::TempDir dir;
+  // 1 MiB cap; 300 KiB bodies fill it within a few batches.
+  JournalWriter writer({dir.file("full.db"), {1 << 20, false}, 0, 512});
+  const std::string big = "{\"Pad\":\"" + std::string(300 * 1024, 'x') + "\"}";
+  auto batch = std::make_shared<IncomingBatch>(batchOf(big));
+  int committed = 0;
+  WriteOutcome outcome;
+  for (int i = 0; i < 20; ++i) {
+    outcome = writer.submit([batch](Journal& j) { return j.insertBatch(*batch); }).get();
+    if (!outcome.committed()) break;
+    ++committed;
+  }
+  CHECK(committed >= 1);
+  CHECK(outcome.status == WriteOutcome::Status::StorageFailure);
+  CHECK(outcome.error.find("full") != std::string::npos);
+  // Small writes still fit: the writer is not wedged by a failure.
+  auto small = std::make_shared<IncomingBatch>(batchOf("{}"));
+  CHECK(writer.submit([small](Journal& j) { return j.insertBatch(*small); }).get().committed());
+  writer.stop();
+  Journal check(dir.file("full.db"), {});
+  CHECK(check.count("batches") == committed + 1);
+  CHECK(check.db().queryInt("SELECT count(*) FROM deliveries") == committed + 1);
+  Statement integrity(check.db(), "PRAGMA integrity_check");
+  REQUIRE(integrity.step());
+  CHECK(integrity.columnText(0) == "ok");
+}
+
+TEST_CASE("below the free-disk watermark nothing is written") {
+  test::TempDir dir;
+  JournalWriter writer({dir.file("w.db"), {}, 1ULL << 60, 512});  // more free space than any disk has
+  auto batch = std::make_shared<IncomingBatch>(batchOf("{}"));
+  const auto outcome = writer.submit([batch](Journal& j) { return j.insertBatch(*batch); }).get();
+  CHECK(outcome.status == WriteOutcome::Status::StorageFailure);
+  CHECK(outcome.error.find("min_free") != std::string::npos);
+  writer.stop();
+  Journal check(dir.file("w.db"), {});
+  CHECK(check.count("batches") == 0);
+}
+
+TEST_CASE("after stop, submissions are refused, not lost silently") {
+  test::TempDir dir;
+  JournalWriter writer({dir.file("s.db"), {}, 0, 512});
+  writer.stop();
+  auto batch = std::make_shared<IncomingBatch>(batchOf("{}"));
+  const auto outcome = writer.submit([batch](Journal& j) { return j.insertBatch(*batch); }).get();
+  CHECK_FALSE(outcome.committed());
+}
+
+TEST_CASE("read-only connections see committed data and refuse an unmigrated file") {
+  test::TempDir dir;
+  {
+    Journal journal(dir.file("r.db"), {});
+    Transaction t(journal.db());
+    journal.insertBatch(batchOf("{}"));
+    t.commit();
+  }
+  Journal reader(dir.file("r.db"), {0, true});
+  CHECK(reader.count("batches") == 1);
+  { Database empty(dir.file("empty.db"), Database::Mode::ReadWrite); empty.exec("CREATE TABLE x (y)"); }
+  CHECK_THROWS_AS(Journal(dir.file("empty.db"), {0, true}), std::runtime_error);
+}

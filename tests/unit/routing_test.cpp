@@ -1,0 +1,74 @@
+#include <doctest/doctest.h>
+
+#include "delivery/routing.h"
+
+using namespace mews;
+
+namespace {
+
+config::TargetSettings target(const std::string& name, config::DeliveryMode mode, std::vector<std::string> events) {
+  config::TargetSettings t;
+  t.name = name;
+  t.mode = mode;
+  t.events = std::move(events);
+  return t;
+}
+
+journal::BatchSummary general(std::vector<std::string> discriminators) {
+  journal::BatchSummary summary;
+  summary.kind = journal::BatchKind::General;
+  for (auto& d : discriminators) summary.events.push_back({std::move(d), std::nullopt});
+  return summary;
+}
+
+}  // namespace
+
+TEST_CASE("batch mode: one delivery when any event matches") {
+  const auto all = target("all", config::DeliveryMode::Batch, {});
+  const auto customers = target("crm", config::DeliveryMode::Batch, {"CustomerAdded"});
+  const auto rooms = target("rooms", config::DeliveryMode::Batch, {"ResourceUpdated"});
+  const auto planned = delivery::planDeliveries(general({"CustomerAdded", "CustomerUpdated"}), {all, customers, rooms});
+  REQUIRE(planned.size() == 2);
+  CHECK(planned[0].target == "all");
+  CHECK_FALSE(planned[0].event_seq.has_value());
+  CHECK(planned[1].target == "crm");
+}
+
+TEST_CASE("event mode: one delivery per matching event") {
+  const auto per_event = target("pe", config::DeliveryMode::Event, {"B", "C"});
+  const auto planned = delivery::planDeliveries(general({"A", "B", "C", "B"}), {per_event});
+  REQUIRE(planned.size() == 3);
+  CHECK(planned[0].event_seq == 1);
+  CHECK(planned[1].event_seq == 2);
+  CHECK(planned[2].event_seq == 3);
+}
+
+TEST_CASE("integration webhooks match on Action") {
+  journal::BatchSummary summary;
+  summary.kind = journal::BatchKind::Integration;
+  summary.events.push_back({"IntegrationCreated", std::nullopt});
+  const auto planned = delivery::planDeliveries(
+      summary, {target("a", config::DeliveryMode::Batch, {"IntegrationCreated"}),
+                target("b", config::DeliveryMode::Batch, {"IntegrationDeleted"}),
+                target("c", config::DeliveryMode::Event, {})});
+  REQUIRE(planned.size() == 2);
+  CHECK(planned[0].target == "a");
+  CHECK(planned[1].target == "c");
+  CHECK(planned[1].event_seq == 0);
+}
+
+TEST_CASE("unknown batches go whole to targets with events = * only") {
+  journal::BatchSummary unknown;
+  const auto planned = delivery::planDeliveries(
+      unknown, {target("all-batch", config::DeliveryMode::Batch, {}), target("all-event", config::DeliveryMode::Event, {}),
+                target("filtered", config::DeliveryMode::Batch, {"CustomerAdded"})});
+  REQUIRE(planned.size() == 2);
+  CHECK(planned[0].target == "all-batch");
+  CHECK(planned[1].target == "all-event");
+  CHECK_FALSE(planned[1].event_seq.has_value());
+}
+
+TEST_CASE("a batch that matches no target plans nothing") {
+  CHECK(delivery::planDeliveries(general({"A"}), {target("x", config::DeliveryMode::Batch, {"B"})}).empty());
+  CHECK(delivery::planDeliveries(general({}), {target("x", config::DeliveryMode::Batch, {})}).empty());
+}
