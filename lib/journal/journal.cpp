@@ -45,6 +45,7 @@ Journal::Journal(const std::string& path, JournalOptions options)
         db_,
         "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?)");
+    savepoints_ = std::make_unique<Savepoints>(db_);
   }
   Statement select_id(db_, "SELECT value FROM meta WHERE key = 'journal_id'");
   if (select_id.step()) journal_id_ = select_id.columnText(0);

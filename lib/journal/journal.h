@@ -30,6 +30,16 @@ struct JournalOptions {
   bool read_only = false;
 };
 
+// Prepared SAVEPOINT statements: the writer wraps each job in one, per commit
+// group, so they are parsed once per connection rather than per job.
+struct Savepoints {
+  explicit Savepoints(Database& db)
+      : begin(db, "SAVEPOINT job"), release(db, "RELEASE job"), rollback(db, "ROLLBACK TO job") {}
+  Statement begin;
+  Statement release;
+  Statement rollback;
+};
+
 class Journal {
  public:
   // Opens (creating if needed) and migrates to the binary's schema version.
@@ -46,6 +56,8 @@ class Journal {
   // deliveries. Returns the batch id.
   std::int64_t insertBatch(const IncomingBatch& batch);
 
+  Savepoints& savepoints() { return *savepoints_; }
+
   // Counts for tests and `status`.
   std::int64_t count(std::string_view table);
 
@@ -56,6 +68,7 @@ class Journal {
   std::unique_ptr<Statement> insert_batch_;
   std::unique_ptr<Statement> insert_event_;
   std::unique_ptr<Statement> insert_delivery_;
+  std::unique_ptr<Savepoints> savepoints_;
 };
 
 }  // namespace mews::journal

@@ -1,5 +1,6 @@
 #include "journal/writer.h"
 
+#include <pthread.h>
 #include <sys/statvfs.h>
 
 #include <filesystem>
@@ -49,6 +50,7 @@ WriterStats JournalWriter::stats() const {
 }
 
 void JournalWriter::run() {
+  pthread_setname_np(pthread_self(), "journal-writer");
   std::deque<Pending> group;
   for (;;) {
     {
@@ -101,32 +103,36 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
   }
 
   Database& db = journal_->db();
+  Savepoints& savepoint = journal_->savepoints();
   std::vector<WriteOutcome> outcomes(group.size());
+  const auto started = std::chrono::steady_clock::now();
+  auto applied = started;
   try {
     Transaction transaction(db);
     for (std::size_t i = 0; i < group.size(); ++i) {
-      db.exec("SAVEPOINT job");
+      savepoint.begin.run();
       try {
         outcomes[i] = {WriteOutcome::Status::Committed, group[i].job(*journal_), {}};
-        db.exec("RELEASE job");
+        savepoint.release.run();
       } catch (const SqliteError& e) {
         // SQLite may have rolled back the whole transaction (SQLITE_FULL and
         // I/O errors can): then nothing of this group survives.
         if (!db.inTransaction()) throw;
-        db.exec("ROLLBACK TO job");
-        db.exec("RELEASE job");
+        savepoint.rollback.run();
+        savepoint.release.run();
         const bool storage = e.isStorageFailure();
         outcomes[i] = {storage ? WriteOutcome::Status::StorageFailure : WriteOutcome::Status::Rejected,
                        0, storage ? "journal cannot take the write" : "journal refused the write"};
         log::error("journal", "write failed", {{"error", e.what()}});
       } catch (const std::exception& e) {
         if (!db.inTransaction()) throw;
-        db.exec("ROLLBACK TO job");
-        db.exec("RELEASE job");
+        savepoint.rollback.run();
+        savepoint.release.run();
         outcomes[i] = {WriteOutcome::Status::Rejected, 0, "journal refused the write"};
         log::error("journal", "write job failed", {{"error", e.what()}});
       }
     }
+    applied = std::chrono::steady_clock::now();
     transaction.commit();
   } catch (const SqliteError& e) {
     log::error("journal", "commit failed; nothing in this group is acknowledged",
@@ -145,7 +151,13 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     if (outcomes[i].committed()) ++committed;
     group[i].promise.set_value(std::move(outcomes[i]));
   }
+  const auto committed_at = std::chrono::steady_clock::now();
+  const auto micros = [](auto duration) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(duration).count());
+  };
   const std::lock_guard lock(mutex_);
+  stats_.apply_micros += micros(applied - started);
+  stats_.commit_micros += micros(committed_at - applied);
   stats_.commits += 1;
   stats_.jobs_committed += committed;
   stats_.jobs_failed += group.size() - committed;

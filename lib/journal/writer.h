@@ -56,6 +56,8 @@ struct WriterStats {
   std::uint64_t commits = 0;
   std::uint64_t jobs_committed = 0;
   std::uint64_t jobs_failed = 0;
+  std::uint64_t apply_micros = 0;   // time spent running jobs inside transactions
+  std::uint64_t commit_micros = 0;  // time spent in COMMIT (the WAL fsync)
 };
 
 class JournalWriter {

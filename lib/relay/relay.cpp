@@ -46,7 +46,9 @@ void Relay::stop() {
   log::info("relay", "stopped",
             {{"commits", std::to_string(stats.commits)},
              {"jobs_committed", std::to_string(stats.jobs_committed)},
-             {"jobs_failed", std::to_string(stats.jobs_failed)}});
+             {"jobs_failed", std::to_string(stats.jobs_failed)},
+             {"apply_ms", std::to_string(stats.apply_micros / 1000)},
+             {"commit_ms", std::to_string(stats.commit_micros / 1000)}});
 }
 
 }  // namespace mews::relay
