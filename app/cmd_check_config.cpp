@@ -4,23 +4,11 @@
 #include <iostream>
 
 #include "cli.h"
+#include "common/json.h"
 #include "config/config.h"
 
 namespace mews::cli {
 namespace {
-
-std::string jsonString(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<int>(c));
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
 
 int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>& args) {
   bool json = false;
@@ -30,11 +18,11 @@ int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>&
   }
   const config::Settings settings = config::loadSettings(options.config_path);
   if (json) {
-    std::string out = "{\"file\":" + jsonString(settings.source_file) + ",\"settings\":[";
+    std::string out = "{\"file\":" + json::quote(settings.source_file) + ",\"settings\":[";
     bool first = true;
     for (const auto& entry : settings.effective) {
       out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{}}}", first ? "" : ",",
-                         jsonString(entry.section), jsonString(entry.key), jsonString(entry.value));
+                         json::quote(entry.section), json::quote(entry.key), json::quote(entry.value));
       first = false;
     }
     std::cout << out << "]}\n";

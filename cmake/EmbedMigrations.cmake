@@ -5,11 +5,14 @@ file(GLOB MEWS_RELAY_MIGRATION_FILES CONFIGURE_DEPENDS
      ${PROJECT_SOURCE_DIR}/migrations/[0-9][0-9][0-9][0-9]_*.sql)
 list(SORT MEWS_RELAY_MIGRATION_FILES)
 
+# '|' joins the list: a ';' would split the -D argument into several.
+list(JOIN MEWS_RELAY_MIGRATION_FILES "|" MEWS_RELAY_MIGRATION_INPUTS)
 set(MEWS_RELAY_MIGRATIONS_CPP ${CMAKE_BINARY_DIR}/generated/embedded_migrations.cpp)
 add_custom_command(
   OUTPUT ${MEWS_RELAY_MIGRATIONS_CPP}
   COMMAND ${CMAKE_COMMAND} -DOUTPUT=${MEWS_RELAY_MIGRATIONS_CPP}
-          "-DINPUTS=${MEWS_RELAY_MIGRATION_FILES}"
+          "-DINPUTS=${MEWS_RELAY_MIGRATION_INPUTS}"
           -P ${PROJECT_SOURCE_DIR}/cmake/GenerateMigrations.cmake
   DEPENDS ${MEWS_RELAY_MIGRATION_FILES} ${PROJECT_SOURCE_DIR}/cmake/GenerateMigrations.cmake
-  COMMENT "Embedding journal migrations")
+  COMMENT "Embedding journal migrations"
+  VERBATIM)

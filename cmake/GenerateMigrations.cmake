@@ -1,4 +1,5 @@
 # Script mode: writes OUTPUT, a C++ file defining embeddedMigrations() from INPUTS.
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
 set(body "// Generated from migrations/*.sql by cmake/GenerateMigrations.cmake. Do not edit.\n")
 string(APPEND body "#include \"journal/migrations.h\"\n\nnamespace mews::journal {\n\n")
 string(APPEND body "const std::vector<Migration>& embeddedMigrations() {\n  static const std::vector<Migration> all = {\n")

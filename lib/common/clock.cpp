@@ -10,10 +10,16 @@
 
 namespace mews {
 
+SystemClock::SystemClock()
+    : anchor_wall_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()),
+      anchor_steady_(std::chrono::steady_clock::now()) {}
+
 std::int64_t SystemClock::wallMillis() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return anchor_wall_ms_ +
+         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - anchor_steady_)
+             .count();
 }
 
 std::chrono::steady_clock::time_point SystemClock::steadyNow() const {

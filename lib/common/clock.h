@@ -1,11 +1,15 @@
 // Time sources and the one timestamp format the journal and the CLI use.
 //
-// Two clocks, on purpose: wall time (UTC) is what is recorded and shown to an
-// operator; steady time is what schedules retries, so that a wall-clock jump
-// neither expires work nor makes it all due at once. Both are behind Clock so a
-// test can move time without sleeping.
+// The relay's wall time is read from the system once, at start, and then
+// advanced by the monotonic clock. Every timestamp the relay writes (receive
+// times, due times, ages) comes from it, so a step of the system clock while
+// the relay runs (NTP correction, an operator's `date -s`) neither dead-letters
+// work by age nor makes every retry due at once nor stalls them; a restart
+// picks up the corrected clock. Behind Clock so a test can move time without
+// sleeping.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -24,9 +28,30 @@ class Clock {
 
 class SystemClock final : public Clock {
  public:
+  SystemClock();
   [[nodiscard]] std::int64_t wallMillis() const override;
   [[nodiscard]] std::chrono::steady_clock::time_point steadyNow() const override;
   static const SystemClock& instance();
+
+ private:
+  std::int64_t anchor_wall_ms_;
+  std::chrono::steady_clock::time_point anchor_steady_;
+};
+
+// A clock that moves only when told to (tests).
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::int64_t wall_ms) : wall_ms_(wall_ms), steady_(std::chrono::steady_clock::now()) {}
+  [[nodiscard]] std::int64_t wallMillis() const override { return wall_ms_.load(); }
+  [[nodiscard]] std::chrono::steady_clock::time_point steadyNow() const override {
+    return steady_ + std::chrono::milliseconds(wall_ms_.load() - start_ms_);
+  }
+  void advance(std::chrono::milliseconds by) { wall_ms_ += by.count(); }
+
+ private:
+  std::atomic<std::int64_t> wall_ms_;
+  std::int64_t start_ms_ = wall_ms_.load();
+  std::chrono::steady_clock::time_point steady_;
 };
 
 // "2026-11-27T10:00:00.123Z": fixed width, so text order is time order.

@@ -14,6 +14,7 @@
 #include <Poco/Timespan.h>
 #include <fmt/format.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "delivery/routing.h"
 #include "ingest/payload.h"
@@ -24,33 +25,17 @@ namespace mews::ingest {
 using Poco::Net::HTTPResponse;
 
 struct IngestServer::Shared {
-  Shared(const config::Settings& s, journal::JournalWriter& w, const Clock& c)
-      : settings(s), writer(w), clock(c), tokens(s.server.tokens) {}
+  Shared(const config::Settings& s, journal::JournalWriter& w, const Clock& c, std::function<void()> on_commit)
+      : settings(s), writer(w), clock(c), tokens(s.server.tokens), on_committed(std::move(on_commit)) {}
   config::Settings settings;
   journal::JournalWriter& writer;
   const Clock& clock;
   TokenSet tokens;
+  std::function<void()> on_committed;
   IngestCounters counters;
 };
 
 namespace {
-
-// JSON string escaping for the one-line reasons (they may quote client input).
-std::string jsonEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        else out += c;
-    }
-  }
-  return out;
-}
 
 // The request path without its query string: the only form that is logged.
 std::string_view pathOnly(const std::string& uri) {
@@ -129,7 +114,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     if (status == HTTPResponse::HTTP_METHOD_NOT_ALLOWED) response.set("Allow", "POST");
     // An unread body must not be parsed as the next request: close the connection.
     if (body == Body::Unread) response.setKeepAlive(false);
-    send(response, status, fmt::format(R"({{"error":"{}"}})", jsonEscape(reason)));
+    send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
     if (body == Body::Unread) drainBriefly(request);
     return {status, 0, 0, std::move(reason)};
   }
@@ -206,6 +191,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     // The ack. Reached only with a committed outcome: the batch is on disk.
     shared_->counters.accepted.fetch_add(1, std::memory_order_relaxed);
     shared_->counters.events.fetch_add(event_count, std::memory_order_relaxed);
+    if (shared_->on_committed && !shared_batch->deliveries.empty()) shared_->on_committed();
     send(response, HTTPResponse::HTTP_ACCEPTED, fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
     return {HTTPResponse::HTTP_ACCEPTED, outcome.value, event_count, {}};
   }
@@ -241,8 +227,9 @@ class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 
 }  // namespace
 
-IngestServer::IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock)
-    : shared_(std::make_shared<Shared>(settings, writer, clock)) {
+IngestServer::IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
+                           std::function<void()> on_committed)
+    : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const int max_connections = settings.server.max_connections;
   // One pooled thread per open connection (Poco's model): the pool is the cap on
   // concurrent connections; a few more wait in the accept queue.

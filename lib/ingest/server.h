@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,7 +48,9 @@ class IngestServer {
  public:
   // Binds the listener (throws Poco::Exception when it cannot) but does not
   // accept until start().
-  IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock);
+  // `on_committed` runs after each acknowledged batch (the delivery engine's wake-up).
+  IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
+               std::function<void()> on_committed = {});
   ~IngestServer();
   IngestServer(const IngestServer&) = delete;
   IngestServer& operator=(const IngestServer&) = delete;

@@ -43,8 +43,8 @@ Journal::Journal(const std::string& path, JournalOptions options)
         db_, "INSERT INTO events (batch_id, seq, discriminator, entity_id) VALUES (?, ?, ?, ?)");
     insert_delivery_ = std::make_unique<Statement>(
         db_,
-        "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)");
+        "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at, age_from)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)");
     savepoints_ = std::make_unique<Savepoints>(db_);
   }
   Statement select_id(db_, "SELECT value FROM meta WHERE key = 'journal_id'");
@@ -82,6 +82,7 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
         .bind(4, std::string_view(received_at))
         .bind(5, std::string_view(received_at))
         .bind(6, std::string_view(received_at))
+        .bind(7, std::string_view(received_at))
         .run();
   }
   return batch_id;

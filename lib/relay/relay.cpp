@@ -22,12 +22,15 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
   if (!directory.empty()) std::filesystem::create_directories(directory);
   writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_));
-  ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock);
+  delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
+  ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
+                                                   [engine = delivery_.get()] { engine->wake(); });
 }
 
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
+  delivery_->start();
   ingest_->start();
   log::info("relay", "serving",
             {{"listen", settings_.server.listen},
@@ -41,6 +44,7 @@ void Relay::stop() {
   if (stopped_) return;
   stopped_ = true;
   ingest_->stop();
+  delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();
   log::info("relay", "stopped",

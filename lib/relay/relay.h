@@ -1,15 +1,18 @@
-// The serving process, assembled: the journal writer, the public ingest
-// listener (and, as they land, the delivery engine and the admin listener).
+// The serving process, assembled: the journal writer, the delivery engine and
+// the public ingest listener.
 //
 // Start order is journal first (a bad journal fails start-up before any port
-// opens), listener last. Stop order is the reverse: stop accepting, let the
-// requests in progress commit, then drain and close the writer.
+// opens), then delivery (which releases work a previous process left in
+// flight), listener last. Stop order is the reverse: stop accepting and let the
+// requests in progress commit, let attempts in progress finish and be
+// recorded, then drain and close the writer.
 #pragma once
 
 #include <memory>
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "delivery/engine.h"
 #include "ingest/server.h"
 #include "journal/writer.h"
 
@@ -29,10 +32,12 @@ class Relay {
   [[nodiscard]] const config::Settings& settings() const { return settings_; }
   [[nodiscard]] journal::JournalWriter& writer() { return *writer_; }
   [[nodiscard]] const ingest::IngestCounters& ingestCounters() const { return ingest_->counters(); }
+  [[nodiscard]] delivery::DeliveryEngine& delivery() { return *delivery_; }
 
  private:
   config::Settings settings_;
   std::unique_ptr<journal::JournalWriter> writer_;
+  std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;
   bool stopped_ = false;
 };

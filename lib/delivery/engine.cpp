@@ -1,0 +1,400 @@
+#include "delivery/engine.h"
+
+#include <pthread.h>
+
+#include <fmt/format.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "delivery/body.h"
+#include "delivery/signature.h"
+
+namespace mews::delivery {
+namespace {
+
+constexpr std::int64_t kExpireEveryMs = 5'000;
+constexpr std::int64_t kPruneEveryMs = 60'000;
+constexpr int kExpireStep = 200;
+constexpr int kPruneStep = 500;
+// The dispatcher re-checks at least this often (maintenance), even when idle.
+constexpr std::chrono::milliseconds kMaxIdleWait{5'000};
+constexpr std::chrono::milliseconds kRecordRetry{1'000};
+
+std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
+  std::string out = "{";
+  for (const auto& [name, value] : headers) {
+    const bool configured = std::any_of(target.headers.begin(), target.headers.end(),
+                                        [&](const auto& header) { return header.first == name; });
+    if (out.size() > 1) out += ',';
+    out += json::quote(name) + ":" + json::quote(configured ? "(masked)" : value);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock)
+    : writer_(writer),
+      clock_(clock),
+      journal_path_(settings.journal.path),
+      journal_id_(writer.journalId()),
+      retention_(settings.journal.retention),
+      worker_count_(settings.delivery.workers),
+      random_(std::random_device{}()) {
+  for (const auto& target : settings.targets) {
+    Target runtime;
+    runtime.settings = target;
+    runtime.client = std::make_unique<TargetClient>(target);
+    targets_.push_back(std::move(runtime));
+  }
+}
+
+DeliveryEngine::~DeliveryEngine() { stop(); }
+
+void DeliveryEngine::start() {
+  const std::int64_t now = clock_.wallMillis();
+  const auto released =
+      writer_.submit([now](journal::Journal& journal) { return journal::releaseInFlight(journal, now); }).get();
+  if (!released.committed()) throw std::runtime_error("cannot release in-flight deliveries: " + released.error);
+  if (released.value > 0)
+    log::warn("delivery", "deliveries in flight at the last stop are due again",
+              {{"count", std::to_string(released.value)}});
+  dispatcher_ = std::thread([this] { dispatchLoop(); });
+  for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { workerLoop(); });
+}
+
+void DeliveryEngine::stop() {
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  dispatcher_wake_.notify_all();
+  work_ready_.notify_all();
+  stopped_.notify_all();
+  if (dispatcher_.joinable()) dispatcher_.join();
+  for (auto& worker : workers_)
+    if (worker.joinable()) worker.join();
+  // Claimed but never started: back to pending, untouched.
+  std::vector<std::int64_t> ids;
+  {
+    const std::lock_guard lock(mutex_);
+    for (const auto& item : work_) ids.push_back(item.due.id);
+    work_.clear();
+  }
+  if (ids.empty()) return;
+  const std::int64_t now = clock_.wallMillis();
+  const auto released =
+      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
+          .get();
+  if (!released.committed())
+    log::warn("delivery", "could not release claimed deliveries; they are released at the next start",
+              {{"count", std::to_string(ids.size())}, {"error", released.error}});
+}
+
+void DeliveryEngine::wake() {
+  {
+    const std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  dispatcher_wake_.notify_one();
+}
+
+std::vector<TargetSnapshot> DeliveryEngine::targets() const {
+  const std::lock_guard lock(mutex_);
+  std::vector<TargetSnapshot> out;
+  for (const auto& target : targets_)
+    out.push_back({target.settings.name, target.circuit.state(), target.in_flight,
+                   target.circuit.consecutiveFailures(), target.last_error});
+  return out;
+}
+
+std::string DeliveryEngine::webhookId(const journal::DueDelivery& due) const {
+  // Stable per journaled item: the same across retries and replays.
+  if (due.event_seq) return fmt::format("msg_{}_{}_{}", journal_id_, due.batch_id, *due.event_seq);
+  return fmt::format("msg_{}_{}", journal_id_, due.batch_id);
+}
+
+void DeliveryEngine::dispatchLoop() {
+  pthread_setname_np(pthread_self(), "dispatcher");
+  std::unique_ptr<journal::Journal> reader;
+  while (true) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      woken_ = false;
+    }
+    std::chrono::milliseconds wait = kMaxIdleWait;
+    try {
+      if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
+      const std::int64_t now = clock_.wallMillis();
+      maintain(now);
+      if (dispatchDue(*reader, now)) continue;
+      wait = idleWait(*reader, now);
+    } catch (const std::exception& e) {
+      // A failed read or write is retried on the next pass; the reader is reopened.
+      log::error("delivery", "dispatcher pass failed", {{"error", e.what()}});
+      reader.reset();
+      wait = std::chrono::milliseconds(1'000);
+    }
+    std::unique_lock lock(mutex_);
+    dispatcher_wake_.wait_for(lock, wait, [this] { return stopping_ || woken_; });
+  }
+}
+
+bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) {
+  std::vector<std::pair<std::size_t, journal::DueDelivery>> candidates;
+  for (std::size_t t = 0; t < targets_.size(); ++t) {
+    int admitted = 0;
+    {
+      const std::lock_guard lock(mutex_);
+      Target& target = targets_[t];
+      admitted = target.circuit.admits(target.settings.concurrency - target.in_flight, now_ms);
+    }
+    if (admitted <= 0) continue;
+    for (auto& due : journal::selectDue(reader, targets_[t].settings.name, now_ms, admitted))
+      candidates.emplace_back(t, std::move(due));
+  }
+  if (candidates.empty()) return false;
+
+  std::vector<std::int64_t> ids;
+  for (const auto& [t, due] : candidates) ids.push_back(due.id);
+  auto claimed = std::make_shared<std::vector<bool>>(ids.size(), false);
+  const auto outcome = writer_
+                           .submit([ids, claimed, now_ms](journal::Journal& journal) {
+                             std::int64_t count = 0;
+                             for (std::size_t i = 0; i < ids.size(); ++i)
+                               if (((*claimed)[i] = journal::claimDelivery(journal, ids[i], now_ms))) ++count;
+                             return count;
+                           })
+                           .get();
+  if (!outcome.committed()) throw std::runtime_error("cannot claim deliveries: " + outcome.error);
+
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)
+    auto& [t, due] = candidates[i];
+    WorkItem item{std::move(due), t, {}, false};
+    try {
+      const auto batch = journal::loadBatch(reader, item.due.batch_id);
+      item.body = buildBody(batch.kind, batch.body, item.due.event_seq, targets_[t].settings);
+    } catch (const std::exception& e) {
+      // A row that cannot be read back is not dropped: it becomes a dead letter
+      // with the reason, for a person to look at.
+      journal::TargetStateRecord unchanged;
+      HttpAttempt failed;
+      failed.error = std::string("cannot build the request: ") + e.what();
+      failed.redirect_refused = true;
+      record(judge(item, failed, now_ms, unchanged), unchanged);
+      continue;
+    }
+    {
+      const std::lock_guard lock(mutex_);
+      Target& target = targets_[t];
+      item.probe = target.circuit.state() != CircuitState::Closed;
+      target.circuit.onDispatch(now_ms);
+      target.in_flight++;
+      work_.push_back(std::move(item));
+    }
+    work_ready_.notify_one();
+  }
+  return true;
+}
+
+void DeliveryEngine::maintain(std::int64_t now_ms) {
+  for (auto& target : targets_) {
+    if (now_ms < target.next_expire_ms) continue;
+    target.next_expire_ms = now_ms + kExpireEveryMs;
+    const std::string name = target.settings.name;
+    const std::int64_t cutoff = now_ms - target.settings.max_age.count();
+    const auto expired = writer_
+                             .submit([name, cutoff, now_ms](journal::Journal& journal) {
+                               return journal::expireOld(journal, name, cutoff, now_ms, kExpireStep);
+                             })
+                             .get();
+    if (expired.committed() && expired.value > 0) {
+      log::warn("delivery", "undelivered work passed max_age and went to the dead letters",
+                {{"target", name}, {"count", std::to_string(expired.value)}});
+      if (expired.value == kExpireStep) target.next_expire_ms = now_ms;  // more to do: next pass
+    }
+  }
+  if (now_ms >= next_prune_ms_) {
+    next_prune_ms_ = now_ms + kPruneEveryMs;
+    const std::int64_t cutoff = now_ms - retention_.count();
+    const auto pruned = writer_
+                            .submit([cutoff](journal::Journal& journal) {
+                              return journal::pruneDelivered(journal, cutoff, kPruneStep);
+                            })
+                            .get();
+    // A full step means more is left: continue soon, a step at a time, so the
+    // writer is never held long.
+    if (pruned.committed() && pruned.value >= kPruneStep) next_prune_ms_ = now_ms + 100;
+  }
+}
+
+std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std::int64_t now_ms) {
+  std::int64_t wait_ms = kMaxIdleWait.count();
+  for (const auto& target : targets_) {
+    CircuitState state;
+    std::int64_t probe_at = 0;
+    int free_slots = 0;
+    {
+      const std::lock_guard lock(mutex_);
+      state = target.circuit.state();
+      probe_at = target.circuit.probeAtMs();
+      free_slots = target.settings.concurrency - target.in_flight;
+    }
+    if (free_slots <= 0 || state == CircuitState::HalfOpen) continue;  // a worker's completion wakes us
+    const auto next_due = journal::nextDueMs(reader, target.settings.name);
+    if (!next_due) continue;
+    const std::int64_t at = state == CircuitState::Open ? std::max(*next_due, probe_at) : *next_due;
+    wait_ms = std::min(wait_ms, std::max<std::int64_t>(at - now_ms, 1));
+  }
+  return std::chrono::milliseconds(wait_ms);
+}
+
+void DeliveryEngine::workerLoop() {
+  pthread_setname_np(pthread_self(), "delivery");
+  while (true) {
+    WorkItem item;
+    {
+      std::unique_lock lock(mutex_);
+      work_ready_.wait(lock, [this] { return stopping_ || !work_.empty(); });
+      if (stopping_) return;  // what is still queued is released by stop()
+      item = std::move(work_.front());
+      work_.pop_front();
+    }
+    deliver(item);
+    {
+      const std::lock_guard lock(mutex_);
+      targets_[item.target].in_flight--;
+      woken_ = true;
+    }
+    dispatcher_wake_.notify_one();
+  }
+}
+
+void DeliveryEngine::deliver(WorkItem& item) {
+  const Target& target = targets_[item.target];
+  const config::TargetSettings& settings = target.settings;
+  const std::int64_t started_ms = clock_.wallMillis();
+  const std::string id = webhookId(item.due);
+  const std::string timestamp = std::to_string(started_ms / 1000);
+  Headers headers{{"User-Agent", std::string("mews-relay/") + MEWS_RELAY_VERSION},
+                  {"webhook-id", id},
+                  {"webhook-timestamp", timestamp}};
+  if (!settings.secret.empty())
+    headers.emplace_back("webhook-signature", signPayload(settings.secret, id, started_ms / 1000, item.body));
+  for (const auto& header : settings.headers) headers.push_back(header);
+
+  HttpAttempt attempt = target.client->post(item.body, headers);
+  journal::TargetStateRecord state;
+  journal::AttemptRecord result = judge(item, attempt, started_ms, state);
+  result.request_headers_json = headersJson(headers, settings);
+  record(result, state);
+}
+
+journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
+                                             journal::TargetStateRecord& state) {
+  const std::int64_t now = clock_.wallMillis();
+  journal::AttemptRecord record;
+  record.delivery_id = item.due.id;
+  record.target = targets_[item.target].settings.name;
+  record.started_ms = started_ms;
+  record.duration_ms = attempt.duration.count();
+  record.status = attempt.status;
+  record.response_excerpt = attempt.response_excerpt;
+  record.now_ms = now;
+  record.spends_attempt = !item.probe;
+  const AttemptVerdict verdict = attempt.redirect_refused ? AttemptVerdict::Reject : classify(attempt.status);
+  record.error = attempt.error;
+  if (record.error.empty() && verdict != AttemptVerdict::Delivered && attempt.status)
+    record.error = fmt::format("HTTP {}", *attempt.status);
+
+  const std::lock_guard lock(mutex_);
+  Target& target = targets_[item.target];
+  const config::TargetSettings& settings = target.settings;
+  const CircuitState before = target.circuit.state();
+  switch (verdict) {
+    case AttemptVerdict::Delivered:
+      record.outcome = journal::AttemptOutcome::Delivered;
+      target.circuit.onSuccess();
+      break;
+    case AttemptVerdict::Reject:
+      // The target answered: it is up, whatever it thought of this request.
+      record.outcome = journal::AttemptOutcome::Dead;
+      record.dead_reason = journal::DeadReason::Rejected;
+      record.spends_attempt = true;
+      target.circuit.onSuccess();
+      break;
+    case AttemptVerdict::Retry: {
+      const auto retry_after = parseRetryAfter(attempt.retry_after, now);
+      const int spent = item.due.attempts + (record.spends_attempt ? 1 : 0);
+      const Millis delay =
+          retryDelay(std::max(spent, 1), settings.backoff_min, settings.backoff_max, retry_after, random_);
+      const Millis probe_delay = retryDelay(target.circuit.consecutiveFailures() + 1, settings.backoff_min,
+                                            settings.backoff_max, retry_after, random_);
+      target.circuit.onFailure(now, probe_delay);
+      if (item.probe) {
+        record.outcome = journal::AttemptOutcome::ProbeFailed;
+        record.next_due_ms = item.due.due_ms;  // keeps its place at the head of the queue
+      } else if (spent >= settings.max_attempts) {
+        record.outcome = journal::AttemptOutcome::Dead;
+        record.dead_reason = journal::DeadReason::MaxAttempts;
+      } else if (target.circuit.state() != CircuitState::Closed) {
+        // The circuit is open: the probe paces the target now; keep this item's place.
+        record.outcome = journal::AttemptOutcome::Retry;
+        record.next_due_ms = item.due.due_ms;
+      } else {
+        record.outcome = journal::AttemptOutcome::Retry;
+        record.next_due_ms = now + delay.count();
+      }
+      break;
+    }
+  }
+  if (verdict != AttemptVerdict::Delivered) target.last_error = record.error;
+  const CircuitState after = target.circuit.state();
+  if (before != after && !(before == CircuitState::Open && after == CircuitState::HalfOpen))
+    log::warn("delivery", after == CircuitState::Closed ? "circuit closed: target is back" : "circuit opened",
+              {{"target", settings.name},
+               {"failures", std::to_string(target.circuit.consecutiveFailures())},
+               {"last_error", target.last_error}});
+  state.target = settings.name;
+  state.circuit = std::string(circuitName(after));
+  state.consecutive_failures = target.circuit.consecutiveFailures();
+  if (verdict != AttemptVerdict::Delivered) state.last_error = record.error;
+  state.success = verdict == AttemptVerdict::Delivered;
+  state.opened = before == CircuitState::Closed && after == CircuitState::Open;
+  state.now_ms = now;
+  return record;
+}
+
+void DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal::TargetStateRecord& state) {
+  const bool with_state = !state.target.empty();
+  for (;;) {
+    const auto outcome = writer_
+                             .submit([attempt, state, with_state](journal::Journal& journal) {
+                               const bool moved = journal::recordAttempt(journal, attempt);
+                               if (with_state) journal::saveTargetState(journal, state);
+                               if (state.opened) journal::requeueInReceiveOrder(journal, state.target, state.now_ms);
+                               return static_cast<std::int64_t>(moved);
+                             })
+                             .get();
+    if (outcome.committed()) break;
+    log::error("delivery", "cannot record an attempt; retrying",
+               {{"delivery", std::to_string(attempt.delivery_id)}, {"error", outcome.error}});
+    std::unique_lock lock(mutex_);
+    // On stop the row stays in_flight in the journal and is due again at the next start.
+    if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return;
+  }
+  const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
+  if (!log::enabled(level)) return;
+  static constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe failed"};
+  log::write(level, "delivery", kOutcomes[static_cast<int>(attempt.outcome)],
+             {{"target", attempt.target},
+              {"delivery", std::to_string(attempt.delivery_id)},
+              {"status", attempt.status ? std::to_string(*attempt.status) : "-"},
+              {"error", attempt.error},
+              {"duration_ms", std::to_string(attempt.duration_ms)}});
+}
+
+}  // namespace mews::delivery

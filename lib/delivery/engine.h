@@ -1,0 +1,130 @@
+// The delivery engine: a dispatcher thread and a pool of worker threads,
+// separate from the HTTP server's, that move journaled deliveries to their
+// targets.
+//
+// The state of one delivery row (deliveries.state), each arrow one guarded
+// UPDATE applied by the journal's single writer:
+//
+//                  claim                 2xx
+//   pending ------------------> in_flight -----> delivered
+//   retry_wait --(due)--------^     |  |
+//        ^                          |  +-------> dead (+ a dead_letters row): a 4xx other
+//        |   408/425/429/5xx/error  |            than 408/425/429, a refused redirect,
+//        +--------------------------+            or max_attempts spent
+//   pending <-- probe failed (circuit open: no attempt spent, place kept)
+//   pending <-- start-up / shutdown: in_flight released (nothing stays stuck)
+//   pending | retry_wait older than max_age --> dead
+//
+// Dispatcher: per target, oldest due first, never more than `concurrency` in
+// flight, and while the target's circuit is open only one probe at a time (see
+// policy.h). It reads due work through its own read-only connection, claims it
+// through the writer, and hands it to the workers. It sleeps until the earliest
+// due time or until wake() (new batch committed); no polling. Every 5 s per
+// target it expires work past max_age; every minute it prunes delivered work
+// older than retention, in small steps.
+//
+// Worker: builds nothing, decides nothing: sends the prepared request, turns
+// every result (status, timeout, reset, exception) into an attempt record and
+// hands it to the writer. If the record cannot be written (disk full) it keeps
+// retrying; the row stays in_flight and is released at the next start at the
+// latest, so the attempt is repeated rather than lost (at least once).
+//
+// Time comes from Clock (a monotonic-advanced wall clock; see common/clock.h),
+// so tests move time instead of sleeping.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "delivery/http_client.h"
+#include "delivery/policy.h"
+#include "journal/queue.h"
+#include "journal/writer.h"
+
+namespace mews::delivery {
+
+struct TargetSnapshot {
+  std::string name;
+  CircuitState circuit = CircuitState::Closed;
+  int in_flight = 0;
+  int consecutive_failures = 0;
+  std::string last_error;
+};
+
+class DeliveryEngine {
+ public:
+  DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock);
+  ~DeliveryEngine();
+  DeliveryEngine(const DeliveryEngine&) = delete;
+  DeliveryEngine& operator=(const DeliveryEngine&) = delete;
+
+  // Releases rows left in flight by a previous process, then starts the threads.
+  void start();
+  // Stops dispatching; attempts in progress finish and are recorded; claimed
+  // work not yet started is released to pending.
+  void stop();
+  // New work may be due (a batch was committed, a replay, a test moved the clock).
+  void wake();
+
+  [[nodiscard]] std::vector<TargetSnapshot> targets() const;
+
+ private:
+  struct Target {
+    config::TargetSettings settings;
+    std::unique_ptr<TargetClient> client;
+    CircuitBreaker circuit;
+    int in_flight = 0;
+    std::string last_error;
+    std::int64_t next_expire_ms = 0;
+  };
+  struct WorkItem {
+    journal::DueDelivery due;
+    std::size_t target = 0;
+    std::string body;
+    bool probe = false;
+  };
+
+  void dispatchLoop();
+  // One pass over the targets; true when something was dispatched.
+  bool dispatchDue(journal::Journal& reader, std::int64_t now_ms);
+  void maintain(std::int64_t now_ms);
+  std::chrono::milliseconds idleWait(journal::Journal& reader, std::int64_t now_ms);
+  void workerLoop();
+  void deliver(WorkItem& item);
+  journal::AttemptRecord judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
+                               journal::TargetStateRecord& state);
+  void record(const journal::AttemptRecord& record, const journal::TargetStateRecord& state);
+  [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
+
+  std::vector<Target> targets_;
+  journal::JournalWriter& writer_;
+  const Clock& clock_;
+  std::string journal_path_;
+  std::string journal_id_;
+  std::chrono::milliseconds retention_;
+  int worker_count_;
+  std::mt19937_64 random_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable dispatcher_wake_;
+  std::condition_variable work_ready_;
+  std::condition_variable stopped_;
+  std::deque<WorkItem> work_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::int64_t next_prune_ms_ = 0;
+
+  std::thread dispatcher_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace mews::delivery

@@ -1,0 +1,162 @@
+#include "delivery/http_client.h"
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Exception.h>
+#include <fmt/format.h>
+
+namespace mews::delivery {
+namespace {
+
+Poco::Net::Context::Ptr clientContext() {
+  // System CA store, full verification, TLS 1.2 at least.
+  static Poco::Net::Context::Ptr context = [] {
+    Poco::Net::Context::Ptr created =
+        new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "", Poco::Net::Context::VERIFY_RELAXED, 9,
+                               /*loadDefaultCAs=*/true);
+    created->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+    return created;
+  }();
+  return context;
+}
+
+bool sameOrigin(const Poco::URI& a, const Poco::URI& b) {
+  return a.getScheme() == b.getScheme() && a.getHost() == b.getHost() && a.getPort() == b.getPort();
+}
+
+}  // namespace
+
+void initializeTls() {
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Net::initializeSSL(); });
+}
+
+TargetClient::TargetClient(const config::TargetSettings& target)
+    : uri_(target.url), timeout_(target.timeout), max_idle_(static_cast<std::size_t>(target.concurrency)) {
+  if (uri_.getScheme() == "https") initializeTls();
+}
+
+TargetClient::~TargetClient() = default;
+
+std::unique_ptr<Poco::Net::HTTPClientSession> TargetClient::acquire(const Poco::URI& uri, bool& reused) {
+  reused = false;
+  if (sameOrigin(uri, uri_)) {
+    const std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      auto session = std::move(idle_.back());
+      idle_.pop_back();
+      reused = true;
+      return session;
+    }
+  }
+  std::unique_ptr<Poco::Net::HTTPClientSession> session;
+  if (uri.getScheme() == "https")
+    session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), clientContext());
+  else
+    session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+  const Poco::Timespan timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count());
+  session->setTimeout(timeout, timeout, timeout);
+  session->setKeepAlive(true);
+  return session;
+}
+
+void TargetClient::release(std::unique_ptr<Poco::Net::HTTPClientSession> session, const Poco::URI& uri) {
+  if (!sameOrigin(uri, uri_)) return;
+  const std::lock_guard lock(mutex_);
+  if (idle_.size() < max_idle_) idle_.push_back(std::move(session));
+}
+
+HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body, const Headers& headers,
+                                   std::optional<std::string>& location, bool& reused, bool& timed_out) {
+  HttpAttempt attempt;
+  timed_out = false;
+  auto session = acquire(uri, reused);
+  bool reusable = false;
+  try {
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathEtc(),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setContentType("application/json");
+    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    request.setKeepAlive(true);
+    for (const auto& [name, value] : headers) request.set(name, value);
+    session->sendRequest(request).write(body.data(), static_cast<std::streamsize>(body.size()));
+
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session->receiveResponse(response);
+    attempt.status = static_cast<int>(response.getStatus());
+    attempt.retry_after = response.get("Retry-After", "");
+    if (response.has("Location")) location = response.get("Location");
+    char buffer[4096];
+    std::size_t total = 0;
+    while (in && total <= kDrainBytes) {
+      in.read(buffer, sizeof buffer);
+      const auto got = static_cast<std::size_t>(in.gcount());
+      if (attempt.response_excerpt.size() < kExcerptBytes)
+        attempt.response_excerpt.append(buffer, std::min(got, kExcerptBytes - attempt.response_excerpt.size()));
+      total += got;
+    }
+    reusable = total <= kDrainBytes && response.getKeepAlive();
+  } catch (const Poco::TimeoutException&) {
+    attempt.status.reset();
+    attempt.error = fmt::format("timed out after {}ms", timeout_.count());
+    timed_out = true;
+  } catch (const Poco::Exception& e) {
+    attempt.status.reset();
+    attempt.error = e.displayText();
+  } catch (const std::exception& e) {
+    attempt.status.reset();
+    attempt.error = e.what();
+  }
+  if (reusable) release(std::move(session), uri);
+  return attempt;
+}
+
+HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) {
+  const auto started = std::chrono::steady_clock::now();
+  Poco::URI uri = uri_;
+  HttpAttempt attempt;
+  for (int hop = 0;; ++hop) {
+    std::optional<std::string> location;
+    bool reused = false;
+    bool timed_out = false;
+    attempt = postOnce(uri, body, headers, location, reused, timed_out);
+    // A kept-alive connection may have been closed by the server while idle:
+    // one immediate retry on a fresh connection before reporting a failure.
+    if (!attempt.status && reused && !timed_out) attempt = postOnce(uri, body, headers, location, reused, timed_out);
+    const bool redirect = attempt.status && (*attempt.status == 307 || *attempt.status == 308);
+    if (!redirect) break;
+    if (!location) {
+      attempt.error = "redirect without Location";
+      attempt.redirect_refused = true;
+      break;
+    }
+    Poco::URI next;
+    try {
+      next = Poco::URI(uri, *location);
+    } catch (const Poco::Exception&) {
+      attempt.error = "redirect to an unreadable Location";
+      attempt.redirect_refused = true;
+      break;
+    }
+    if (!sameOrigin(next, uri_)) {
+      attempt.error = "redirect to another host not followed: " + next.getScheme() + "://" + next.getAuthority();
+      attempt.redirect_refused = true;
+      break;
+    }
+    if (hop + 1 > kMaxRedirects) {
+      attempt.error = fmt::format("more than {} redirects", kMaxRedirects);
+      attempt.redirect_refused = true;
+      break;
+    }
+    uri = next;
+  }
+  attempt.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  return attempt;
+}
+
+}  // namespace mews::delivery

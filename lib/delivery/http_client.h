@@ -1,0 +1,72 @@
+// Outbound HTTP for one target: POST with keep-alive connections reused
+// (a small pool, up to the target's concurrency), HTTPS through NetSSL with the
+// system CA store, a connect and a per-read timeout of the target's `timeout`,
+// 307/308 followed to the same scheme, host and port only (at most kMaxRedirects
+// hops). The response body is read up to kExcerptBytes for the record and
+// kDrainBytes in all; a longer one closes the connection.
+//
+// Never throws: every failure comes back as an HttpAttempt with `error` set and
+// no status, which the retry policy treats as retryable.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <Poco/URI.h>
+
+#include "config/config.h"
+
+namespace Poco::Net {
+class HTTPClientSession;
+}
+
+namespace mews::delivery {
+
+inline constexpr std::size_t kExcerptBytes = 512;
+inline constexpr std::size_t kDrainBytes = 64 * 1024;
+inline constexpr int kMaxRedirects = 3;
+
+struct HttpAttempt {
+  std::optional<int> status;
+  std::string error;
+  std::string retry_after;
+  std::string response_excerpt;
+  std::chrono::milliseconds duration{0};
+  // A redirect the client would not follow (other host, too many hops): not retryable.
+  bool redirect_refused = false;
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+class TargetClient {
+ public:
+  explicit TargetClient(const config::TargetSettings& target);
+  ~TargetClient();
+  TargetClient(const TargetClient&) = delete;
+  TargetClient& operator=(const TargetClient&) = delete;
+
+  HttpAttempt post(const std::string& body, const Headers& headers);
+
+ private:
+  // `reused`: the session is a kept-alive one, which the server may have closed.
+  std::unique_ptr<Poco::Net::HTTPClientSession> acquire(const Poco::URI& uri, bool& reused);
+  void release(std::unique_ptr<Poco::Net::HTTPClientSession> session, const Poco::URI& uri);
+  HttpAttempt postOnce(const Poco::URI& uri, const std::string& body, const Headers& headers,
+                       std::optional<std::string>& location, bool& reused, bool& timed_out);
+
+  Poco::URI uri_;
+  std::chrono::milliseconds timeout_;
+  std::size_t max_idle_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> idle_;
+};
+
+// Once per process, before the first HTTPS request.
+void initializeTls();
+
+}  // namespace mews::delivery

@@ -1,0 +1,243 @@
+#include "journal/queue.h"
+
+#include "common/clock.h"
+
+namespace mews::journal {
+namespace {
+
+std::string iso(std::int64_t ms) { return formatIsoMillis(ms); }
+
+std::int64_t msOf(const std::string& text) { return parseIsoMillis(text).value_or(0); }
+
+BatchKind kindOf(const std::string& name) {
+  if (name == "general") return BatchKind::General;
+  if (name == "integration") return BatchKind::Integration;
+  return BatchKind::Unknown;
+}
+
+std::string_view outcomeName(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::Delivered: return "delivered";
+    case AttemptOutcome::Retry: return "retry";
+    case AttemptOutcome::Dead: return "dead";
+    case AttemptOutcome::ProbeFailed: break;
+  }
+  return "probe_failed";
+}
+
+std::string_view reasonName(DeadReason reason) {
+  switch (reason) {
+    case DeadReason::Rejected: return "rejected";
+    case DeadReason::MaxAttempts: return "max_attempts";
+    case DeadReason::MaxAge: break;
+  }
+  return "max_age";
+}
+
+// The dead letter of a delivery that was just moved to 'dead'. Event types: the
+// one event's in event mode, every distinct one of the batch otherwise.
+void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms) {
+  journal.db()
+      .prepare(
+          "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
+          " reason, received_at, died_at)"
+          " SELECT d.id, d.batch_id, d.target,"
+          "  coalesce((SELECT group_concat(discriminator, ',') FROM (SELECT DISTINCT discriminator FROM events e"
+          "   WHERE e.batch_id = d.batch_id AND (d.event_seq IS NULL OR e.seq = d.event_seq))), ''),"
+          "  d.attempts, d.last_status, d.last_error, ?, b.received_at, ?"
+          " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?"
+          " ON CONFLICT (delivery_id) DO UPDATE SET attempts = excluded.attempts, last_status = excluded.last_status,"
+          "  last_error = excluded.last_error, reason = excluded.reason, died_at = excluded.died_at")
+      .bind(1, reason)
+      .bind(2, iso(now_ms))
+      .bind(3, delivery_id)
+      .run();
+}
+
+}  // namespace
+
+std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, std::int64_t now_ms, int limit) {
+  Statement select(reader.db(),
+                   "SELECT id, batch_id, event_seq, attempts, age_from, due_at FROM deliveries"
+                   " WHERE target = ? AND state IN ('pending', 'retry_wait') AND due_at <= ?"
+                   " ORDER BY due_at, id LIMIT ?");
+  select.bind(1, target).bind(2, iso(now_ms)).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<DueDelivery> due;
+  while (select.step()) {
+    DueDelivery item;
+    item.id = select.columnInt(0);
+    item.batch_id = select.columnInt(1);
+    if (!select.columnIsNull(2)) item.event_seq = select.columnInt(2);
+    item.target = target;
+    item.attempts = static_cast<int>(select.columnInt(3));
+    item.age_from_ms = msOf(select.columnText(4));
+    item.due_ms = msOf(select.columnText(5));
+    due.push_back(std::move(item));
+  }
+  return due;
+}
+
+std::optional<std::int64_t> nextDueMs(Journal& reader, const std::string& target) {
+  Statement select(reader.db(),
+                   "SELECT min(due_at) FROM deliveries WHERE target = ? AND state IN ('pending', 'retry_wait')");
+  select.bind(1, target);
+  if (!select.step() || select.columnIsNull(0)) return std::nullopt;
+  return msOf(select.columnText(0));
+}
+
+StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
+  Statement select(reader.db(), "SELECT kind, body FROM batches WHERE id = ?");
+  select.bind(1, batch_id);
+  if (!select.step()) throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
+  return {kindOf(select.columnText(0)), select.columnText(1)};
+}
+
+bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
+  journal.db()
+      .prepare("UPDATE deliveries SET state = 'in_flight', updated_at = ?"
+               " WHERE id = ? AND state IN ('pending', 'retry_wait')")
+      .bind(1, iso(now_ms))
+      .bind(2, delivery_id)
+      .run();
+  return journal.db().changes() == 1;
+}
+
+int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) {
+    journal.db()
+        .prepare("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'in_flight'")
+        .bind(1, iso(now_ms))
+        .run();
+    return journal.db().changes();
+  }
+  int released = 0;
+  Statement update(journal.db(), "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
+  for (const auto id : ids) {
+    update.bind(1, iso(now_ms)).bind(2, id).run();
+    released += journal.db().changes();
+  }
+  return released;
+}
+
+bool recordAttempt(Journal& journal, const AttemptRecord& record) {
+  Database& db = journal.db();
+  const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
+  std::string_view next_state = "delivered";
+  switch (record.outcome) {
+    case AttemptOutcome::Delivered: next_state = "delivered"; break;
+    case AttemptOutcome::Retry: next_state = "retry_wait"; break;
+    case AttemptOutcome::ProbeFailed: next_state = "pending"; break;
+    case AttemptOutcome::Dead: next_state = "dead"; break;
+  }
+  Statement update(db,
+                   "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
+                   " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'in_flight'");
+  update.bind(1, next_state).bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
+  if (record.outcome == AttemptOutcome::Retry || record.outcome == AttemptOutcome::ProbeFailed)
+    update.bind(3, iso(record.next_due_ms));
+  else
+    update.bindNull(3);
+  update.bind(4, iso(record.now_ms));
+  if (record.status) update.bind(5, static_cast<std::int64_t>(*record.status));
+  else update.bindNull(5);
+  update.bindOptional(6, error).bind(7, record.delivery_id).run();
+  if (db.changes() != 1) return false;
+
+  Statement insert(db,
+                   "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, error, response_excerpt,"
+                   " outcome, request_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, record.delivery_id).bind(2, iso(record.started_ms)).bind(3, record.duration_ms);
+  if (record.status) insert.bind(4, static_cast<std::int64_t>(*record.status));
+  else insert.bindNull(4);
+  insert.bindOptional(5, error)
+      .bind(6, record.response_excerpt)
+      .bind(7, outcomeName(record.outcome))
+      .bind(8, record.request_headers_json)
+      .run();
+
+  if (record.outcome == AttemptOutcome::Dead)
+    insertDeadLetter(journal, record.delivery_id, reasonName(record.dead_reason), record.now_ms);
+  if (record.outcome == AttemptOutcome::Delivered)
+    // A replayed dead letter leaves the table once delivered; its attempts stay.
+    db.prepare("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
+  return true;
+}
+
+int expireOld(Journal& journal, const std::string& target, std::int64_t age_cutoff_ms, std::int64_t now_ms, int limit) {
+  std::vector<std::int64_t> ids;
+  {
+    Statement select(journal.db(),
+                     "SELECT id FROM deliveries WHERE target = ? AND state IN ('pending', 'retry_wait')"
+                     " AND age_from < ? LIMIT ?");
+    select.bind(1, target).bind(2, iso(age_cutoff_ms)).bind(3, static_cast<std::int64_t>(limit));
+    while (select.step()) ids.push_back(select.columnInt(0));
+  }
+  int expired = 0;
+  for (const auto id : ids) {
+    journal.db()
+        .prepare("UPDATE deliveries SET state = 'dead', updated_at = ?,"
+                 " last_error = coalesce(last_error, 'not delivered within max_age')"
+                 " WHERE id = ? AND state IN ('pending', 'retry_wait')")
+        .bind(1, iso(now_ms))
+        .bind(2, id)
+        .run();
+    if (journal.db().changes() != 1) continue;
+    insertDeadLetter(journal, id, reasonName(DeadReason::MaxAge), now_ms);
+    ++expired;
+  }
+  return expired;
+}
+
+int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int64_t now_ms) {
+  journal.db()
+      .prepare("UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
+               " WHERE target = ? AND state = 'retry_wait'")
+      .bind(1, iso(now_ms))
+      .bind(2, target)
+      .run();
+  return journal.db().changes();
+}
+
+void saveTargetState(Journal& journal, const TargetStateRecord& state) {
+  const std::string now = iso(state.now_ms);
+  journal.db()
+      .prepare(
+          "INSERT INTO target_state (target, circuit, consecutive_failures, last_error, last_error_at,"
+          " last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END,"
+          " CASE WHEN ?6 THEN ?5 END, ?5)"
+          " ON CONFLICT (target) DO UPDATE SET circuit = excluded.circuit,"
+          " consecutive_failures = excluded.consecutive_failures,"
+          " last_error = coalesce(excluded.last_error, last_error),"
+          " last_error_at = coalesce(excluded.last_error_at, last_error_at),"
+          " last_success_at = coalesce(excluded.last_success_at, last_success_at), updated_at = excluded.updated_at")
+      .bind(1, state.target)
+      .bind(2, state.circuit)
+      .bind(3, static_cast<std::int64_t>(state.consecutive_failures))
+      .bindOptional(4, state.last_error)
+      .bind(5, now)
+      .bind(6, static_cast<std::int64_t>(state.success ? 1 : 0))
+      .run();
+}
+
+int pruneDelivered(Journal& journal, std::int64_t cutoff_ms, int limit) {
+  Database& db = journal.db();
+  db.prepare(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = 'delivered'"
+        " AND created_at < ? LIMIT ?)")
+      .bind(1, iso(cutoff_ms))
+      .bind(2, static_cast<std::int64_t>(limit))
+      .run();
+  const int deliveries = db.changes();
+  // Batches received before the cutoff with no delivery left that is not delivered
+  // (a dead letter keeps its batch: it may be replayed).
+  db.prepare(
+        "DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b WHERE b.received_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch_id = b.id AND d.state != 'delivered')"
+        " ORDER BY b.id LIMIT ?)")
+      .bind(1, iso(cutoff_ms))
+      .bind(2, static_cast<std::int64_t>(limit))
+      .run();
+  return deliveries + db.changes();
+}
+
+}  // namespace mews::journal
