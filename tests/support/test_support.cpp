@@ -77,3 +77,54 @@ HttpResult httpRequest(std::uint16_t port, const std::string& method, const std:
 }
 
 }  // namespace mews::test
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <thread>
+
+#include "journal/journal.h"
+
+namespace mews::test {
+
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+std::int64_t queryInt(const std::string& journal_path, const std::string& sql) {
+  journal::Journal journal(journal_path, {0, true});
+  return journal.db().queryInt(sql);
+}
+
+std::string queryText(const std::string& journal_path, const std::string& sql) {
+  journal::Journal journal(journal_path, {0, true});
+  journal::Statement statement(journal.db(), sql);
+  return statement.step() ? statement.columnText(0) : std::string("<no row>");
+}
+
+std::string referenceSignature(const std::string& secret_base64, const std::string& id, const std::string& timestamp,
+                               const std::string& body) {
+  std::string key(secret_base64.size(), '\0');
+  const int decoded = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(key.data()),
+                                      reinterpret_cast<const unsigned char*>(secret_base64.data()),
+                                      static_cast<int>(secret_base64.size()));
+  std::size_t padding = 0;
+  for (auto it = secret_base64.rbegin(); it != secret_base64.rend() && *it == '='; ++it) ++padding;
+  key.resize(static_cast<std::size_t>(decoded) - padding);
+  const std::string content = id + "." + timestamp + "." + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(content.data()),
+       content.size(), mac, &mac_size);
+  std::string encoded(4 * ((mac_size + 2) / 3) + 1, '\0');
+  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()), mac, static_cast<int>(mac_size));
+  encoded.resize(static_cast<std::size_t>(length));
+  return "v1," + encoded;
+}
+
+}  // namespace mews::test

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <chrono>
+#include <functional>
 #include <string>
 
 namespace mews::test {
@@ -45,5 +47,21 @@ struct HttpResult {
 // Transfer-Encoding: chunked instead of a Content-Length.
 HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri,
                        const std::string& body = "", bool chunked = false);
+
+}  // namespace mews::test
+
+namespace mews::test {
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes.
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// One integer from the journal through a read-only connection (e.g. a count).
+std::int64_t queryInt(const std::string& journal_path, const std::string& sql);
+std::string queryText(const std::string& journal_path, const std::string& sql);
+
+// Standard Webhooks signature computed with OpenSSL directly: an implementation
+// independent of the relay's (which uses Poco).
+std::string referenceSignature(const std::string& secret_base64, const std::string& id, const std::string& timestamp,
+                               const std::string& body);
 
 }  // namespace mews::test
