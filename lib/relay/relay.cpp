@@ -21,21 +21,30 @@ journal::WriterOptions writerOptions(const config::Settings& settings) {
 Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::move(settings)) {
   const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
   if (!directory.empty()) std::filesystem::create_directories(directory);
+  lock_ = std::make_unique<journal::JournalLock>(settings_.journal.path);
+  if (!lock_->held())
+    throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
+                             " is locked): is mews-relay already serving it?");
   writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_));
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
+  admin_ = std::make_unique<admin::AdminServer>(settings_, *writer_, clock,
+                                                [engine = delivery_.get()] { engine->wake(); });
+  lock_->publish("admin=" + admin_->address() + "\n");
 }
 
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
   delivery_->start();
+  admin_->start();
   ingest_->start();
   log::info("relay", "serving",
             {{"listen", settings_.server.listen},
              {"port", std::to_string(ingest_->port())},
              {"path", settings_.server.path},
+             {"admin", admin_->address()},
              {"journal", settings_.journal.path},
              {"targets", std::to_string(settings_.targets.size())}});
 }
@@ -44,6 +53,7 @@ void Relay::stop() {
   if (stopped_) return;
   stopped_ = true;
   ingest_->stop();
+  admin_->stop();
   delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();

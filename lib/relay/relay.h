@@ -1,5 +1,6 @@
 // The serving process, assembled: the journal writer, the delivery engine and
-// the public ingest listener.
+// the public ingest listener and the admin listener. It holds the journal's
+// lock (journal/lock.h) for its whole life: one writer per journal.
 //
 // Start order is journal first (a bad journal fails start-up before any port
 // opens), then delivery (which releases work a previous process left in
@@ -11,9 +12,11 @@
 #include <memory>
 
 #include "common/clock.h"
+#include "admin/admin_server.h"
 #include "config/config.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"
+#include "journal/lock.h"
 #include "journal/writer.h"
 
 namespace mews::relay {
@@ -33,12 +36,15 @@ class Relay {
   [[nodiscard]] journal::JournalWriter& writer() { return *writer_; }
   [[nodiscard]] const ingest::IngestCounters& ingestCounters() const { return ingest_->counters(); }
   [[nodiscard]] delivery::DeliveryEngine& delivery() { return *delivery_; }
+  [[nodiscard]] std::string adminAddress() const { return admin_->address(); }
 
  private:
   config::Settings settings_;
+  std::unique_ptr<journal::JournalLock> lock_;
   std::unique_ptr<journal::JournalWriter> writer_;
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;
+  std::unique_ptr<admin::AdminServer> admin_;
   bool stopped_ = false;
 };
 

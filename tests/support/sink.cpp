@@ -9,6 +9,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
+#include <Poco/ThreadPool.h>
 
 #include <algorithm>
 #include <thread>
@@ -19,6 +20,8 @@ struct Sink::State {
   mutable std::mutex mutex;
   mutable std::condition_variable arrived;
   std::vector<SinkRequest> requests;
+  bool closing = false;   // the sink is being destroyed: hangs end now
+  int active = 0;         // handlers running; the destructor waits for them
   Script script = [](const SinkRequest&, std::size_t) { return SinkResponse{}; };
 };
 
@@ -29,6 +32,23 @@ class SinkHandler : public Poco::Net::HTTPRequestHandler {
   explicit SinkHandler(std::shared_ptr<Sink::State> state) : state_(std::move(state)) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+    {
+      const std::lock_guard lock(state_->mutex);
+      state_->active++;
+    }
+    try {
+      handle(request, response);
+    } catch (...) {
+    }
+    {
+      const std::lock_guard lock(state_->mutex);
+      state_->active--;
+    }
+    state_->arrived.notify_all();
+  }
+
+ private:
+  void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
     SinkRequest recorded;
     recorded.uri = request.getURI();
     for (const auto& [name, value] : request) {
@@ -48,7 +68,10 @@ class SinkHandler : public Poco::Net::HTTPRequestHandler {
     }
     state_->arrived.notify_all();
     const SinkResponse answer = script(recorded, index);
-    if (answer.hang.count() > 0) std::this_thread::sleep_for(answer.hang);
+    if (answer.hang.count() > 0) {
+      std::unique_lock lock(state_->mutex);
+      state_->arrived.wait_for(lock, answer.hang, [this] { return state_->closing; });
+    }
     if (answer.reset) {
       auto& impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl&>(request);
       impl.socket().setLinger(true, 0);  // close with RST
@@ -61,7 +84,6 @@ class SinkHandler : public Poco::Net::HTTPRequestHandler {
     response.sendBuffer(answer.body.data(), answer.body.size());
   }
 
- private:
   std::shared_ptr<Sink::State> state_;
 };
 
@@ -83,11 +105,20 @@ Sink::Sink() : state_(std::make_shared<State>()) {
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(32);
   params->setKeepAlive(true);
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new SinkFactory(state_), socket, params);
+  pool_ = std::make_unique<Poco::ThreadPool>(2, 32);
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new SinkFactory(state_), *pool_, socket, params);
   server_->start();
 }
 
-Sink::~Sink() { server_->stopAll(true); }
+Sink::~Sink() {
+  {
+    const std::lock_guard lock(state_->mutex);
+    state_->closing = true;
+  }
+  state_->arrived.notify_all();
+  server_->stopAll(true);
+  pool_->joinAll();  // no connection thread outlives the sink
+}
 
 std::uint16_t Sink::port() const { return server_->port(); }
 

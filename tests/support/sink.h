@@ -14,9 +14,12 @@
 #include <string>
 #include <vector>
 
-namespace Poco::Net {
+namespace Poco {
+class ThreadPool;
+namespace Net {
 class HTTPServer;
 }
+}  // namespace Poco
 
 namespace mews::test {
 
@@ -52,6 +55,7 @@ class Sink {
 
  private:
   std::shared_ptr<State> state_;
+  std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 

@@ -1,0 +1,227 @@
+#include "journal/operator.h"
+
+#include <fmt/format.h>
+
+#include "common/clock.h"
+#include "journal/migrations.h"
+
+namespace mews::journal {
+namespace {
+
+std::string iso(std::int64_t ms) { return formatIsoMillis(ms); }
+
+std::optional<std::int64_t> optionalInt(const Statement& statement, int column) {
+  if (statement.columnIsNull(column)) return std::nullopt;
+  return statement.columnInt(column);
+}
+
+// WHERE clause and binds for a dead-letter filter on table alias l.
+struct Where {
+  std::string sql = " WHERE 1 = 1";
+  std::vector<std::string> binds;
+};
+
+Where whereFor(const DeadLetterFilter& filter) {
+  Where where;
+  if (filter.target) {
+    where.sql += " AND l.target = ?";
+    where.binds.push_back(*filter.target);
+  }
+  if (filter.since_ms) {
+    where.sql += " AND l.died_at >= ?";
+    where.binds.push_back(iso(*filter.since_ms));
+  }
+  if (filter.until_ms) {
+    where.sql += " AND l.died_at < ?";
+    where.binds.push_back(iso(*filter.until_ms));
+  }
+  return where;
+}
+
+DeadLetter readLetter(const Statement& row) {
+  DeadLetter letter;
+  letter.id = row.columnInt(0);
+  letter.delivery_id = row.columnInt(1);
+  letter.batch_id = row.columnInt(2);
+  letter.target = row.columnText(3);
+  letter.event_types = row.columnText(4);
+  letter.attempts = row.columnInt(5);
+  letter.last_status = optionalInt(row, 6);
+  letter.last_error = row.columnOptionalText(7);
+  letter.reason = row.columnText(8);
+  letter.received_at = row.columnText(9);
+  letter.died_at = row.columnText(10);
+  letter.state = row.columnText(11);
+  return letter;
+}
+
+constexpr const char* kLetterColumns =
+    "SELECT l.id, l.delivery_id, l.batch_id, l.target, l.event_types, l.attempts, l.last_status, l.last_error,"
+    " l.reason, l.received_at, l.died_at, coalesce(d.state, 'dead')"
+    " FROM dead_letters l LEFT JOIN deliveries d ON d.id = l.delivery_id";
+
+std::int64_t requeue(Journal& journal, const std::vector<std::int64_t>& delivery_ids, std::int64_t now_ms) {
+  Statement update(journal.db(),
+                   "UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?1, age_from = ?1,"
+                   " updated_at = ?1 WHERE id = ? AND state = 'dead'");
+  std::int64_t moved = 0;
+  for (const auto id : delivery_ids) {
+    update.bind(1, iso(now_ms)).bind(2, id).run();
+    moved += journal.db().changes();
+  }
+  return moved;
+}
+
+}  // namespace
+
+std::vector<TargetStatus> targetStatus(Journal& reader, const std::vector<std::string>& targets, std::int64_t now_ms) {
+  std::vector<TargetStatus> out;
+  Statement counts(reader.db(),
+                   "SELECT"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait')),"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'in_flight'),"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'delivered' AND updated_at >= ?2),"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'dead'),"
+                   " (SELECT min(created_at) FROM deliveries WHERE target = ?1"
+                   "   AND state IN ('pending', 'retry_wait', 'in_flight')),"
+                   " (SELECT circuit FROM target_state WHERE target = ?1),"
+                   " (SELECT last_error FROM target_state WHERE target = ?1)");
+  for (const auto& target : targets) {
+    counts.bind(1, target).bind(2, iso(now_ms - 86'400'000));
+    if (!counts.step()) continue;
+    TargetStatus status;
+    status.target = target;
+    status.pending = counts.columnInt(0);
+    status.in_flight = counts.columnInt(1);
+    status.delivered_24h = counts.columnInt(2);
+    status.dead = counts.columnInt(3);
+    status.oldest_pending_at = counts.columnOptionalText(4);
+    status.circuit = counts.columnOptionalText(5).value_or("closed");
+    status.last_error = counts.columnOptionalText(6);
+    counts.reset();
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+JournalTotals journalTotals(Journal& reader) {
+  JournalTotals totals;
+  totals.batches = reader.count("batches");
+  totals.events = reader.count("events");
+  totals.deliveries = reader.count("deliveries");
+  totals.dead_letters = reader.count("dead_letters");
+  totals.schema_version = schemaVersion(reader.db());
+  return totals;
+}
+
+std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter) {
+  const Where where = whereFor(filter);
+  Statement select(reader.db(), fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", kLetterColumns, where.sql));
+  int index = 1;
+  for (const auto& value : where.binds) select.bind(index++, value);
+  select.bind(index, static_cast<std::int64_t>(filter.limit));
+  std::vector<DeadLetter> letters;
+  while (select.step()) letters.push_back(readLetter(select));
+  return letters;
+}
+
+std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id) {
+  Statement select(reader.db(), fmt::format("{} WHERE l.id = ?", kLetterColumns));
+  select.bind(1, id);
+  if (!select.step()) return std::nullopt;
+  DeadLetterDetail detail;
+  detail.letter = readLetter(select);
+  Statement batch(reader.db(),
+                  "SELECT b.kind, b.body, d.event_seq FROM batches b JOIN deliveries d ON d.batch_id = b.id"
+                  " WHERE d.id = ?");
+  batch.bind(1, detail.letter.delivery_id);
+  if (batch.step()) {
+    detail.kind = batch.columnText(0);
+    detail.payload = batch.columnText(1);
+    detail.event_seq = optionalInt(batch, 2);
+  }
+  Statement attempts(reader.db(),
+                     "SELECT started_at, duration_ms, status, error, outcome, coalesce(response_excerpt, ''),"
+                     " coalesce(request_headers, '{}') FROM attempts WHERE delivery_id = ? ORDER BY id");
+  attempts.bind(1, detail.letter.delivery_id);
+  while (attempts.step()) {
+    detail.attempts.push_back({attempts.columnText(0), attempts.columnInt(1), optionalInt(attempts, 2),
+                               attempts.columnOptionalText(3), attempts.columnText(4), attempts.columnText(5)});
+    detail.headers_sent = attempts.columnText(6);
+  }
+  return detail;
+}
+
+std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids) {
+  std::vector<std::int64_t> unknown;
+  Statement select(journal.db(), "SELECT 1 FROM dead_letters WHERE id = ?");
+  for (const auto id : ids) {
+    select.bind(1, id);
+    if (!select.step()) unknown.push_back(id);
+    select.reset();
+  }
+  return unknown;
+}
+
+std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms, bool dry_run) {
+  std::vector<std::int64_t> deliveries;
+  Statement select(journal.db(),
+                   "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
+                   " WHERE l.id = ? AND d.state = 'dead'");
+  for (const auto id : ids) {
+    select.bind(1, id);
+    if (select.step()) deliveries.push_back(select.columnInt(0));
+    select.reset();
+  }
+  if (dry_run) return static_cast<std::int64_t>(deliveries.size());
+  return requeue(journal, deliveries, now_ms);
+}
+
+std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run) {
+  std::vector<std::int64_t> ids;
+  for (const auto& letter : listDeadLetters(journal, filter))
+    if (letter.state == "dead") ids.push_back(letter.id);
+  return replayDeadLetters(journal, ids, now_ms, dry_run);
+}
+
+std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
+                            std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run) {
+  const std::string window =
+      " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.target = ?1 AND b.received_at >= ?2"
+      " AND b.received_at < ?3 AND d.state != 'in_flight'";
+  const std::string until = until_ms ? iso(*until_ms) : std::string("9999");
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*)" + window);
+    count.bind(1, target).bind(2, iso(since_ms)).bind(3, until);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  journal.db()
+      .prepare("UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
+               " WHERE id IN (SELECT d.id" + window + ")")
+      .bind(1, target)
+      .bind(2, iso(since_ms))
+      .bind(3, until)
+      .bind(4, iso(now_ms))
+      .run();
+  return journal.db().changes();
+}
+
+std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run) {
+  const std::string cutoff = died_before_ms ? iso(*died_before_ms) : std::string("9999");
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*) FROM dead_letters WHERE died_at < ?");
+    count.bind(1, cutoff);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  // The dead deliveries go too (their attempts cascade); a letter already
+  // replayed keeps its delivery, which is live work again.
+  journal.db()
+      .prepare("DELETE FROM deliveries WHERE state = 'dead' AND id IN"
+               " (SELECT delivery_id FROM dead_letters WHERE died_at < ?)")
+      .bind(1, cutoff)
+      .run();
+  journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
+  return journal.db().changes();
+}
+
+}  // namespace mews::journal

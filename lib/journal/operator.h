@@ -1,0 +1,98 @@
+// What the operator's commands read and change: per-target status, the dead
+// letters, replays and purges. SQL only; the CLI formats, the admin listener
+// transports. Writes run inside a writer transaction (the serving process's
+// writer, or the CLI's own connection when no relay runs; see lock.h).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "journal/journal.h"
+
+namespace mews::journal {
+
+struct TargetStatus {
+  std::string target;
+  std::int64_t pending = 0;  // pending + retry_wait
+  std::int64_t in_flight = 0;
+  std::int64_t delivered_24h = 0;
+  std::int64_t dead = 0;
+  std::optional<std::string> oldest_pending_at;
+  std::string circuit = "closed";
+  std::optional<std::string> last_error;
+};
+
+std::vector<TargetStatus> targetStatus(Journal& reader, const std::vector<std::string>& targets, std::int64_t now_ms);
+
+struct JournalTotals {
+  std::int64_t batches = 0;
+  std::int64_t events = 0;
+  std::int64_t deliveries = 0;
+  std::int64_t dead_letters = 0;
+  int schema_version = 0;
+};
+JournalTotals journalTotals(Journal& reader);
+
+struct DeadLetter {
+  std::int64_t id = 0;
+  std::int64_t delivery_id = 0;
+  std::int64_t batch_id = 0;
+  std::string target;
+  std::string event_types;
+  std::int64_t attempts = 0;
+  std::optional<std::int64_t> last_status;
+  std::optional<std::string> last_error;
+  std::string reason;
+  std::string received_at;
+  std::string died_at;
+  std::string state;  // of the delivery now: dead, or pending again after a replay
+};
+
+struct DeadLetterFilter {
+  std::optional<std::string> target;
+  std::optional<std::int64_t> since_ms;  // died at or after
+  std::optional<std::int64_t> until_ms;  // died before
+  int limit = -1;                        // newest first; -1: all
+};
+std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter);
+
+struct AttemptRow {
+  std::string started_at;
+  std::int64_t duration_ms = 0;
+  std::optional<std::int64_t> status;
+  std::optional<std::string> error;
+  std::string outcome;
+  std::string response_excerpt;
+};
+
+struct DeadLetterDetail {
+  DeadLetter letter;
+  std::string kind;
+  std::optional<std::int64_t> event_seq;
+  std::string payload;           // the batch as received
+  std::string headers_sent;      // JSON object of the last attempt's request headers
+  std::vector<AttemptRow> attempts;
+};
+std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id);
+
+// --- writes ---------------------------------------------------------------
+// Dead letters back to the queue with a fresh attempt budget and max_age
+// window, same webhook-id. Rows no longer dead (already replayed) are skipped.
+// Returns how many were (or, with dry_run, would be) requeued.
+std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms, bool dry_run);
+std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run);
+// Ids among `ids` that are not dead letters (for the error message).
+std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids);
+
+// Re-sends batches received in [since, until) to `target` again, delivered
+// ones included (a target that lost its data). Work in flight is left alone.
+std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
+                            std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run);
+
+// Deletes dead letters (and their dead deliveries, so retention can prune the
+// batches) that died before `older_than_cutoff_ms` (all when empty).
+std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
+
+}  // namespace mews::journal
