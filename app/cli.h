@@ -36,6 +36,9 @@ struct Command {
 Command serveCommand();
 Command checkConfigCommand();
 Command migrateCommand();
+Command statusCommand();
+Command dlqCommand();
+Command replayCommand();
 
 // Small shared helpers for argument handling.
 bool wantsHelp(const std::vector<std::string>& args);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "config/config.h"
 #include "journal/journal.h"
+#include "journal/lock.h"
 #include "journal/migrations.h"
 
 namespace mews::cli {
@@ -16,12 +17,18 @@ int runMigrate(const GlobalOptions& options, const std::vector<std::string>& arg
   const config::Settings settings = config::loadSettings(options.config_path);
   const auto directory = std::filesystem::path(settings.journal.path).parent_path();
   if (!directory.empty()) std::filesystem::create_directories(directory);
+  // A running relay migrated the journal at its start-up and is its only
+  // writer: then only report. Otherwise take the lock and migrate.
+  journal::JournalLock lock(settings.journal.path);
+  if (!lock.held()) {
+    journal::Journal reader(settings.journal.path, {0, true});
+    std::cout << fmt::format("{}: schema version {} (a running relay holds it; nothing to apply)\n",
+                             settings.journal.path, journal::schemaVersion(reader.db()));
+    return kExitOk;
+  }
   // Opening a writable journal applies what is pending (see journal/migrations.h).
-  // The serving process migrates at start-up the same way, so this is safe to
-  // run while it runs: both hold the schema at the binary's version.
   journal::Journal journal(settings.journal.path, {});
-  std::cout << fmt::format("{}: schema version {}\n", settings.journal.path,
-                           journal::schemaVersion(journal.db()));
+  std::cout << fmt::format("{}: schema version {}\n", settings.journal.path, journal::schemaVersion(journal.db()));
   return kExitOk;
 }
 

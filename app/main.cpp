@@ -26,7 +26,7 @@ namespace {
 using namespace mews::cli;
 
 std::vector<Command> allCommands() {
-  return {serveCommand(), checkConfigCommand(), migrateCommand()};
+  return {serveCommand(), statusCommand(), dlqCommand(), replayCommand(), checkConfigCommand(), migrateCommand()};
 }
 
 void printUsage(std::ostream& out) {

@@ -5,7 +5,6 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
@@ -122,15 +121,15 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   // Closing a socket with unread input makes the kernel send a reset, which can
   // destroy the answer before the client reads it (most clients read only after
   // sending). Like nginx's lingering close: read and discard a bounded amount
-  // for a bounded time first.
+  // for a bounded time first. A client that announced far more than max_body
+  // is not waited for.
   void drainBriefly(Poco::Net::HTTPServerRequest& request) const {
+    const std::uint64_t max_body = shared_->settings.server.max_body;
+    if (request.hasContentLength() && static_cast<std::uint64_t>(request.getContentLength64()) > 2 * max_body) return;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    std::uint64_t budget = shared_->settings.server.max_body;
+    std::uint64_t budget = 2 * max_body;
     char buffer[16384];
     try {
-      // Each read waits at most this long, so a silent client cannot hold the thread.
-      if (auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request))
-        impl->socket().setReceiveTimeout(Poco::Timespan(0, 250'000));
       std::istream& stream = request.stream();
       while (stream && budget > 0 && std::chrono::steady_clock::now() < deadline) {
         stream.read(buffer, sizeof buffer);

@@ -208,20 +208,19 @@ std::int64_t replayReceived(Journal& journal, const std::string& target, std::in
 
 std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run) {
   const std::string cutoff = died_before_ms ? iso(*died_before_ms) : std::string("9999");
-  if (dry_run) {
-    Statement count(journal.db(), "SELECT count(*) FROM dead_letters WHERE died_at < ?");
-    count.bind(1, cutoff);
-    return count.step() ? count.columnInt(0) : 0;
-  }
-  // The dead deliveries go too (their attempts cascade); a letter already
-  // replayed keeps its delivery, which is live work again.
+  Statement count(journal.db(), "SELECT count(*) FROM dead_letters WHERE died_at < ?");
+  count.bind(1, cutoff);
+  const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
+  if (dry_run) return letters;
+  // The dead deliveries go too (their attempts and letters cascade); a letter
+  // already replayed keeps its delivery, which is live work again.
   journal.db()
       .prepare("DELETE FROM deliveries WHERE state = 'dead' AND id IN"
                " (SELECT delivery_id FROM dead_letters WHERE died_at < ?)")
       .bind(1, cutoff)
       .run();
   journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
-  return journal.db().changes();
+  return letters;
 }
 
 }  // namespace mews::journal

@@ -1,0 +1,158 @@
+#include "cli_support.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/StreamCopier.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+#include <regex>
+
+#include "cli.h"
+#include "common/clock.h"
+#include "common/units.h"
+#include "journal/lock.h"
+
+namespace mews::cli {
+
+Flags::Flags(const std::vector<std::string>& args, const std::vector<std::string>& with_value,
+             const std::vector<std::string>& switches) {
+  auto known = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.size() < 2 || arg[0] != '-' || arg == "-") {
+      positionals_.push_back(arg);
+      continue;
+    }
+    const auto eq = arg.find('=');
+    const std::string name = arg.substr(0, eq);
+    if (known(switches, name) && eq == std::string::npos) {
+      switches_.push_back(name);
+    } else if (known(with_value, name)) {
+      if (eq != std::string::npos) values_.emplace_back(name, arg.substr(eq + 1));
+      else if (i + 1 < args.size()) values_.emplace_back(name, args[++i]);
+      else throw UsageError(fmt::format("{} needs a value", name));
+    } else {
+      throw UsageError(fmt::format("unknown option '{}'", arg));
+    }
+  }
+}
+
+std::optional<std::string> Flags::value(const std::string& name) const {
+  for (const auto& [key, value] : values_)
+    if (key == name) return value;
+  return std::nullopt;
+}
+
+bool Flags::has(const std::string& name) const {
+  return std::find(switches_.begin(), switches_.end(), name) != switches_.end() || value(name).has_value();
+}
+
+std::int64_t parseTimeArg(const std::string& flag, const std::string& text, std::int64_t now_ms) {
+  if (const auto iso = parseIsoMillis(text)) return *iso;
+  const auto age = parseDuration(text);
+  if (age.ok()) return now_ms - age.value().count();
+  throw UsageError(fmt::format("{} '{}' is neither ISO 8601 (2026-11-27T10:00:00Z) nor an age (2h, 3d)", flag, text));
+}
+
+std::int64_t parseDurationArg(const std::string& flag, const std::string& text) {
+  const auto parsed = parseDuration(text);
+  if (!parsed.ok()) throw UsageError(fmt::format("{}: {}", flag, parsed.error()));
+  return parsed.value().count();
+}
+
+std::int64_t parseIdArg(const std::string& text) {
+  std::int64_t id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0)
+    throw UsageError(fmt::format("'{}' is not a dead letter id", text));
+  return id;
+}
+
+void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths(headers.size());
+  for (std::size_t c = 0; c < headers.size(); ++c) widths[c] = headers[c].size();
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size() && c < widths.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      out += cells[c];
+      if (c + 1 < cells.size()) out += std::string(widths[c] - cells[c].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& row : rows) line(row);
+}
+
+std::string ageText(std::int64_t millis) {
+  const std::int64_t seconds = std::max<std::int64_t>(0, millis / 1000);
+  if (seconds < 120) return fmt::format("{}s", seconds);
+  if (seconds < 7200) return fmt::format("{}m", seconds / 60);
+  if (seconds < 172800) return fmt::format("{}h", seconds / 3600);
+  return fmt::format("{}d", seconds / 86400);
+}
+
+journal::Journal openReader(const config::Settings& settings) {
+  if (!std::filesystem::exists(settings.journal.path))
+    throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));
+  return journal::Journal(settings.journal.path, {0, true});
+}
+
+namespace {
+
+std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_path) {
+  const std::string published = journal::JournalLock::readPublished(journal_path);
+  std::smatch match;
+  if (!std::regex_search(published, match, std::regex(R"(admin=(\S+))")))
+    throw std::runtime_error(fmt::format("a relay holds {}.lock but published no admin address", journal_path));
+  const Poco::Net::SocketAddress address(match[1].str());
+  Poco::Net::HTTPClientSession session(address);
+  session.setTimeout(Poco::Timespan(60, 0));
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, admin_path, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentLength(0);
+  std::string body;
+  Poco::Net::HTTPResponse response;
+  try {
+    session.sendRequest(request);
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error(fmt::format("the running relay's admin listener {} did not answer: {}",
+                                         address.toString(), e.displayText()));
+  }
+  if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
+    std::smatch error;
+    const std::string reason =
+        std::regex_search(body, error, std::regex(R"re("error":"((?:[^"\\]|\\.)*)")re")) ? error[1].str() : body;
+    throw std::runtime_error(reason);
+  }
+  if (!std::regex_search(body, match, std::regex(R"("count":(\d+))")))
+    throw std::runtime_error("unexpected answer from the relay: " + body);
+  return std::stoll(match[1]);
+}
+
+}  // namespace
+
+std::int64_t applyChange(const config::Settings& settings, const Change& change, bool& via_relay) {
+  if (!std::filesystem::exists(settings.journal.path))
+    throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));
+  journal::JournalLock lock(settings.journal.path);
+  via_relay = !lock.held();
+  if (via_relay) return viaAdmin(settings.journal.path, change.admin_path);
+  // No relay runs: this process is the journal's only writer while it holds the lock.
+  journal::Journal journal(settings.journal.path, {});
+  journal::Transaction transaction(journal.db());
+  const std::int64_t count = change.direct(journal);
+  transaction.commit();
+  return count;
+}
+
+}  // namespace mews::cli

@@ -1,0 +1,53 @@
+// Helpers shared by the operator commands: flag parsing, TIME and DURATION
+// arguments, aligned tables, and the two ways to change the journal (directly
+// when no relay serves it, through the relay's admin listener when one does).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "journal/journal.h"
+
+namespace mews::cli {
+
+// A small flag reader: `--name value`, `--name=value`, switches, positionals.
+class Flags {
+ public:
+  Flags(const std::vector<std::string>& args, const std::vector<std::string>& with_value,
+        const std::vector<std::string>& switches);
+  [[nodiscard]] std::optional<std::string> value(const std::string& name) const;
+  [[nodiscard]] bool has(const std::string& name) const;
+  [[nodiscard]] const std::vector<std::string>& positionals() const { return positionals_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> values_;
+  std::vector<std::string> switches_;
+  std::vector<std::string> positionals_;
+};
+
+// TIME: ISO 8601 ("2026-11-27T10:00:00Z") or an age ("2h", "3d") before now.
+std::int64_t parseTimeArg(const std::string& flag, const std::string& text, std::int64_t now_ms);
+std::int64_t parseDurationArg(const std::string& flag, const std::string& text);
+std::int64_t parseIdArg(const std::string& text);
+
+void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
+std::string ageText(std::int64_t millis);
+
+// A read-only view of the configured journal. Throws with the path when missing.
+journal::Journal openReader(const config::Settings& settings);
+
+// Runs a change: directly, in one transaction, while holding the journal lock
+// when no relay runs; otherwise by POSTing `admin_path` to the relay's admin
+// listener. Returns the count the change reports. Throws std::runtime_error
+// with the relay's reason on failure.
+struct Change {
+  std::function<std::int64_t(journal::Journal&)> direct;
+  std::string admin_path;  // with its query string
+};
+std::int64_t applyChange(const config::Settings& settings, const Change& change, bool& via_relay);
+
+}  // namespace mews::cli

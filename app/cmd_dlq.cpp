@@ -1,0 +1,160 @@
+// `dlq list | show ID | purge`: the dead letters.
+#include <fmt/format.h>
+#include <iostream>
+
+#include "cli.h"
+#include "cli_support.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "journal/operator.h"
+
+namespace mews::cli {
+namespace {
+
+std::string optionalJson(const std::optional<std::int64_t>& value) {
+  return value ? std::to_string(*value) : "null";
+}
+std::string optionalJson(const std::optional<std::string>& value) { return value ? json::quote(*value) : "null"; }
+
+std::string letterJson(const journal::DeadLetter& l) {
+  return fmt::format(
+      "{{\"id\":{},\"delivery_id\":{},\"batch_id\":{},\"target\":{},\"event_types\":{},\"attempts\":{},"
+      "\"last_status\":{},\"last_error\":{},\"reason\":{},\"received_at\":{},\"died_at\":{},\"state\":{}}}",
+      l.id, l.delivery_id, l.batch_id, json::quote(l.target), json::quote(l.event_types), l.attempts,
+      optionalJson(l.last_status), optionalJson(l.last_error), json::quote(l.reason), json::quote(l.received_at),
+      json::quote(l.died_at), json::quote(l.state));
+}
+
+int list(const config::Settings& settings, const std::vector<std::string>& args) {
+  const Flags flags(args, {"--target", "--since", "--limit"}, {"--json"});
+  expectNoArguments(flags.positionals());
+  journal::DeadLetterFilter filter;
+  filter.target = flags.value("--target");
+  if (const auto since = flags.value("--since"))
+    filter.since_ms = parseTimeArg("--since", *since, SystemClock::instance().wallMillis());
+  filter.limit = 100;
+  if (const auto limit = flags.value("--limit")) filter.limit = static_cast<int>(parseIdArg(*limit));
+  auto reader = openReader(settings);
+  const auto letters = journal::listDeadLetters(reader, filter);
+  if (flags.has("--json")) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < letters.size(); ++i) out += (i ? "," : "") + letterJson(letters[i]);
+    std::cout << out << "]\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& l : letters)
+    rows.push_back({std::to_string(l.id), l.target, l.event_types.empty() ? "-" : l.event_types,
+                    std::to_string(l.attempts), l.died_at, l.reason + (l.state == "dead" ? "" : " (replayed)"),
+                    l.last_error.value_or("-")});
+  printTable({"ID", "TARGET", "EVENT TYPES", "ATTEMPTS", "DIED AT", "REASON", "LAST ERROR"}, rows);
+  return kExitOk;
+}
+
+int show(const config::Settings& settings, const std::vector<std::string>& args) {
+  const Flags flags(args, {}, {"--json"});
+  if (flags.positionals().size() != 1) throw UsageError("dlq show takes one dead letter id");
+  const std::int64_t id = parseIdArg(flags.positionals()[0]);
+  auto reader = openReader(settings);
+  const auto detail = journal::showDeadLetter(reader, id);
+  if (!detail) {
+    std::cerr << fmt::format("error: no dead letter with id {} in {}\n", id, settings.journal.path);
+    return kExitFailed;
+  }
+  if (flags.has("--json")) {
+    std::string attempts = "[";
+    for (std::size_t i = 0; i < detail->attempts.size(); ++i) {
+      const auto& a = detail->attempts[i];
+      attempts += fmt::format("{}{{\"started_at\":{},\"duration_ms\":{},\"status\":{},\"error\":{},\"outcome\":{},"
+                              "\"response_excerpt\":{}}}",
+                              i ? "," : "", json::quote(a.started_at), a.duration_ms, optionalJson(a.status),
+                              optionalJson(a.error), json::quote(a.outcome), json::quote(a.response_excerpt));
+    }
+    std::cout << fmt::format("{{\"dead_letter\":{},\"kind\":{},\"event_seq\":{},\"payload\":{},\"headers_sent\":{},"
+                             "\"attempts\":{}]}}\n",
+                             letterJson(detail->letter), json::quote(detail->kind), optionalJson(detail->event_seq),
+                             json::quote(detail->payload),
+                             detail->headers_sent.empty() ? "{}" : detail->headers_sent, attempts);
+    return kExitOk;
+  }
+  const auto& l = detail->letter;
+  std::cout << fmt::format(
+      "dead letter {}  target {}  delivery {}  batch {}{}\n"
+      "reason:      {}{}\n"
+      "event types: {}\n"
+      "received:    {}\n"
+      "died:        {}\n"
+      "attempts:    {}\n"
+      "last error:  {}\n\n",
+      l.id, l.target, l.delivery_id, l.batch_id,
+      detail->event_seq ? fmt::format(" (event {})", *detail->event_seq) : std::string(), l.reason,
+      l.state == "dead" ? "" : fmt::format(" (replayed, now {})", l.state), l.event_types.empty() ? "-" : l.event_types,
+      l.received_at, l.died_at, l.attempts, l.last_error.value_or("-"));
+  std::cout << "headers sent (last attempt):\n  " << (detail->headers_sent.empty() ? "-" : detail->headers_sent)
+            << "\n\nattempts:\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : detail->attempts)
+    rows.push_back({a.started_at, fmt::format("{}ms", a.duration_ms), a.status ? std::to_string(*a.status) : "-",
+                    a.outcome, a.error.value_or("-"), a.response_excerpt.substr(0, 60)});
+  printTable({"STARTED", "DURATION", "STATUS", "OUTCOME", "ERROR", "RESPONSE"}, rows);
+  std::cout << fmt::format("\npayload ({} batch, {} bytes):\n{}\n", detail->kind, detail->payload.size(),
+                           detail->payload);
+  return kExitOk;
+}
+
+int purge(const config::Settings& settings, const std::vector<std::string>& args) {
+  const Flags flags(args, {"--older-than"}, {"--dry-run", "--json"});
+  expectNoArguments(flags.positionals());
+  std::optional<std::int64_t> older_than;
+  if (const auto value = flags.value("--older-than")) older_than = parseDurationArg("--older-than", *value);
+  const bool dry_run = flags.has("--dry-run");
+  std::optional<std::int64_t> cutoff;
+  if (older_than) cutoff = SystemClock::instance().wallMillis() - *older_than;
+  std::string admin_path = "/admin/purge?";
+  if (older_than) admin_path += fmt::format("older_than_ms={}&", *older_than);
+  if (dry_run) admin_path += "dry_run=1";
+  bool via_relay = false;
+  const std::int64_t count = applyChange(
+      settings,
+      {[cutoff, dry_run](journal::Journal& journal) { return journal::purgeDeadLetters(journal, cutoff, dry_run); },
+       admin_path},
+      via_relay);
+  if (flags.has("--json"))
+    std::cout << fmt::format("{{\"purged\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
+  else
+    std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count, count == 1 ? "" : "s",
+                             via_relay ? " (through the running relay)" : "");
+  return kExitOk;
+}
+
+int runDlq(const GlobalOptions& options, const std::vector<std::string>& args) {
+  if (args.empty()) throw UsageError("dlq needs list, show or purge");
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  const std::string& verb = args[0];
+  if (verb != "list" && verb != "show" && verb != "purge") throw UsageError(fmt::format("unknown dlq verb '{}'", verb));
+  const config::Settings settings = config::loadSettings(options.config_path);
+  if (verb == "list") return list(settings, rest);
+  if (verb == "show") return show(settings, rest);
+  return purge(settings, rest);
+}
+
+}  // namespace
+
+Command dlqCommand() {
+  return {"dlq", "dead letters: list, show ID, purge",
+          "usage: mews-relay [-c FILE] dlq list [--target T] [--since TIME] [--limit N] [--json]\n"
+          "       mews-relay [-c FILE] dlq show ID [--json]\n"
+          "       mews-relay [-c FILE] dlq purge [--older-than DURATION] [--dry-run] [--json]\n\n"
+          "list   the dead letters, newest first (default limit 100): id, target, event\n"
+          "       types, attempts, died at, reason, last error\n"
+          "show   one dead letter whole: payload, headers sent, every attempt\n"
+          "purge  deletes dead letters (all, or those that died longer ago than DURATION);\n"
+          "       asks nothing, prints how many\n"
+          "TIME is ISO 8601 (2026-11-27T10:00:00Z) or an age (2h, 3d). Safe while the relay\n"
+          "runs: purge then goes through the relay's admin listener.\n\n"
+          "examples:\n  mews-relay dlq list --target pms --since 1d\n  mews-relay dlq show 42\n"
+          "  mews-relay dlq purge --older-than 30d --dry-run\n",
+          runDlq};
+}
+
+}  // namespace mews::cli
