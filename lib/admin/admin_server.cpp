@@ -193,6 +193,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   Poco::Net::ServerSocket socket;
   socket.bind(address, true);
   socket.listen(64);
+  port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(4);
   params->setKeepAlive(false);
@@ -212,7 +213,7 @@ void AdminServer::stop() {
 
 std::string AdminServer::address() const {
   const std::string host = host_ == "0.0.0.0" ? "127.0.0.1" : host_;
-  return fmt::format("{}:{}", host, server_->port());
+  return fmt::format("{}:{}", host, port_);
 }
 
 }  // namespace mews::admin

@@ -45,6 +45,7 @@ class AdminServer {
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::string host_;
+  std::uint16_t port_ = 0;
   bool stopped_ = false;
 };
 

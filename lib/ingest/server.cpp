@@ -236,6 +236,10 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   Poco::Net::ServerSocket socket;
   socket.bind(Poco::Net::SocketAddress(settings.server.listen), true);
   socket.listen(1024);
+  // Read the bound port here, from our own socket: TCPServer::port() is an
+  // inline accessor whose member offsets differ in a TSan build of this code
+  // against Debian's uninstrumented Poco.
+  port_ = socket.address().port();
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(max_connections);
   params->setMaxQueued(64);
@@ -259,7 +263,7 @@ void IngestServer::stop() {
   pool_->joinAll();
 }
 
-std::uint16_t IngestServer::port() const { return server_->port(); }
+std::uint16_t IngestServer::port() const { return port_; }
 
 const IngestCounters& IngestServer::counters() const { return shared_->counters; }
 

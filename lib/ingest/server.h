@@ -69,6 +69,7 @@ class IngestServer {
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::uint16_t port_ = 0;
   bool stopped_ = false;
 };
 

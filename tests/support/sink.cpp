@@ -102,6 +102,7 @@ class SinkFactory : public Poco::Net::HTTPRequestHandlerFactory {
 
 Sink::Sink() : state_(std::make_shared<State>()) {
   Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+  port_ = socket.address().port();
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(32);
   params->setKeepAlive(true);
@@ -120,7 +121,7 @@ Sink::~Sink() {
   pool_->joinAll();  // no connection thread outlives the sink
 }
 
-std::uint16_t Sink::port() const { return server_->port(); }
+std::uint16_t Sink::port() const { return port_; }
 
 std::string Sink::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port()) + path;

@@ -57,6 +57,7 @@ class Sink {
   std::shared_ptr<State> state_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::uint16_t port_ = 0;
 };
 
 }  // namespace mews::test
