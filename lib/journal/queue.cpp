@@ -38,7 +38,7 @@ std::string_view reasonName(DeadReason reason) {
 // one event's in event mode, every distinct one of the batch otherwise.
 void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms) {
   journal.db()
-      .prepare(
+      .cached(
           "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
           " reason, received_at, died_at)"
           " SELECT d.id, d.batch_id, d.target,"
@@ -94,7 +94,7 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
   journal.db()
-      .prepare("UPDATE deliveries SET state = 'in_flight', updated_at = ?"
+      .cached("UPDATE deliveries SET state = 'in_flight', updated_at = ?"
                " WHERE id = ? AND state IN ('pending', 'retry_wait')")
       .bind(1, iso(now_ms))
       .bind(2, delivery_id)
@@ -105,13 +105,14 @@ bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
   if (ids.empty()) {
     journal.db()
-        .prepare("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'in_flight'")
+        .cached("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'in_flight'")
         .bind(1, iso(now_ms))
         .run();
     return journal.db().changes();
   }
   int released = 0;
-  Statement update(journal.db(), "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
+  Statement& update =
+      journal.db().cached("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
   for (const auto id : ids) {
     update.bind(1, iso(now_ms)).bind(2, id).run();
     released += journal.db().changes();
@@ -129,7 +130,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
     case AttemptOutcome::ProbeFailed: next_state = "pending"; break;
     case AttemptOutcome::Dead: next_state = "dead"; break;
   }
-  Statement update(db,
+  Statement& update = db.cached(
                    "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
                    " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'in_flight'");
   update.bind(1, next_state).bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
@@ -143,7 +144,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
   update.bindOptional(6, error).bind(7, record.delivery_id).run();
   if (db.changes() != 1) return false;
 
-  Statement insert(db,
+  Statement& insert = db.cached(
                    "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, error, response_excerpt,"
                    " outcome, request_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, record.delivery_id).bind(2, iso(record.started_ms)).bind(3, record.duration_ms);
@@ -159,7 +160,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
     insertDeadLetter(journal, record.delivery_id, reasonName(record.dead_reason), record.now_ms);
   if (record.outcome == AttemptOutcome::Delivered)
     // A replayed dead letter leaves the table once delivered; its attempts stay.
-    db.prepare("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
+    db.cached("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
   return true;
 }
 
@@ -175,7 +176,7 @@ int expireOld(Journal& journal, const std::string& target, std::int64_t age_cuto
   int expired = 0;
   for (const auto id : ids) {
     journal.db()
-        .prepare("UPDATE deliveries SET state = 'dead', updated_at = ?,"
+        .cached("UPDATE deliveries SET state = 'dead', updated_at = ?,"
                  " last_error = coalesce(last_error, 'not delivered within max_age')"
                  " WHERE id = ? AND state IN ('pending', 'retry_wait')")
         .bind(1, iso(now_ms))
@@ -190,7 +191,7 @@ int expireOld(Journal& journal, const std::string& target, std::int64_t age_cuto
 
 int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int64_t now_ms) {
   journal.db()
-      .prepare("UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
+      .cached("UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
                " WHERE target = ? AND state = 'retry_wait'")
       .bind(1, iso(now_ms))
       .bind(2, target)
@@ -201,7 +202,7 @@ int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int6
 void saveTargetState(Journal& journal, const TargetStateRecord& state) {
   const std::string now = iso(state.now_ms);
   journal.db()
-      .prepare(
+      .cached(
           "INSERT INTO target_state (target, circuit, consecutive_failures, last_error, last_error_at,"
           " last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END,"
           " CASE WHEN ?6 THEN ?5 END, ?5)"

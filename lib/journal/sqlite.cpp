@@ -37,7 +37,17 @@ Database::Database(const std::string& path, Mode mode) : path_(path) {
   sqlite3_busy_timeout(db_, 5000);
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  cache_.clear();  // finalize before closing
+  sqlite3_close_v2(db_);
+}
+
+Statement& Database::cached(std::string_view sql) {
+  const std::string key(sql);
+  auto it = cache_.find(key);
+  if (it == cache_.end()) it = cache_.emplace(key, std::make_unique<Statement>(*this, sql)).first;
+  return *it->second;
+}
 
 void Database::fail(int rc, std::string_view operation) const {
   throw SqliteError(rc, fmt::format("journal {}: {} failed: {}", path_, operation, sqlite3_errmsg(db_)));

@@ -7,6 +7,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,6 +42,10 @@ class Database {
   // Runs one or more statements that return no rows.
   void exec(std::string_view sql);
   Statement prepare(std::string_view sql);
+  // A statement prepared once per connection and reused: for the hot write
+  // paths. The caller must leave it reset (run() does; a step() loop must end
+  // with reset()).
+  Statement& cached(std::string_view sql);
   // For `PRAGMA x` and `SELECT count(*)`-style single values.
   std::int64_t queryInt(std::string_view sql);
   [[nodiscard]] std::int64_t lastInsertRowid() const;
@@ -53,6 +59,7 @@ class Database {
  private:
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
 };
 
 class Statement {
