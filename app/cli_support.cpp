@@ -6,10 +6,10 @@
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/StreamCopier.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <fmt/format.h>
 #include <iostream>
 #include <regex>
 
@@ -36,9 +36,12 @@ Flags::Flags(const std::vector<std::string>& args, const std::vector<std::string
     if (known(switches, name) && eq == std::string::npos) {
       switches_.push_back(name);
     } else if (known(with_value, name)) {
-      if (eq != std::string::npos) values_.emplace_back(name, arg.substr(eq + 1));
-      else if (i + 1 < args.size()) values_.emplace_back(name, args[++i]);
-      else throw UsageError(fmt::format("{} needs a value", name));
+      if (eq != std::string::npos)
+        values_.emplace_back(name, arg.substr(eq + 1));
+      else if (i + 1 < args.size())
+        values_.emplace_back(name, args[++i]);
+      else
+        throw UsageError(fmt::format("{} needs a value", name));
     } else {
       throw UsageError(fmt::format("unknown option '{}'", arg));
     }
@@ -125,8 +128,8 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
     session.sendRequest(request);
     Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
   } catch (const Poco::Exception& e) {
-    throw std::runtime_error(fmt::format("the running relay's admin listener {} did not answer: {}",
-                                         address.toString(), e.displayText()));
+    throw std::runtime_error(
+        fmt::format("the running relay's admin listener {} did not answer: {}", address.toString(), e.displayText()));
   }
   if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
     std::smatch error;

@@ -13,16 +13,18 @@ namespace {
 int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>& args) {
   bool json = false;
   for (const auto& arg : args) {
-    if (arg == "--json") json = true;
-    else throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    if (arg == "--json")
+      json = true;
+    else
+      throw UsageError(fmt::format("unexpected argument '{}'", arg));
   }
   const config::Settings settings = config::loadSettings(options.config_path);
   if (json) {
     std::string out = "{\"file\":" + json::quote(settings.source_file) + ",\"settings\":[";
     bool first = true;
     for (const auto& entry : settings.effective) {
-      out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{}}}", first ? "" : ",",
-                         json::quote(entry.section), json::quote(entry.key), json::quote(entry.value));
+      out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{}}}", first ? "" : ",", json::quote(entry.section),
+                         json::quote(entry.key), json::quote(entry.value));
       first = false;
     }
     std::cout << out << "]}\n";

@@ -14,7 +14,9 @@ namespace {
 std::string optionalJson(const std::optional<std::int64_t>& value) {
   return value ? std::to_string(*value) : "null";
 }
-std::string optionalJson(const std::optional<std::string>& value) { return value ? json::quote(*value) : "null"; }
+std::string optionalJson(const std::optional<std::string>& value) {
+  return value ? json::quote(*value) : "null";
+}
 
 std::string letterJson(const journal::DeadLetter& l) {
   return fmt::format(
@@ -65,16 +67,17 @@ int show(const config::Settings& settings, const std::vector<std::string>& args)
     std::string attempts = "[";
     for (std::size_t i = 0; i < detail->attempts.size(); ++i) {
       const auto& a = detail->attempts[i];
-      attempts += fmt::format("{}{{\"started_at\":{},\"duration_ms\":{},\"status\":{},\"error\":{},\"outcome\":{},"
-                              "\"response_excerpt\":{}}}",
-                              i ? "," : "", json::quote(a.started_at), a.duration_ms, optionalJson(a.status),
-                              optionalJson(a.error), json::quote(a.outcome), json::quote(a.response_excerpt));
+      attempts += fmt::format(
+          "{}{{\"started_at\":{},\"duration_ms\":{},\"status\":{},\"error\":{},\"outcome\":{},"
+          "\"response_excerpt\":{}}}",
+          i ? "," : "", json::quote(a.started_at), a.duration_ms, optionalJson(a.status), optionalJson(a.error),
+          json::quote(a.outcome), json::quote(a.response_excerpt));
     }
-    std::cout << fmt::format("{{\"dead_letter\":{},\"kind\":{},\"event_seq\":{},\"payload\":{},\"headers_sent\":{},"
-                             "\"attempts\":{}]}}\n",
-                             letterJson(detail->letter), json::quote(detail->kind), optionalJson(detail->event_seq),
-                             json::quote(detail->payload),
-                             detail->headers_sent.empty() ? "{}" : detail->headers_sent, attempts);
+    std::cout << fmt::format(
+        "{{\"dead_letter\":{},\"kind\":{},\"event_seq\":{},\"payload\":{},\"headers_sent\":{},"
+        "\"attempts\":{}]}}\n",
+        letterJson(detail->letter), json::quote(detail->kind), optionalJson(detail->event_seq),
+        json::quote(detail->payload), detail->headers_sent.empty() ? "{}" : detail->headers_sent, attempts);
     return kExitOk;
   }
   const auto& l = detail->letter;
@@ -122,8 +125,8 @@ int purge(const config::Settings& settings, const std::vector<std::string>& args
   if (flags.has("--json"))
     std::cout << fmt::format("{{\"purged\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
   else
-    std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count, count == 1 ? "" : "s",
-                             via_relay ? " (through the running relay)" : "");
+    std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count,
+                             count == 1 ? "" : "s", via_relay ? " (through the running relay)" : "");
   return kExitOk;
 }
 

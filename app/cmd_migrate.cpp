@@ -1,6 +1,6 @@
 // `migrate`: applies pending migrations to the journal and prints the version.
-#include <filesystem>
 #include <fmt/format.h>
+#include <filesystem>
 #include <iostream>
 
 #include "cli.h"

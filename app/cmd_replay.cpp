@@ -1,7 +1,7 @@
 // `replay`: dead letters back to the queue, or journaled batches re-sent to a target.
 #include <fmt/format.h>
-#include <iostream>
 #include <unistd.h>
+#include <iostream>
 
 #include "cli.h"
 #include "cli_support.h"
@@ -10,6 +10,8 @@
 
 namespace mews::cli {
 namespace {
+
+constexpr std::size_t kStep = 500;
 
 std::vector<std::int64_t> idsFrom(const std::vector<std::string>& positionals) {
   std::vector<std::int64_t> ids;
@@ -40,56 +42,77 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
     throw UsageError("say which: dead letter ids, --dead, or --received-since TIME --target T");
   const config::Settings settings = config::loadSettings(options.config_path);
   const std::int64_t now = SystemClock::instance().wallMillis();
-  std::string suffix = dry_run ? "&dry_run=1" : "";
+  const std::string suffix = dry_run ? "&dry_run=1" : "";
 
-  Change change;
-  if (by_ids) {
-    if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
-      throw UsageError("--target, --since and --until go with --dead or --received-since");
-    const auto ids = idsFrom(flags.positionals());
-    if (ids.empty()) throw UsageError("no ids given");
-    change.admin_path = "/admin/replay?ids=" + joined(ids) + suffix;
-    change.direct = [ids, now, dry_run, &settings](journal::Journal& journal) {
-      const auto unknown = journal::unknownDeadLetters(journal, ids);
-      if (!unknown.empty())
-        throw std::runtime_error(fmt::format("no dead letter with id {} in {}", joined(unknown), settings.journal.path));
-      return journal::replayDeadLetters(journal, ids, now, dry_run);
-    };
-  } else if (dead) {
-    journal::DeadLetterFilter filter;
-    filter.target = flags.value("--target");
-    if (const auto since = flags.value("--since")) filter.since_ms = parseTimeArg("--since", *since, now);
-    if (const auto until = flags.value("--until")) filter.until_ms = parseTimeArg("--until", *until, now);
-    change.admin_path = "/admin/replay?dead=1" + (filter.target ? "&target=" + *filter.target : "") +
-                        (filter.since_ms ? fmt::format("&since_ms={}", *filter.since_ms) : "") +
-                        (filter.until_ms ? fmt::format("&until_ms={}", *filter.until_ms) : "") + suffix;
-    change.direct = [filter, now, dry_run](journal::Journal& journal) {
-      return journal::replayDeadMatching(journal, filter, now, dry_run);
-    };
+  bool via_relay = false;
+  std::int64_t count = 0;
+  if (by_ids || dead) {
+    std::vector<std::int64_t> ids;
+    if (by_ids) {
+      if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
+        throw UsageError("--target, --since and --until go with --dead or --received-since");
+      ids = idsFrom(flags.positionals());
+      if (ids.empty()) throw UsageError("no ids given");
+    }
+    {
+      auto reader = openReader(settings);
+      if (by_ids) {
+        // All or nothing: every id is checked before anything changes.
+        const auto unknown = journal::unknownDeadLetters(reader, ids);
+        if (!unknown.empty())
+          throw std::runtime_error(
+              fmt::format("no dead letter with id {} in {}", joined(unknown), settings.journal.path));
+      } else {
+        journal::DeadLetterFilter filter;
+        filter.target = flags.value("--target");
+        if (const auto since = flags.value("--since")) filter.since_ms = parseTimeArg("--since", *since, now);
+        if (const auto until = flags.value("--until")) filter.until_ms = parseTimeArg("--until", *until, now);
+        for (const auto& letter : journal::listDeadLetters(reader, filter))
+          if (letter.state == "dead") ids.push_back(letter.id);
+      }
+    }
+    // In steps, so that a replay of thousands neither holds the writer long nor
+    // stays silent on a terminal.
+    const bool progress = !flags.has("--json") && isatty(STDERR_FILENO) && ids.size() > kStep;
+    for (std::size_t start = 0; start < ids.size(); start += kStep) {
+      const std::vector<std::int64_t> step(
+          ids.begin() + static_cast<std::ptrdiff_t>(start),
+          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kStep)));
+      count += applyChange(settings,
+                           {[step, now, dry_run](journal::Journal& journal) {
+                              return journal::replayDeadLetters(journal, step, now, dry_run);
+                            },
+                            "/admin/replay?ids=" + joined(step) + suffix},
+                           via_relay);
+      if (progress)
+        std::cerr << fmt::format("\r{} {}/{}", dry_run ? "checked" : "replayed", start + step.size(), ids.size());
+    }
+    if (progress) std::cerr << "\n";
   } else {
     const auto target = flags.value("--target");
     if (!target) throw UsageError("--received-since needs --target T");
-    const bool configured = std::any_of(settings.targets.begin(), settings.targets.end(),
-                                        [&](const auto& t) { return t.name == *target; });
-    if (!configured)
-      throw std::runtime_error(fmt::format("no target '{}' in {}", *target, settings.source_file));
+    const bool configured =
+        std::any_of(settings.targets.begin(), settings.targets.end(), [&](const auto& t) { return t.name == *target; });
+    if (!configured) throw std::runtime_error(fmt::format("no target '{}' in {}", *target, settings.source_file));
     const std::int64_t since = parseTimeArg("--received-since", *flags.value("--received-since"), now);
     std::optional<std::int64_t> until;
     if (const auto value = flags.value("--until")) until = parseTimeArg("--until", *value, now);
-    change.admin_path = fmt::format("/admin/replay?received_since_ms={}&target={}", since, *target) +
-                        (until ? fmt::format("&until_ms={}", *until) : "") + suffix;
-    change.direct = [target = *target, since, until, now, dry_run](journal::Journal& journal) {
-      return journal::replayReceived(journal, target, since, until, now, dry_run);
-    };
+    count = applyChange(settings,
+                        {[target = *target, since, until, now, dry_run](journal::Journal& journal) {
+                           return journal::replayReceived(journal, target, since, until, now, dry_run);
+                         },
+                         fmt::format("/admin/replay?received_since_ms={}&target={}", since, *target) +
+                             (until ? fmt::format("&until_ms={}", *until) : "") + suffix},
+                        via_relay);
   }
-  bool via_relay = false;
-  const std::int64_t count = applyChange(settings, change, via_relay);
   if (flags.has("--json")) {
     std::cout << fmt::format("{{\"replayed\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
   } else {
     std::cout << fmt::format("{} {} deliver{}{}\n", dry_run ? "would replay" : "replayed", count,
                              count == 1 ? "y" : "ies",
-                             via_relay ? " (through the running relay)" : " (picked up when the relay next runs)");
+                             via_relay    ? " (through the running relay)"
+                             : count == 0 ? ""
+                                          : " (picked up when the relay next runs)");
   }
   return kExitOk;
 }

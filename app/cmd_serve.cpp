@@ -1,7 +1,7 @@
 // `serve`: runs the relay until SIGINT or SIGTERM, then shuts down cleanly.
-#include <csignal>
 #include <fmt/format.h>
 #include <pthread.h>
+#include <csignal>
 
 #include "cli.h"
 #include "common/log.h"

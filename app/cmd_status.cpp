@@ -1,8 +1,8 @@
 // `status`: per target, what waits, what is in flight, what was delivered in
 // the last 24 h, what is dead, the oldest waiting work, the circuit and the
 // last error; then the journal's size and totals.
-#include <filesystem>
 #include <fmt/format.h>
+#include <filesystem>
 #include <iostream>
 
 #include "cli.h"

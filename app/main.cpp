@@ -1,6 +1,6 @@
 // mews-relay [-c FILE] [--log-level LEVEL] COMMAND ...
-#include <cstdlib>
 #include <fmt/format.h>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli.h"

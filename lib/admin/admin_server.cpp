@@ -10,9 +10,9 @@
 #include <Poco/URI.h>
 #include <sys/statvfs.h>
 
+#include <fmt/format.h>
 #include <charconv>
 #include <filesystem>
-#include <fmt/format.h>
 #include <map>
 
 #include "common/json.h"
@@ -67,7 +67,8 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     } catch (const std::invalid_argument& e) {
       send(response, HTTPResponse::HTTP_BAD_REQUEST, fmt::format(R"({{"error":{}}})", json::quote(e.what())));
     } catch (const std::exception& e) {
-      log::error("admin", "request failed", {{"path", request.getURI().substr(0, request.getURI().find('?'))}, {"error", e.what()}});
+      log::error("admin", "request failed",
+                 {{"path", request.getURI().substr(0, request.getURI().find('?'))}, {"error", e.what()}});
       send(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, fmt::format(R"({{"error":{}}})", json::quote(e.what())));
     }
   }
@@ -85,10 +86,12 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     struct statvfs fs {};
     if (journal.min_free > 0 && statvfs(directory.c_str(), &fs) == 0 &&
         static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < journal.min_free)
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, R"({"status":"not ready","reason":"free disk below min_free"})");
+      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                  R"({"status":"not ready","reason":"free disk below min_free"})");
     auto probe = shared_->writer.submit([](journal::Journal&) { return std::int64_t{0}; });
     if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready || !probe.get().committed())
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, R"({"status":"not ready","reason":"journal cannot commit"})");
+      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                  R"({"status":"not ready","reason":"journal cannot commit"})");
     send(response, HTTPResponse::HTTP_OK, R"({"status":"ready"})");
   }
 
@@ -96,7 +99,8 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
   void apply(Poco::Net::HTTPServerResponse& response, journal::JournalWriter::Job job, bool requeues) const {
     const auto outcome = shared_->writer.submit(std::move(job)).get();
     if (!outcome.committed())
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
+      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                  fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
     if (requeues && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
     send(response, HTTPResponse::HTTP_OK, fmt::format(R"({{"count":{}}})", outcome.value));
   }
@@ -131,7 +135,8 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
                     fmt::format(R"({{"error":"no dead letter with id {}","unknown":[{}]}})", list, list));
       }
       if (!outcome.committed())
-        return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
+        return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                    fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
       if (!dry_run && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
       return send(response, HTTPResponse::HTTP_OK, fmt::format(R"({{"count":{}}})", outcome.value));
     }
@@ -139,22 +144,24 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       const auto target = text(query, "target");
       if (!target) throw std::invalid_argument("target is required");
       const auto until = number(query, "until_ms");
-      return apply(response,
-                   [target = *target, since = *since, until, now, dry_run](journal::Journal& journal) {
-                     return journal::replayReceived(journal, target, since, until, now, dry_run);
-                   },
-                   !dry_run);
+      return apply(
+          response,
+          [target = *target, since = *since, until, now, dry_run](journal::Journal& journal) {
+            return journal::replayReceived(journal, target, since, until, now, dry_run);
+          },
+          !dry_run);
     }
     if (query.count("dead") != 0) {
       journal::DeadLetterFilter filter;
       filter.target = text(query, "target");
       filter.since_ms = number(query, "since_ms");
       filter.until_ms = number(query, "until_ms");
-      return apply(response,
-                   [filter, now, dry_run](journal::Journal& journal) {
-                     return journal::replayDeadMatching(journal, filter, now, dry_run);
-                   },
-                   !dry_run);
+      return apply(
+          response,
+          [filter, now, dry_run](journal::Journal& journal) {
+            return journal::replayDeadMatching(journal, filter, now, dry_run);
+          },
+          !dry_run);
     }
     throw std::invalid_argument("say ids, dead or received_since_ms");
   }
@@ -164,9 +171,10 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     const auto older_than = number(query, "older_than_ms");
     std::optional<std::int64_t> cutoff;
     if (older_than) cutoff = shared_->clock.wallMillis() - *older_than;
-    apply(response,
-          [cutoff, dry_run](journal::Journal& journal) { return journal::purgeDeadLetters(journal, cutoff, dry_run); },
-          false);
+    apply(
+        response,
+        [cutoff, dry_run](journal::Journal& journal) { return journal::purgeDeadLetters(journal, cutoff, dry_run); },
+        false);
   }
 
   std::shared_ptr<AdminServer::Shared> shared_;
@@ -201,9 +209,13 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   server_ = std::make_unique<Poco::Net::HTTPServer>(new AdminFactory(shared_), socket, params);
 }
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+  stop();
+}
 
-void AdminServer::start() { server_->start(); }
+void AdminServer::start() {
+  server_->start();
+}
 
 void AdminServer::stop() {
   if (stopped_) return;

@@ -5,15 +5,15 @@
 #include <Poco/DateTimeParser.h>
 #include <Poco/Exception.h>
 #include <Poco/Timestamp.h>
-#include <ctime>
 #include <fmt/format.h>
+#include <ctime>
 
 namespace mews {
 
 SystemClock::SystemClock()
-    : anchor_wall_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count()),
+    : anchor_wall_ms_(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count()),
       anchor_steady_(std::chrono::steady_clock::now()) {}
 
 std::int64_t SystemClock::wallMillis() const {
@@ -41,8 +41,8 @@ std::string formatIsoMillis(std::int64_t unix_millis) {
   const std::time_t as_time_t = static_cast<std::time_t>(seconds);
   std::tm utc{};
   gmtime_r(&as_time_t, &utc);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+                     utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
 }
 
 std::optional<std::int64_t> parseIsoMillis(std::string_view text) {
@@ -51,8 +51,8 @@ std::optional<std::int64_t> parseIsoMillis(std::string_view text) {
   Poco::DateTime parsed;
   int tz_offset_seconds = 0;
   if (text.size() < 20 || text[10] != 'T') return std::nullopt;
-  if (!Poco::DateTimeParser::tryParse(Poco::DateTimeFormat::ISO8601_FRAC_FORMAT,
-                                      std::string(text), parsed, tz_offset_seconds))
+  if (!Poco::DateTimeParser::tryParse(Poco::DateTimeFormat::ISO8601_FRAC_FORMAT, std::string(text), parsed,
+                                      tz_offset_seconds))
     return std::nullopt;
   parsed.makeUTC(tz_offset_seconds);
   return parsed.timestamp().epochMicroseconds() / 1000;

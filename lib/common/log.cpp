@@ -30,11 +30,21 @@ void appendValue(std::string& line, std::string_view value) {
   line += '"';
   for (const char c : value) {
     switch (c) {
-      case '"': line += "\\\""; break;
-      case '\\': line += "\\\\"; break;
-      case '\n': line += "\\n"; break;
-      case '\r': line += "\\r"; break;
-      case '\t': line += "\\t"; break;
+      case '"':
+        line += "\\\"";
+        break;
+      case '\\':
+        line += "\\\\";
+        break;
+      case '\n':
+        line += "\\n";
+        break;
+      case '\r':
+        line += "\\r";
+        break;
+      case '\t':
+        line += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -57,14 +67,15 @@ std::optional<Level> parseLevel(std::string_view name) {
   return std::nullopt;
 }
 
-void setLevel(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void setLevel(Level level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
-void write(Level level, std::string_view component, std::string_view message,
-           std::initializer_list<Field> fields) {
+void write(Level level, std::string_view component, std::string_view message, std::initializer_list<Field> fields) {
   std::string line = "ts=";
   line += formatIsoMillis(SystemClock::instance().wallMillis());
   line += " level=";

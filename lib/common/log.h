@@ -21,8 +21,7 @@ void setLevel(Level level);
 
 using Field = std::pair<std::string_view, std::string>;
 
-void write(Level level, std::string_view component, std::string_view message,
-           std::initializer_list<Field> fields = {});
+void write(Level level, std::string_view component, std::string_view message, std::initializer_list<Field> fields = {});
 
 inline void debug(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
   if (enabled(Level::Debug)) write(Level::Debug, c, m, f);

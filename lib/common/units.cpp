@@ -1,8 +1,8 @@
 #include "common/units.h"
 
+#include <fmt/format.h>
 #include <array>
 #include <charconv>
-#include <fmt/format.h>
 #include <limits>
 
 namespace mews {
@@ -14,10 +14,10 @@ struct Unit {
 };
 
 // Longest suffix first so "ms" is not read as "m" followed by junk.
-constexpr std::array kDurationUnits{Unit{"ms", 1}, Unit{"s", 1000}, Unit{"m", 60'000},
-                                    Unit{"h", 3'600'000}, Unit{"d", 86'400'000}};
-constexpr std::array kSizeUnits{Unit{"GiB", 1ULL << 30}, Unit{"MiB", 1ULL << 20},
-                                Unit{"KiB", 1ULL << 10}, Unit{"B", 1}};
+constexpr std::array kDurationUnits{Unit{"ms", 1}, Unit{"s", 1000}, Unit{"m", 60'000}, Unit{"h", 3'600'000},
+                                    Unit{"d", 86'400'000}};
+constexpr std::array kSizeUnits{Unit{"GiB", 1ULL << 30}, Unit{"MiB", 1ULL << 20}, Unit{"KiB", 1ULL << 10},
+                                Unit{"B", 1}};
 
 template <std::size_t N>
 Parsed<std::uint64_t> parseWithUnits(std::string_view text, const std::array<Unit, N>& units,
@@ -62,8 +62,7 @@ Parsed<std::uint64_t> parseSize(std::string_view text) {
 std::string formatDuration(Millis value) {
   const auto ms = static_cast<std::uint64_t>(value.count());
   // Largest unit first for printing.
-  constexpr std::array kLargestFirst{kDurationUnits[4], kDurationUnits[3], kDurationUnits[2],
-                                     kDurationUnits[1]};
+  constexpr std::array kLargestFirst{kDurationUnits[4], kDurationUnits[3], kDurationUnits[2], kDurationUnits[1]};
   const std::string formatted = formatWithUnits(ms, kLargestFirst);
   return formatted.empty() ? fmt::format("{}ms", ms) : formatted;
 }

@@ -8,11 +8,11 @@
 #include <Poco/Util/IniFileConfiguration.h>
 #include <Poco/Util/LayeredConfiguration.h>
 #include <Poco/Util/SystemConfiguration.h>
+#include <fmt/format.h>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -125,8 +125,8 @@ void checkSigningSecret(std::string_view text) {
 }
 
 // Headers the relay sets itself; a target may not override them.
-const std::set<std::string> kReservedHeaders{"content-type",      "content-length", "host",
-                                             "transfer-encoding", "user-agent",     "webhook-id",
+const std::set<std::string> kReservedHeaders{"content-type",      "content-length",    "host",
+                                             "transfer-encoding", "user-agent",        "webhook-id",
                                              "webhook-timestamp", "webhook-signature", "connection"};
 
 using Apply = std::function<void(Settings&, TargetSettings*, std::string_view)>;
@@ -150,8 +150,7 @@ constexpr Millis kDay{86'400'000};
 // Every key, once. Order is the order of `check-config` and of the sample file.
 const std::vector<KeySpec>& keySpecs() {
   static const std::vector<KeySpec> specs{
-      {"server", "listen", "HOST:PORT", "0.0.0.0:8080", false, false,
-       "the public listener Mews posts to",
+      {"server", "listen", "HOST:PORT", "0.0.0.0:8080", false, false, "the public listener Mews posts to",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.listen = listenAddress(v); }},
       {"server", "path", "path", "/webhooks/mews", false, false,
        "the one path that accepts posts; General and Integration webhooks may share it",
@@ -172,16 +171,11 @@ const std::vector<KeySpec>& keySpecs() {
          }
          s.server.tokens = std::move(tokens);
        }},
-      {"server", "max_body", "size 1KiB..64MiB", "1MiB", false, false,
-       "larger bodies get 413 before they are read",
-       [](Settings& s, TargetSettings*, std::string_view v) {
-         s.server.max_body = sizeIn(v, 1024, 64ULL << 20);
-       }},
+      {"server", "max_body", "size 1KiB..64MiB", "1MiB", false, false, "larger bodies get 413 before they are read",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.max_body = sizeIn(v, 1024, 64ULL << 20); }},
       {"server", "max_connections", "count 4..4096", "256", false, false,
        "open connections served at once (one thread each); more wait in a short queue",
-       [](Settings& s, TargetSettings*, std::string_view v) {
-         s.server.max_connections = countIn(v, 4, 4096);
-       }},
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.max_connections = countIn(v, 4, 4096); }},
       {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
@@ -198,9 +192,7 @@ const std::vector<KeySpec>& keySpecs() {
        }},
       {"journal", "min_free", "size 0B..1024GiB", "1GiB", false, false,
        "below this much free disk, answer 503 instead of writing",
-       [](Settings& s, TargetSettings*, std::string_view v) {
-         s.journal.min_free = sizeIn(v, 0, 1024ULL << 30);
-       }},
+       [](Settings& s, TargetSettings*, std::string_view v) { s.journal.min_free = sizeIn(v, 0, 1024ULL << 30); }},
       {"journal", "max_size", "size 0B..1024GiB", "0B", false, false,
        "a cap on the journal file (0B: none); at the cap, answer 503 instead of writing",
        [](Settings& s, TargetSettings*, std::string_view v) {
@@ -208,8 +200,7 @@ const std::vector<KeySpec>& keySpecs() {
          if (s.journal.max_size != 0 && s.journal.max_size < (1ULL << 20))
            throw ValueError{"must be 0B or at least 1MiB"};
        }},
-      {"delivery", "workers", "count 1..256", "8", false, false,
-       "threads delivering to targets, shared by all targets",
+      {"delivery", "workers", "count 1..256", "8", false, false, "threads delivering to targets, shared by all targets",
        [](Settings& s, TargetSettings*, std::string_view v) { s.delivery.workers = countIn(v, 1, 256); }},
       {"target", "url", "http(s) URL", "", true, false, "where deliveries are POSTed",
        [](Settings&, TargetSettings* t, std::string_view v) {
@@ -227,12 +218,14 @@ const std::vector<KeySpec>& keySpecs() {
       {"target", "mode", "batch|event", "batch", false, false,
        "batch: the batch as received (filtered); event: one request per event",
        [](Settings&, TargetSettings* t, std::string_view v) {
-         if (v == "batch") t->mode = DeliveryMode::Batch;
-         else if (v == "event") t->mode = DeliveryMode::Event;
-         else throw ValueError{fmt::format("'{}' is not batch or event", v)};
+         if (v == "batch")
+           t->mode = DeliveryMode::Batch;
+         else if (v == "event")
+           t->mode = DeliveryMode::Event;
+         else
+           throw ValueError{fmt::format("'{}' is not batch or event", v)};
        }},
-      {"target", "events", "* or list", "*", false, false,
-       "* or a comma-separated list of discriminators / actions",
+      {"target", "events", "* or list", "*", false, false, "* or a comma-separated list of discriminators / actions",
        [](Settings&, TargetSettings* t, std::string_view v) {
          if (v == "*") {
            t->events.clear();
@@ -246,9 +239,7 @@ const std::vector<KeySpec>& keySpecs() {
        }},
       {"target", "timeout", "duration 100ms..5m", "10s", false, false,
        "connect plus whole-request limit for one attempt",
-       [](Settings&, TargetSettings* t, std::string_view v) {
-         t->timeout = durationIn(v, 100 * kMs, 300 * kSecond);
-       }},
+       [](Settings&, TargetSettings* t, std::string_view v) { t->timeout = durationIn(v, 100 * kMs, 300 * kSecond); }},
       {"target", "max_attempts", "count 1..1000", "20", false, false,
        "attempts (not counting those skipped by an open circuit) before the dead letters",
        [](Settings&, TargetSettings* t, std::string_view v) { t->max_attempts = countIn(v, 1, 1000); }},
@@ -263,11 +254,8 @@ const std::vector<KeySpec>& keySpecs() {
        }},
       {"target", "max_age", "duration 1m..365d", "3d", false, false,
        "undelivered work older than this goes to the dead letters",
-       [](Settings&, TargetSettings* t, std::string_view v) {
-         t->max_age = durationIn(v, 60 * kSecond, 365 * kDay);
-       }},
-      {"target", "concurrency", "count 1..256", "4", false, false,
-       "deliveries in flight to this target at once",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->max_age = durationIn(v, 60 * kSecond, 365 * kDay); }},
+      {"target", "concurrency", "count 1..256", "4", false, false, "deliveries in flight to this target at once",
        [](Settings&, TargetSettings* t, std::string_view v) { t->concurrency = countIn(v, 1, 256); }},
       {"target", "secret", "whsec_...", "", false, true,
        "when set, deliveries are signed per the Standard Webhooks spec",
@@ -316,7 +304,8 @@ class Loader {
       }
     }
     checkRequired("server", nullptr, "server");
-    if (settings_.targets.empty()) fail("target.NAME", "", "no target configured; add a [target.NAME] section with a url");
+    if (settings_.targets.empty())
+      fail("target.NAME", "", "no target configured; add a [target.NAME] section with a url");
     checkAcrossSections();
     if (!errors_.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors_, "\n")));
     return std::move(settings_);
@@ -324,12 +313,13 @@ class Loader {
 
  private:
   void fail(std::string_view section, std::string_view key, std::string_view reason) {
-    if (key.empty()) errors_.push_back(fmt::format("{}: [{}]: {}", file_, section, reason));
-    else errors_.push_back(fmt::format("{}: [{}] {}: {}", file_, section, key, reason));
+    if (key.empty())
+      errors_.push_back(fmt::format("{}: [{}]: {}", file_, section, reason));
+    else
+      errors_.push_back(fmt::format("{}: [{}] {}: {}", file_, section, key, reason));
   }
 
-  void applyOne(const KeySpec& spec, std::string_view section_label, TargetSettings* target,
-                std::string_view value) {
+  void applyOne(const KeySpec& spec, std::string_view section_label, TargetSettings* target, std::string_view value) {
     try {
       spec.apply(settings_, target, value);
       given_[std::string(section_label) + "." + std::string(spec.name)] = std::string(value);
@@ -345,8 +335,7 @@ class Loader {
   }
 
   // Expands ${system.env.NAME} through the layered configuration and strips comments.
-  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label,
-                                     std::string_view key) {
+  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label, std::string_view key) {
     std::string raw;
     try {
       raw = ini_.getString(full_key);
@@ -438,8 +427,7 @@ class Loader {
     (void)target;
     for (const auto& spec : keySpecs())
       if (spec.section == section && spec.required &&
-          given_.count(std::string(label) + "." + std::string(spec.name)) == 0 &&
-          !hasError(label, spec.name))
+          given_.count(std::string(label) + "." + std::string(spec.name)) == 0 && !hasError(label, spec.name))
         fail(label, spec.name, "is required");
   }
 
@@ -463,7 +451,6 @@ class Loader {
   Settings settings_;
   std::map<std::string, std::string> given_;  // "label.key" -> effective raw value
   std::vector<std::string> errors_;
-
 
  public:
   [[nodiscard]] const std::map<std::string, std::string>& given() const { return given_; }

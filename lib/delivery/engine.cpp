@@ -49,7 +49,9 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
   }
 }
 
-DeliveryEngine::~DeliveryEngine() { stop(); }
+DeliveryEngine::~DeliveryEngine() {
+  stop();
+}
 
 void DeliveryEngine::start() {
   const std::int64_t now = clock_.wallMillis();
@@ -104,8 +106,8 @@ std::vector<TargetSnapshot> DeliveryEngine::targets() const {
   const std::lock_guard lock(mutex_);
   std::vector<TargetSnapshot> out;
   for (const auto& target : targets_)
-    out.push_back({target.settings.name, target.circuit.state(), target.in_flight,
-                   target.circuit.consecutiveFailures(), target.last_error});
+    out.push_back({target.settings.name, target.circuit.state(), target.in_flight, target.circuit.consecutiveFailures(),
+                   target.last_error});
   return out;
 }
 

@@ -44,26 +44,31 @@ std::optional<Millis> parseRetryAfter(std::string_view value, std::int64_t now_m
   return Millis(std::max<std::int64_t>(0, at_ms - now_ms));
 }
 
-Millis retryDelay(int failures, Millis min, Millis max, std::optional<Millis> retry_after,
-                  std::mt19937_64& random) {
+Millis retryDelay(int failures, Millis min, Millis max, std::optional<Millis> retry_after, std::mt19937_64& random) {
   if (retry_after) return std::clamp(*retry_after, min, max);
   return backoffDelay(failures, min, max, random);
 }
 
 std::string_view circuitName(CircuitState state) {
   switch (state) {
-    case CircuitState::Closed: return "closed";
-    case CircuitState::Open: return "open";
-    case CircuitState::HalfOpen: break;
+    case CircuitState::Closed:
+      return "closed";
+    case CircuitState::Open:
+      return "open";
+    case CircuitState::HalfOpen:
+      break;
   }
   return "half_open";
 }
 
 int CircuitBreaker::admits(int free_slots, std::int64_t now_ms) const {
   switch (state_) {
-    case CircuitState::Closed: return free_slots;
-    case CircuitState::Open: return free_slots > 0 && now_ms >= probe_at_ms_ ? 1 : 0;
-    case CircuitState::HalfOpen: break;  // the probe is in flight
+    case CircuitState::Closed:
+      return free_slots;
+    case CircuitState::Open:
+      return free_slots > 0 && now_ms >= probe_at_ms_ ? 1 : 0;
+    case CircuitState::HalfOpen:
+      break;  // the probe is in flight
   }
   return 0;
 }

@@ -46,8 +46,7 @@ Millis backoffDelay(int failures, Millis min, Millis max, std::mt19937_64& rando
 std::optional<Millis> parseRetryAfter(std::string_view value, std::int64_t now_ms);
 
 // The delay to use: Retry-After when given, clamped to [min, max]; else backoff.
-Millis retryDelay(int failures, Millis min, Millis max, std::optional<Millis> retry_after,
-                  std::mt19937_64& random);
+Millis retryDelay(int failures, Millis min, Millis max, std::optional<Millis> retry_after, std::mt19937_64& random);
 
 enum class CircuitState { Closed, Open, HalfOpen };
 std::string_view circuitName(CircuitState state);

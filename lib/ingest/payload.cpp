@@ -1,9 +1,9 @@
 #include "ingest/payload.h"
 
-#include <algorithm>
-#include <optional>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <algorithm>
+#include <optional>
 
 namespace mews::ingest {
 namespace {
@@ -64,8 +64,10 @@ bool isJsonNumber(std::string_view token) {
     return i > start;
   };
   if (i < token.size() && token[i] == '-') ++i;
-  if (i < token.size() && token[i] == '0') ++i;
-  else if (!digits()) return false;
+  if (i < token.size() && token[i] == '0')
+    ++i;
+  else if (!digits())
+    return false;
   if (i < token.size() && token[i] == '.') {
     ++i;
     if (!digits()) return false;
@@ -89,8 +91,10 @@ std::optional<std::string> withNumbersZeroed(std::string_view body) {
   for (std::size_t i = 0; i < copy.size(); ++i) {
     const char c = copy[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     if (c == '"') {
@@ -110,11 +114,16 @@ std::optional<std::string> withNumbersZeroed(std::string_view body) {
 
 std::string reasonFor(simdjson::error_code error) {
   switch (error) {
-    case simdjson::UTF8_ERROR: return "body is not valid UTF-8";
-    case simdjson::DEPTH_ERROR: return fmt::format("JSON nests deeper than {} levels", kMaxDepth);
-    case simdjson::NUMBER_ERROR: return "body is not valid JSON (malformed number)";
-    case simdjson::EMPTY: return "body is empty; expected a JSON object";
-    default: return fmt::format("body is not valid JSON ({})", simdjson::error_message(error));
+    case simdjson::UTF8_ERROR:
+      return "body is not valid UTF-8";
+    case simdjson::DEPTH_ERROR:
+      return fmt::format("JSON nests deeper than {} levels", kMaxDepth);
+    case simdjson::NUMBER_ERROR:
+      return "body is not valid JSON (malformed number)";
+    case simdjson::EMPTY:
+      return "body is empty; expected a JSON object";
+    default:
+      return fmt::format("body is not valid JSON ({})", simdjson::error_message(error));
   }
 }
 

@@ -53,7 +53,8 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
       outcome = handle(request, response);
     } catch (const Poco::TimeoutException&) {
       response.setKeepAlive(false);
-      outcome = reject(request, response, HTTPResponse::HTTP_REQUEST_TIMEOUT, "body not received in time", Body::Consumed);
+      outcome =
+          reject(request, response, HTTPResponse::HTTP_REQUEST_TIMEOUT, "body not received in time", Body::Consumed);
     } catch (const Poco::Net::NetException& e) {
       // The client went away mid-request: nothing was stored, nobody to answer.
       log::warn("ingest", "connection failed", {{"remote", remote(request)}, {"error", e.displayText()}});
@@ -74,12 +75,12 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     if (outcome.status == HTTPResponse::HTTP_ACCEPTED) {
       if (log::enabled(log::Level::Info))
         log::info("ingest", "batch accepted",
-                {{"status", status},
-                 {"path", std::string(pathOnly(request.getURI()))},
-                 {"remote", remote(request)},
-                 {"batch", std::to_string(outcome.batch_id)},
-                 {"events", std::to_string(outcome.events)},
-                 {"duration_us", duration_us}});
+                  {{"status", status},
+                   {"path", std::string(pathOnly(request.getURI()))},
+                   {"remote", remote(request)},
+                   {"batch", std::to_string(outcome.batch_id)},
+                   {"events", std::to_string(outcome.events)},
+                   {"duration_us", duration_us}});
     } else {
       log::warn("ingest", "request rejected",
                 {{"status", status},
@@ -99,9 +100,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     std::string reason;
   };
 
-  static std::string remote(const Poco::Net::HTTPServerRequest& request) {
-    return request.clientAddress().toString();
-  }
+  static std::string remote(const Poco::Net::HTTPServerRequest& request) { return request.clientAddress().toString(); }
 
   // What is left of the request body when we answer early.
   enum class Body { Consumed, Unread };
@@ -151,16 +150,18 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     const std::string& uri = request.getURI();
     const std::string_view path = pathOnly(uri);
     // A body we will not read must not be parsed as the next request.
-    const Body unread = (request.hasContentLength() ? request.getContentLength64() > 0 : request.getChunkedTransferEncoding())
-                            ? Body::Unread
-                            : Body::Consumed;
+    const Body unread =
+        (request.hasContentLength() ? request.getContentLength64() > 0 : request.getChunkedTransferEncoding())
+            ? Body::Unread
+            : Body::Consumed;
     if (path != server.path) return reject(request, response, HTTPResponse::HTTP_NOT_FOUND, "no such path", unread);
     if (request.getMethod() != Poco::Net::HTTPRequest::HTTP_POST)
       return reject(request, response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "only POST is accepted", unread);
     const std::string_view query = path.size() < uri.size() ? std::string_view(uri).substr(path.size() + 1) : "";
     const std::string token = queryParameter(query, "token");
     if (token.empty()) return reject(request, response, HTTPResponse::HTTP_UNAUTHORIZED, "token missing", unread);
-    if (!shared_->tokens.accepts(token)) return reject(request, response, HTTPResponse::HTTP_UNAUTHORIZED, "token not accepted", unread);
+    if (!shared_->tokens.accepts(token))
+      return reject(request, response, HTTPResponse::HTTP_UNAUTHORIZED, "token not accepted", unread);
     if (request.hasContentLength() && request.getContentLength64() > static_cast<Poco::Int64>(server.max_body))
       return reject(request, response, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
                     fmt::format("body is larger than max_body ({} bytes)", server.max_body), unread);
@@ -179,19 +180,21 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     const std::size_t event_count = batch.summary.events.size();
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
-    auto future = shared_->writer.submit([shared_batch](journal::Journal& journal) {
-      return journal.insertBatch(*shared_batch);
-    });
+    auto future = shared_->writer.submit(
+        [shared_batch](journal::Journal& journal) { return journal.insertBatch(*shared_batch); });
     if (future.wait_for(kCommitWait) != std::future_status::ready)
-      return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "journal commit is taking too long", Body::Consumed);
+      return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "journal commit is taking too long",
+                    Body::Consumed);
     const journal::WriteOutcome outcome = future.get();
-    if (!outcome.committed()) return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, outcome.error, Body::Consumed);
+    if (!outcome.committed())
+      return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, outcome.error, Body::Consumed);
 
     // The ack. Reached only with a committed outcome: the batch is on disk.
     shared_->counters.accepted.fetch_add(1, std::memory_order_relaxed);
     shared_->counters.events.fetch_add(event_count, std::memory_order_relaxed);
     if (shared_->on_committed && !shared_batch->deliveries.empty()) shared_->on_committed();
-    send(response, HTTPResponse::HTTP_ACCEPTED, fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
+    send(response, HTTPResponse::HTTP_ACCEPTED,
+         fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
     return {HTTPResponse::HTTP_ACCEPTED, outcome.value, event_count, {}};
   }
 
@@ -251,9 +254,13 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(shared_), *pool_, socket, params);
 }
 
-IngestServer::~IngestServer() { stop(); }
+IngestServer::~IngestServer() {
+  stop();
+}
 
-void IngestServer::start() { server_->start(); }
+void IngestServer::start() {
+  server_->start();
+}
 
 void IngestServer::stop() {
   if (stopped_) return;
@@ -263,8 +270,12 @@ void IngestServer::stop() {
   pool_->joinAll();
 }
 
-std::uint16_t IngestServer::port() const { return port_; }
+std::uint16_t IngestServer::port() const {
+  return port_;
+}
 
-const IngestCounters& IngestServer::counters() const { return shared_->counters; }
+const IngestCounters& IngestServer::counters() const {
+  return shared_->counters;
+}
 
 }  // namespace mews::ingest

@@ -1,8 +1,8 @@
 #include "ingest/token.h"
 
+#include <Poco/Exception.h>
 #include <Poco/SHA2Engine.h>
 #include <Poco/URI.h>
-#include <Poco/Exception.h>
 
 namespace mews::ingest {
 

@@ -9,9 +9,12 @@ namespace mews::journal {
 
 std::string_view kindName(BatchKind kind) {
   switch (kind) {
-    case BatchKind::General: return "general";
-    case BatchKind::Integration: return "integration";
-    case BatchKind::Unknown: break;
+    case BatchKind::General:
+      return "general";
+    case BatchKind::Integration:
+      return "integration";
+    case BatchKind::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -21,9 +24,9 @@ Journal::Journal(const std::string& path, JournalOptions options)
   if (options.read_only) {
     const int version = schemaVersion(db_);
     if (version != latestSchemaVersion())
-      throw std::runtime_error(fmt::format(
-          "journal {} has schema version {}, this binary expects {}; run 'mews-relay migrate'", path,
-          version, latestSchemaVersion()));
+      throw std::runtime_error(
+          fmt::format("journal {} has schema version {}, this binary expects {}; run 'mews-relay migrate'", path,
+                      version, latestSchemaVersion()));
   } else {
     // WAL: readers (CLI, dispatcher) never block the writer. FULL: the WAL is
     // fsynced at every commit, which is what makes "committed" mean "on disk".
@@ -76,8 +79,10 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
   }
   for (const auto& delivery : batch.deliveries) {
     insert_delivery_->bind(1, batch_id);
-    if (delivery.event_seq) insert_delivery_->bind(2, *delivery.event_seq);
-    else insert_delivery_->bindNull(2);
+    if (delivery.event_seq)
+      insert_delivery_->bind(2, *delivery.event_seq);
+    else
+      insert_delivery_->bindNull(2);
     insert_delivery_->bind(3, std::string_view(delivery.target))
         .bind(4, std::string_view(received_at))
         .bind(5, std::string_view(received_at))

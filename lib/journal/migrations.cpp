@@ -12,15 +12,17 @@ int latestSchemaVersion() {
   return all.empty() ? 0 : all.back().version;
 }
 
-int schemaVersion(Database& db) { return static_cast<int>(db.queryInt("PRAGMA user_version")); }
+int schemaVersion(Database& db) {
+  return static_cast<int>(db.queryInt("PRAGMA user_version"));
+}
 
 int migrate(Database& db, const std::vector<Migration>& migrations) {
   const int latest = migrations.empty() ? 0 : migrations.back().version;
   int current = schemaVersion(db);
   if (current > latest)
-    throw std::runtime_error(fmt::format(
-        "journal {} has schema version {}, newer than this binary's {}; run a newer mews-relay",
-        db.path(), current, latest));
+    throw std::runtime_error(
+        fmt::format("journal {} has schema version {}, newer than this binary's {}; run a newer mews-relay", db.path(),
+                    current, latest));
   for (const auto& migration : migrations) {
     if (migration.version <= current) continue;
     Transaction transaction(db);

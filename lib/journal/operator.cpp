@@ -8,7 +8,9 @@
 namespace mews::journal {
 namespace {
 
-std::string iso(std::int64_t ms) { return formatIsoMillis(ms); }
+std::string iso(std::int64_t ms) {
+  return formatIsoMillis(ms);
+}
 
 std::optional<std::int64_t> optionalInt(const Statement& statement, int column) {
   if (statement.columnIsNull(column)) return std::nullopt;
@@ -116,7 +118,8 @@ JournalTotals journalTotals(Journal& reader) {
 
 std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter) {
   const Where where = whereFor(filter);
-  Statement select(reader.db(), fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", kLetterColumns, where.sql));
+  Statement select(reader.db(),
+                   fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", kLetterColumns, where.sql));
   int index = 1;
   for (const auto& value : where.binds) select.bind(index++, value);
   select.bind(index, static_cast<std::int64_t>(filter.limit));
@@ -163,7 +166,8 @@ std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector
   return unknown;
 }
 
-std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms, bool dry_run) {
+std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
+                               bool dry_run) {
   std::vector<std::int64_t> deliveries;
   Statement select(journal.db(),
                    "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
@@ -196,8 +200,10 @@ std::int64_t replayReceived(Journal& journal, const std::string& target, std::in
     return count.step() ? count.columnInt(0) : 0;
   }
   journal.db()
-      .prepare("UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
-               " WHERE id IN (SELECT d.id" + window + ")")
+      .prepare(
+          "UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
+          " WHERE id IN (SELECT d.id" +
+          window + ")")
       .bind(1, target)
       .bind(2, iso(since_ms))
       .bind(3, until)
@@ -215,8 +221,9 @@ std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died
   // The dead deliveries go too (their attempts and letters cascade); a letter
   // already replayed keeps its delivery, which is live work again.
   journal.db()
-      .prepare("DELETE FROM deliveries WHERE state = 'dead' AND id IN"
-               " (SELECT delivery_id FROM dead_letters WHERE died_at < ?)")
+      .prepare(
+          "DELETE FROM deliveries WHERE state = 'dead' AND id IN"
+          " (SELECT delivery_id FROM dead_letters WHERE died_at < ?)")
       .bind(1, cutoff)
       .run();
   journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();

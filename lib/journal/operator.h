@@ -71,8 +71,8 @@ struct DeadLetterDetail {
   DeadLetter letter;
   std::string kind;
   std::optional<std::int64_t> event_seq;
-  std::string payload;           // the batch as received
-  std::string headers_sent;      // JSON object of the last attempt's request headers
+  std::string payload;       // the batch as received
+  std::string headers_sent;  // JSON object of the last attempt's request headers
   std::vector<AttemptRow> attempts;
 };
 std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id);
@@ -81,7 +81,8 @@ std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id)
 // Dead letters back to the queue with a fresh attempt budget and max_age
 // window, same webhook-id. Rows no longer dead (already replayed) are skipped.
 // Returns how many were (or, with dry_run, would be) requeued.
-std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms, bool dry_run);
+std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
+                               bool dry_run);
 std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run);
 // Ids among `ids` that are not dead letters (for the error message).
 std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids);

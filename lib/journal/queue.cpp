@@ -5,9 +5,13 @@
 namespace mews::journal {
 namespace {
 
-std::string iso(std::int64_t ms) { return formatIsoMillis(ms); }
+std::string iso(std::int64_t ms) {
+  return formatIsoMillis(ms);
+}
 
-std::int64_t msOf(const std::string& text) { return parseIsoMillis(text).value_or(0); }
+std::int64_t msOf(const std::string& text) {
+  return parseIsoMillis(text).value_or(0);
+}
 
 BatchKind kindOf(const std::string& name) {
   if (name == "general") return BatchKind::General;
@@ -17,19 +21,26 @@ BatchKind kindOf(const std::string& name) {
 
 std::string_view outcomeName(AttemptOutcome outcome) {
   switch (outcome) {
-    case AttemptOutcome::Delivered: return "delivered";
-    case AttemptOutcome::Retry: return "retry";
-    case AttemptOutcome::Dead: return "dead";
-    case AttemptOutcome::ProbeFailed: break;
+    case AttemptOutcome::Delivered:
+      return "delivered";
+    case AttemptOutcome::Retry:
+      return "retry";
+    case AttemptOutcome::Dead:
+      return "dead";
+    case AttemptOutcome::ProbeFailed:
+      break;
   }
   return "probe_failed";
 }
 
 std::string_view reasonName(DeadReason reason) {
   switch (reason) {
-    case DeadReason::Rejected: return "rejected";
-    case DeadReason::MaxAttempts: return "max_attempts";
-    case DeadReason::MaxAge: break;
+    case DeadReason::Rejected:
+      return "rejected";
+    case DeadReason::MaxAttempts:
+      return "max_attempts";
+    case DeadReason::MaxAge:
+      break;
   }
   return "max_age";
 }
@@ -94,8 +105,9 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
   journal.db()
-      .cached("UPDATE deliveries SET state = 'in_flight', updated_at = ?"
-               " WHERE id = ? AND state IN ('pending', 'retry_wait')")
+      .cached(
+          "UPDATE deliveries SET state = 'in_flight', updated_at = ?"
+          " WHERE id = ? AND state IN ('pending', 'retry_wait')")
       .bind(1, iso(now_ms))
       .bind(2, delivery_id)
       .run();
@@ -111,8 +123,8 @@ int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std
     return journal.db().changes();
   }
   int released = 0;
-  Statement& update =
-      journal.db().cached("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
+  Statement& update = journal.db().cached(
+      "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
   for (const auto id : ids) {
     update.bind(1, iso(now_ms)).bind(2, id).run();
     released += journal.db().changes();
@@ -125,31 +137,43 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
   const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
   std::string_view next_state = "delivered";
   switch (record.outcome) {
-    case AttemptOutcome::Delivered: next_state = "delivered"; break;
-    case AttemptOutcome::Retry: next_state = "retry_wait"; break;
-    case AttemptOutcome::ProbeFailed: next_state = "pending"; break;
-    case AttemptOutcome::Dead: next_state = "dead"; break;
+    case AttemptOutcome::Delivered:
+      next_state = "delivered";
+      break;
+    case AttemptOutcome::Retry:
+      next_state = "retry_wait";
+      break;
+    case AttemptOutcome::ProbeFailed:
+      next_state = "pending";
+      break;
+    case AttemptOutcome::Dead:
+      next_state = "dead";
+      break;
   }
   Statement& update = db.cached(
-                   "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
-                   " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'in_flight'");
+      "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
+      " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'in_flight'");
   update.bind(1, next_state).bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
   if (record.outcome == AttemptOutcome::Retry || record.outcome == AttemptOutcome::ProbeFailed)
     update.bind(3, iso(record.next_due_ms));
   else
     update.bindNull(3);
   update.bind(4, iso(record.now_ms));
-  if (record.status) update.bind(5, static_cast<std::int64_t>(*record.status));
-  else update.bindNull(5);
+  if (record.status)
+    update.bind(5, static_cast<std::int64_t>(*record.status));
+  else
+    update.bindNull(5);
   update.bindOptional(6, error).bind(7, record.delivery_id).run();
   if (db.changes() != 1) return false;
 
   Statement& insert = db.cached(
-                   "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, error, response_excerpt,"
-                   " outcome, request_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, error, response_excerpt,"
+      " outcome, request_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, record.delivery_id).bind(2, iso(record.started_ms)).bind(3, record.duration_ms);
-  if (record.status) insert.bind(4, static_cast<std::int64_t>(*record.status));
-  else insert.bindNull(4);
+  if (record.status)
+    insert.bind(4, static_cast<std::int64_t>(*record.status));
+  else
+    insert.bindNull(4);
   insert.bindOptional(5, error)
       .bind(6, record.response_excerpt)
       .bind(7, outcomeName(record.outcome))
@@ -176,9 +200,10 @@ int expireOld(Journal& journal, const std::string& target, std::int64_t age_cuto
   int expired = 0;
   for (const auto id : ids) {
     journal.db()
-        .cached("UPDATE deliveries SET state = 'dead', updated_at = ?,"
-                 " last_error = coalesce(last_error, 'not delivered within max_age')"
-                 " WHERE id = ? AND state IN ('pending', 'retry_wait')")
+        .cached(
+            "UPDATE deliveries SET state = 'dead', updated_at = ?,"
+            " last_error = coalesce(last_error, 'not delivered within max_age')"
+            " WHERE id = ? AND state IN ('pending', 'retry_wait')")
         .bind(1, iso(now_ms))
         .bind(2, id)
         .run();
@@ -191,8 +216,9 @@ int expireOld(Journal& journal, const std::string& target, std::int64_t age_cuto
 
 int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int64_t now_ms) {
   journal.db()
-      .cached("UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
-               " WHERE target = ? AND state = 'retry_wait'")
+      .cached(
+          "UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
+          " WHERE target = ? AND state = 'retry_wait'")
       .bind(1, iso(now_ms))
       .bind(2, target)
       .run();

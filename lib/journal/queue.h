@@ -54,8 +54,8 @@ struct AttemptRecord {
   std::string response_excerpt;
   std::string request_headers_json;
   AttemptOutcome outcome = AttemptOutcome::Retry;
-  bool spends_attempt = true;      // false for a probe while the circuit is open
-  std::int64_t next_due_ms = 0;    // Retry / ProbeFailed
+  bool spends_attempt = true;    // false for a probe while the circuit is open
+  std::int64_t next_due_ms = 0;  // Retry / ProbeFailed
   DeadReason dead_reason = DeadReason::Rejected;
   std::int64_t now_ms = 0;
 };

@@ -22,8 +22,7 @@ bool SqliteError::isStorageFailure() const {
 }
 
 Database::Database(const std::string& path, Mode mode) : path_(path) {
-  const int flags = mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY
-                                           : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags = mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   // NOMUTEX: each connection is used by one thread at a time (the writer, or one reader).
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -65,7 +64,9 @@ void Database::exec(std::string_view sql) {
   }
 }
 
-Statement Database::prepare(std::string_view sql) { return Statement(*this, sql); }
+Statement Database::prepare(std::string_view sql) {
+  return Statement(*this, sql);
+}
 
 std::int64_t Database::queryInt(std::string_view sql) {
   Statement statement(*this, sql);
@@ -73,17 +74,25 @@ std::int64_t Database::queryInt(std::string_view sql) {
   return statement.columnInt(0);
 }
 
-std::int64_t Database::lastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
-int Database::changes() const { return sqlite3_changes(db_); }
-bool Database::inTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+std::int64_t Database::lastInsertRowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+int Database::changes() const {
+  return sqlite3_changes(db_);
+}
+bool Database::inTransaction() const {
+  return sqlite3_get_autocommit(db_) == 0;
+}
 
 Statement::Statement(Database& db, std::string_view sql) : db_(&db) {
-  const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()),
-                                    SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+  const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                    &stmt_, nullptr);
   if (rc != SQLITE_OK) db.fail(rc, fmt::format("prepare '{}'", sql.substr(0, 60)));
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  sqlite3_finalize(stmt_);
+}
 
 Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
   other.stmt_ = nullptr;
@@ -136,7 +145,9 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-std::int64_t Statement::columnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
+std::int64_t Statement::columnInt(int index) const {
+  return sqlite3_column_int64(stmt_, index);
+}
 
 std::string Statement::columnText(int index) const {
   const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, index));
@@ -149,9 +160,13 @@ std::optional<std::string> Statement::columnOptionalText(int index) const {
   return columnText(index);
 }
 
-bool Statement::columnIsNull(int index) const { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
+bool Statement::columnIsNull(int index) const {
+  return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
+}
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db) {
+  db_.exec("BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
   // SQLite may already have rolled back (SQLITE_FULL, I/O error); only roll back what is open.

@@ -3,8 +3,8 @@
 #include <pthread.h>
 #include <sys/statvfs.h>
 
-#include <filesystem>
 #include <fmt/format.h>
+#include <filesystem>
 
 #include "common/log.h"
 
@@ -16,9 +16,13 @@ JournalWriter::JournalWriter(WriterOptions options)
       journal_id_(journal_->journalId()),
       thread_([this] { run(); }) {}
 
-JournalWriter::~JournalWriter() { stop(); }
+JournalWriter::~JournalWriter() {
+  stop();
+}
 
-std::string JournalWriter::journalId() const { return journal_id_; }
+std::string JournalWriter::journalId() const {
+  return journal_id_;
+}
 
 std::future<WriteOutcome> JournalWriter::submit(Job job) {
   Pending pending{std::move(job), {}};
@@ -79,8 +83,7 @@ std::string JournalWriter::diskBelowWatermark() const {
   return fmt::format("free disk below min_free ({} bytes left)", free_bytes);
 }
 
-void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status,
-                              const std::string& error) {
+void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error) {
   for (auto& pending : group) pending.promise.set_value({status, 0, error});
   const std::lock_guard lock(mutex_);
   stats_.jobs_failed += group.size();
@@ -121,8 +124,8 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
         savepoint.rollback.run();
         savepoint.release.run();
         const bool storage = e.isStorageFailure();
-        outcomes[i] = {storage ? WriteOutcome::Status::StorageFailure : WriteOutcome::Status::Rejected,
-                       0, storage ? "journal cannot take the write" : "journal refused the write"};
+        outcomes[i] = {storage ? WriteOutcome::Status::StorageFailure : WriteOutcome::Status::Rejected, 0,
+                       storage ? "journal cannot take the write" : "journal refused the write"};
         log::error("journal", "write failed", {{"error", e.what()}});
       } catch (const std::exception& e) {
         if (!db.inTransaction()) throw;

@@ -29,12 +29,14 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
-  admin_ = std::make_unique<admin::AdminServer>(settings_, *writer_, clock,
-                                                [engine = delivery_.get()] { engine->wake(); });
+  admin_ =
+      std::make_unique<admin::AdminServer>(settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); });
   lock_->publish("admin=" + admin_->address() + "\n");
 }
 
-Relay::~Relay() { stop(); }
+Relay::~Relay() {
+  stop();
+}
 
 void Relay::start() {
   delivery_->start();

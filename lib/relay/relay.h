@@ -11,8 +11,8 @@
 
 #include <memory>
 
-#include "common/clock.h"
 #include "admin/admin_server.h"
+#include "common/clock.h"
 #include "config/config.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"

@@ -62,11 +62,13 @@ struct Fixture {
     sink.setScript([this](const test::SinkRequest&, std::size_t) {
       return refuse ? test::SinkResponse{400, "", "", "no thanks"} : test::SinkResponse{};
     });
-    test::writeFile(config, fmt::format("[server]\nlisten = 127.0.0.1:0\ntokens = {}\n[admin]\nlisten = 127.0.0.1:0\n"
-                                        "[journal]\npath = {}\nmin_free = 0B\n"
-                                        "[target.pms]\nurl = {}\nbackoff = 10ms..50ms\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
-                                        "header.Authorization = Bearer very-secret-header\n",
-                                        test::kToken, journal, sink.url()));
+    test::writeFile(
+        config,
+        fmt::format("[server]\nlisten = 127.0.0.1:0\ntokens = {}\n[admin]\nlisten = 127.0.0.1:0\n"
+                    "[journal]\npath = {}\nmin_free = 0B\n"
+                    "[target.pms]\nurl = {}\nbackoff = 10ms..50ms\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                    "header.Authorization = Bearer very-secret-header\n",
+                    test::kToken, journal, sink.url()));
     auto relay = startRelay();
     REQUIRE(test::httpRequest(relay->ingestPort(), "POST", kUri, test::sample("general.json")).status == 202);
     REQUIRE(test::httpRequest(relay->ingestPort(), "POST", kUri, test::sample("integration.json")).status == 202);
@@ -91,15 +93,18 @@ TEST_CASE("status, dlq list and dlq show: tables for people, JSON for scripts") 
   CHECK(status.out.find("2 batches, 6 events") != std::string::npos);
   auto status_json = run(f.config, {"status", "--json"});
   CHECK(status_json.exit == 0);
-  CHECK(status_json.out.find(R"({"targets":[{"target":"pms","pending":0,"in_flight":0,"delivered_24h":0,"dead":2,)") == 0);
+  CHECK(status_json.out.find(R"({"targets":[{"target":"pms","pending":0,"in_flight":0,"delivered_24h":0,"dead":2,)") ==
+        0);
 
   auto list = run(f.config, {"dlq", "list"});
   CHECK(list.exit == 0);
   CHECK(std::regex_search(list.out, std::regex(R"(ID +TARGET +EVENT TYPES +ATTEMPTS +DIED AT +REASON +LAST ERROR)")));
-  CHECK(std::regex_search(list.out, std::regex(R"(\n2 +pms +IntegrationCreated +1 +\S+Z +rejected +HTTP 400\n1 +pms)")));
+  CHECK(
+      std::regex_search(list.out, std::regex(R"(\n2 +pms +IntegrationCreated +1 +\S+Z +rejected +HTTP 400\n1 +pms)")));
   auto list_json = run(f.config, {"dlq", "list", "--json", "--limit", "1"});
   CHECK(list_json.exit == 0);
-  CHECK(std::regex_match(list_json.out, std::regex(R"(\[\{"id":2,"delivery_id":2,"batch_id":2,"target":"pms".*\}\]\n)")));
+  CHECK(
+      std::regex_match(list_json.out, std::regex(R"(\[\{"id":2,"delivery_id":2,"batch_id":2,"target":"pms".*\}\]\n)")));
   CHECK(run(f.config, {"dlq", "list", "--target", "other"}).out.find("\n1 ") == std::string::npos);
   CHECK(run(f.config, {"dlq", "list", "--since", "2099-01-01T00:00:00Z", "--json"}).out == "[]\n");
 
@@ -144,9 +149,12 @@ TEST_CASE("errors: unknown id exit 1 naming it, bad flag or verb exit 2") {
 TEST_CASE("--dry-run changes nothing; replay and purge without a relay write directly") {
   Fixture f;
   const auto before = queryInt(f.journal, "SELECT count(*) FROM deliveries WHERE state = 'dead'");
-  CHECK(run(f.config, {"replay", "--dead", "--dry-run"}).out == "would replay 2 deliveries (picked up when the relay next runs)\n");
+  CHECK(run(f.config, {"replay", "--dead", "--dry-run"}).out ==
+        "would replay 2 deliveries (picked up when the relay next runs)\n");
   CHECK(run(f.config, {"replay", "1", "2", "--dry-run"}).exit == 0);
-  CHECK(run(f.config, {"replay", "--received-since", "1h", "--target", "pms", "--dry-run"}).out.find("would replay 2") == 0);
+  CHECK(
+      run(f.config, {"replay", "--received-since", "1h", "--target", "pms", "--dry-run"}).out.find("would replay 2") ==
+      0);
   CHECK(run(f.config, {"dlq", "purge", "--dry-run"}).out == "would purge 2 dead letters\n");
   CHECK(queryInt(f.journal, "SELECT count(*) FROM deliveries WHERE state = 'dead'") == before);
   CHECK(queryInt(f.journal, "SELECT count(*) FROM dead_letters") == 2);
@@ -195,8 +203,8 @@ TEST_CASE("while the relay serves: replay goes through it and is delivered withi
 
 TEST_CASE("check-config prints effective settings and never a token or secret") {
   Fixture f;
-  for (const std::vector<std::string>& args : {std::vector<std::string>{"check-config"},
-                                               std::vector<std::string>{"check-config", "--json"}}) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"check-config"}, std::vector<std::string>{"check-config", "--json"}}) {
     auto checked = run(f.config, args);
     CHECK(checked.exit == 0);
     CHECK(checked.out.find("max_attempts") != std::string::npos);

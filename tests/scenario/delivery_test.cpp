@@ -72,7 +72,8 @@ TEST_CASE("delivered on the first try: the bytes received, the contract's header
   test::TempDir dir;
   Sink sink;
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url(), "header.X-Site = lobby\nheader.Authorization = Bearer t0psecret")));
+  auto relay = start(
+      configWith(journal, target("pms", sink.url(), "header.X-Site = lobby\nheader.Authorization = Bearer t0psecret")));
   const std::string body = test::sample("general.json");
   const auto batch = post(relay.port(), body);
   REQUIRE(sink.waitForRequests(1, 5s));
@@ -136,8 +137,8 @@ TEST_CASE("a hanging target times out without slowing another target") {
   Sink fast;
   slow.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "late", 3s}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("slow", slow.url(), "timeout = 300ms\nconcurrency = 2") +
-                                             target("fast", fast.url())));
+  auto relay = start(
+      configWith(journal, target("slow", slow.url(), "timeout = 300ms\nconcurrency = 2") + target("fast", fast.url())));
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 3; ++i) post(relay.port(), test::sample("general.json"));
   REQUIRE(fast.waitForRequests(3, 5s));
@@ -212,7 +213,8 @@ TEST_CASE("an open circuit spends no attempts, and the queue drains in order whe
   std::atomic<bool> down{true};
   sink.setScript([&](const SinkRequest&, std::size_t) { return down ? SinkResponse{503, "", ""} : SinkResponse{}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
+  auto relay =
+      start(configWith(journal, target("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
   std::vector<std::int64_t> batches;
   for (int i = 0; i < 10; ++i) batches.push_back(post(relay.port(), test::generalBatch(1, fmt::format("E{}", i))));
   // Far more failed attempts than 10 items x 3 attempts would allow if probes spent them.
@@ -251,10 +253,11 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   REQUIRE(crm.waitForRequests(1, 5s));
   std::this_thread::sleep_for(200ms);
   REQUIRE(crm.requests().size() == 1);  // the integration webhook matches no crm filter
-  CHECK(crm.requests()[0].body ==
-        R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-        R"("Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"c2f1d888-232e-49eb-87ac-5f75363af13b"}},)"
-        R"({"Discriminator":"CustomerUpdated","Value":{"Id":"b3ce0fd7-a715-4bfc-969e-ef7a4822963c"}}]})");
+  CHECK(
+      crm.requests()[0].body ==
+      R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
+      R"("Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"c2f1d888-232e-49eb-87ac-5f75363af13b"}},)"
+      R"({"Discriminator":"CustomerUpdated","Value":{"Id":"b3ce0fd7-a715-4bfc-969e-ef7a4822963c"}}]})");
   std::set<std::string> ids;
   std::set<std::string> bodies;
   for (const auto& request : per_event.requests()) {
@@ -264,12 +267,15 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   CHECK(ids.size() == 6);
   for (int seq = 0; seq < 5; ++seq)
     CHECK(std::any_of(ids.begin(), ids.end(), [&](const std::string& id) {
-      return id.size() > 4 && id.substr(id.size() - fmt::format("_{}_{}", batch, seq).size()) == fmt::format("_{}_{}", batch, seq);
+      return id.size() > 4 &&
+             id.substr(id.size() - fmt::format("_{}_{}", batch, seq).size()) == fmt::format("_{}_{}", batch, seq);
     }));
   CHECK(bodies.count(test::sample("integration.json")) == 1);
-  CHECK(bodies.count(
-            R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-            R"("Events":[{"Discriminator":"MessageAdded","Value":{"Id":"4bfe4675-98a9-4428-9ea9-ae5300dbaa93"}}]})") == 1);
+  CHECK(
+      bodies.count(
+          R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
+          R"("Events":[{"Discriminator":"MessageAdded","Value":{"Id":"4bfe4675-98a9-4428-9ea9-ae5300dbaa93"}}]})") ==
+      1);
 }
 
 TEST_CASE("signatures verify with an independent implementation of the spec") {
@@ -334,7 +340,8 @@ TEST_CASE("kill -9 with work in flight, restart: everything is delivered") {
     std::string line;
     std::smatch match;
     while (std::getline(err, line))
-      if (std::regex_search(line, match, std::regex(R"( port=(\d+))"))) return static_cast<std::uint16_t>(std::stoi(match[1]));
+      if (std::regex_search(line, match, std::regex(R"( port=(\d+))")))
+        return static_cast<std::uint16_t>(std::stoi(match[1]));
     return std::uint16_t{0};
   };
   Poco::Pipe first_err;

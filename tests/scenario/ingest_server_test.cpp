@@ -255,7 +255,8 @@ TEST_CASE("shutdown lets a request in progress finish and commit") {
   socket.sendBytes(body.data() + 10, static_cast<int>(body.size() - 10));
   std::string response;
   char buffer[1024];
-  for (int got; (got = socket.receiveBytes(buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<std::size_t>(got));
+  for (int got; (got = socket.receiveBytes(buffer, sizeof buffer)) > 0;)
+    response.append(buffer, static_cast<std::size_t>(got));
   stopping.get();
   CHECK(response.rfind("HTTP/1.1 202", 0) == 0);
   journal::Journal journal(journal_path, {0, true});
@@ -265,15 +266,16 @@ TEST_CASE("shutdown lets a request in progress finish and commit") {
 TEST_CASE("the binary serves, never logs the token, and exits 0 on SIGTERM") {
   test::TempDir dir;
   const std::string secret_token = "process-token-never-logged-42";
-  test::writeFile(dir.path() / "relay.ini",
-                  fmt::format("[server]\nlisten = 127.0.0.1:0\ntokens = ${{system.env.MEWS_RELAY_TOKEN}}\n"
-                              "[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {}\nmin_free = 0B\n"
-                              "[target.pms]\nurl = http://127.0.0.1:9/x\nheader.Authorization = Bearer hidden-header-value\n",
-                              dir.file("data/relay.db")));
+  test::writeFile(
+      dir.path() / "relay.ini",
+      fmt::format("[server]\nlisten = 127.0.0.1:0\ntokens = ${{system.env.MEWS_RELAY_TOKEN}}\n"
+                  "[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {}\nmin_free = 0B\n"
+                  "[target.pms]\nurl = http://127.0.0.1:9/x\nheader.Authorization = Bearer hidden-header-value\n",
+                  dir.file("data/relay.db")));
   Poco::Pipe err_pipe;
   Poco::Process::Env env{{"MEWS_RELAY_TOKEN", secret_token}};
-  auto handle = Poco::Process::launch(MEWS_RELAY_BINARY, {"-c", dir.file("relay.ini"), "serve"},
-                                      dir.path().string(), nullptr, nullptr, &err_pipe, env);
+  auto handle = Poco::Process::launch(MEWS_RELAY_BINARY, {"-c", dir.file("relay.ini"), "serve"}, dir.path().string(),
+                                      nullptr, nullptr, &err_pipe, env);
   Poco::PipeInputStream err(err_pipe);
   std::string log;
   std::string line;
@@ -313,7 +315,8 @@ TEST_CASE("the binary refuses a bad config with exit 1, naming file and key") {
   CHECK(text.find("no target configured") != std::string::npos);
 
   Poco::Pipe usage_pipe;
-  auto usage = Poco::Process::launch(MEWS_RELAY_BINARY, {"--bogus"}, dir.path().string(), nullptr, nullptr, &usage_pipe);
+  auto usage =
+      Poco::Process::launch(MEWS_RELAY_BINARY, {"--bogus"}, dir.path().string(), nullptr, nullptr, &usage_pipe);
   Poco::PipeInputStream usage_err(usage_pipe);
   const std::string usage_text(std::istreambuf_iterator<char>(usage_err), {});
   CHECK(usage.wait() == 2);

@@ -20,8 +20,8 @@ struct Sink::State {
   mutable std::mutex mutex;
   mutable std::condition_variable arrived;
   std::vector<SinkRequest> requests;
-  bool closing = false;   // the sink is being destroyed: hangs end now
-  int active = 0;         // handlers running; the destructor waits for them
+  bool closing = false;  // the sink is being destroyed: hangs end now
+  int active = 0;        // handlers running; the destructor waits for them
   Script script = [](const SinkRequest&, std::size_t) { return SinkResponse{}; };
 };
 
@@ -121,7 +121,9 @@ Sink::~Sink() {
   pool_->joinAll();  // no connection thread outlives the sink
 }
 
-std::uint16_t Sink::port() const { return port_; }
+std::uint16_t Sink::port() const {
+  return port_;
+}
 
 std::string Sink::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port()) + path;

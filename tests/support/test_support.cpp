@@ -37,7 +37,9 @@ void writeFile(const std::filesystem::path& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
-std::string sample(const std::string& name) { return readFile(std::filesystem::path(MEWS_TEST_DATA_DIR) / name); }
+std::string sample(const std::string& name) {
+  return readFile(std::filesystem::path(MEWS_TEST_DATA_DIR) / name);
+}
 
 std::string generalBatch(std::size_t events, const std::string& discriminator) {
   std::string body =
@@ -57,14 +59,16 @@ std::string relayConfig(const std::string& journal_path, const std::string& extr
       kToken, journal_path, extra);
 }
 
-HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri,
-                       const std::string& body, bool chunked) {
+HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri, const std::string& body,
+                       bool chunked) {
   Poco::Net::HTTPClientSession session("127.0.0.1", port);
   session.setTimeout(Poco::Timespan(30, 0));
   Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
   request.setContentType("application/json");
-  if (chunked) request.setChunkedTransferEncoding(true);
-  else if (!body.empty() || method == "POST") request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  if (chunked)
+    request.setChunkedTransferEncoding(true);
+  else if (!body.empty() || method == "POST")
+    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
   std::ostream& out = session.sendRequest(request);
   out << body;
   Poco::Net::HTTPResponse response;

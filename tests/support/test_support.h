@@ -2,11 +2,11 @@
 // text, and a plain HTTP client over loopback (Poco's, no mocks).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <map>
-#include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace mews::test {

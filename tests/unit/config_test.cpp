@@ -124,7 +124,8 @@ TEST_CASE("every error names file, section, key and reason") {
            {tokens + "[target.pms]\nurl = ftp://x/y\n", "[target.pms] url: must be an http:// or https:// URL"},
            {tokens + "[target.pms]\nurl = http://user:pw@x/y\n", "[target.pms] url: must not carry user:password"},
            {tokens + target + "mode = stream\n", "[target.pms] mode: 'stream' is not batch or event"},
-           {tokens + target + "events = Customer Added\n", "[target.pms] events: 'Customer Added' is not an event type"},
+           {tokens + target + "events = Customer Added\n",
+            "[target.pms] events: 'Customer Added' is not an event type"},
            {tokens + target + "timeout = 1ms\n", "[target.pms] timeout: 1ms is outside 100ms..5m"},
            {tokens + target + "max_attempts = 0\n", "[target.pms] max_attempts: 0 is outside 1..1000"},
            {tokens + target + "backoff = 1s\n", "[target.pms] backoff: must be MIN..MAX"},
@@ -133,11 +134,13 @@ TEST_CASE("every error names file, section, key and reason") {
            {tokens + target + "concurrency = 1000\n", "[target.pms] concurrency: 1000 is outside 1..256"},
            {tokens + target + "secret = hunter2\n", "[target.pms] secret: must start with whsec_"},
            {tokens + target + "secret = whsec_c2hvcnQ=\n", "[target.pms] secret: decodes to 5 bytes"},
-           {tokens + target + "header.Content-Type = text/plain\n", "[target.pms] header.Content-Type: is set by the relay"},
+           {tokens + target + "header.Content-Type = text/plain\n",
+            "[target.pms] header.Content-Type: is set by the relay"},
            {tokens + target + "header.webhook-id = x\n", "[target.pms] header.webhook-id: is set by the relay"},
            {tokens + target + "retries = 3\n", "[target.pms] retries: unknown key"},
            {tokens + target + "[target]\nurl = http://x/\n", "[target] url: a target needs its own section"},
-           {tokens + target + "[admin]\nlisten = 0.0.0.0:8080\n", "[admin] listen: must not share the public listener's port"},
+           {tokens + target + "[admin]\nlisten = 0.0.0.0:8080\n",
+            "[admin] listen: must not share the public listener's port"},
        }) {
     CAPTURE(c.ini);
     const std::string error = errorOf(c.ini);
@@ -164,7 +167,6 @@ TEST_CASE("a missing file is named") {
 
 TEST_CASE("the example config in the repository is valid") {
   setenv("MEWS_RELAY_TOKEN", "example-token-for-the-test", 1);
-  const auto settings =
-      config::loadSettings(std::string(MEWS_TEST_DATA_DIR) + "/../../examples/mews-relay.ini");
+  const auto settings = config::loadSettings(std::string(MEWS_TEST_DATA_DIR) + "/../../examples/mews-relay.ini");
   CHECK(settings.targets.size() >= 1);
 }

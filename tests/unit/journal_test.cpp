@@ -61,7 +61,8 @@ TEST_CASE("a failing migration leaves the previous version intact") {
   test::TempDir dir;
   Database db(dir.file("m.db"), Database::Mode::ReadWrite);
   migrate(db, {kTwoMigrations[0]});
-  const std::vector<Migration> broken{kTwoMigrations[0], {2, "broken", "ALTER TABLE a ADD COLUMN z; SELECT * FROM nope;"}};
+  const std::vector<Migration> broken{kTwoMigrations[0],
+                                      {2, "broken", "ALTER TABLE a ADD COLUMN z; SELECT * FROM nope;"}};
   CHECK_THROWS_AS(migrate(db, broken), SqliteError);
   CHECK(schemaVersion(db) == 1);
   CHECK_THROWS(db.exec("SELECT z FROM a"));
@@ -210,6 +211,9 @@ TEST_CASE("read-only connections see committed data and refuse an unmigrated fil
   }
   Journal reader(dir.file("r.db"), {0, true});
   CHECK(reader.count("batches") == 1);
-  { Database empty(dir.file("empty.db"), Database::Mode::ReadWrite); empty.exec("CREATE TABLE x (y)"); }
+  {
+    Database empty(dir.file("empty.db"), Database::Mode::ReadWrite);
+    empty.exec("CREATE TABLE x (y)");
+  }
   CHECK_THROWS_AS(Journal(dir.file("empty.db"), {0, true}), std::runtime_error);
 }

@@ -10,7 +10,8 @@ TEST_CASE("status classes") {
   CHECK(classify(202) == AttemptVerdict::Delivered);
   CHECK(classify(299) == AttemptVerdict::Delivered);
   for (int retry : {408, 425, 429, 500, 502, 503, 504, 599}) CHECK(classify(retry) == AttemptVerdict::Retry);
-  for (int reject : {300, 301, 302, 400, 401, 403, 404, 405, 410, 413, 422}) CHECK(classify(reject) == AttemptVerdict::Reject);
+  for (int reject : {300, 301, 302, 400, 401, 403, 404, 405, 410, 413, 422})
+    CHECK(classify(reject) == AttemptVerdict::Reject);
   CHECK(classify(std::nullopt) == AttemptVerdict::Retry);
 }
 

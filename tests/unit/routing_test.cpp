@@ -47,10 +47,10 @@ TEST_CASE("integration webhooks match on Action") {
   journal::BatchSummary summary;
   summary.kind = journal::BatchKind::Integration;
   summary.events.push_back({"IntegrationCreated", std::nullopt});
-  const auto planned = delivery::planDeliveries(
-      summary, {target("a", config::DeliveryMode::Batch, {"IntegrationCreated"}),
-                target("b", config::DeliveryMode::Batch, {"IntegrationDeleted"}),
-                target("c", config::DeliveryMode::Event, {})});
+  const auto planned =
+      delivery::planDeliveries(summary, {target("a", config::DeliveryMode::Batch, {"IntegrationCreated"}),
+                                         target("b", config::DeliveryMode::Batch, {"IntegrationDeleted"}),
+                                         target("c", config::DeliveryMode::Event, {})});
   REQUIRE(planned.size() == 2);
   CHECK(planned[0].target == "a");
   CHECK(planned[1].target == "c");
@@ -59,9 +59,10 @@ TEST_CASE("integration webhooks match on Action") {
 
 TEST_CASE("unknown batches go whole to targets with events = * only") {
   journal::BatchSummary unknown;
-  const auto planned = delivery::planDeliveries(
-      unknown, {target("all-batch", config::DeliveryMode::Batch, {}), target("all-event", config::DeliveryMode::Event, {}),
-                target("filtered", config::DeliveryMode::Batch, {"CustomerAdded"})});
+  const auto planned =
+      delivery::planDeliveries(unknown, {target("all-batch", config::DeliveryMode::Batch, {}),
+                                         target("all-event", config::DeliveryMode::Event, {}),
+                                         target("filtered", config::DeliveryMode::Batch, {"CustomerAdded"})});
   REQUIRE(planned.size() == 2);
   CHECK(planned[0].target == "all-batch");
   CHECK(planned[1].target == "all-event");

@@ -43,8 +43,7 @@ TEST_CASE("formatting picks the largest exact unit") {
   CHECK(formatDuration(Millis(0)) == "0ms");
   CHECK(formatSize(1024 * 1024) == "1MiB");
   CHECK(formatSize(1536) == "1536B");
-  for (const char* text : {"50ms", "10s", "5m", "2h", "3d"})
-    CHECK(formatDuration(parseDuration(text).value()) == text);
+  for (const char* text : {"50ms", "10s", "5m", "2h", "3d"}) CHECK(formatDuration(parseDuration(text).value()) == text);
 }
 
 TEST_CASE("ISO 8601 timestamps round-trip in UTC with milliseconds") {
