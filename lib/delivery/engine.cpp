@@ -265,7 +265,17 @@ void DeliveryEngine::workerLoop() {
       item = std::move(work_.front());
       work_.pop_front();
     }
-    deliver(item);
+    try {
+      deliver(item);
+    } catch (const std::exception& e) {
+      // Never a dead thread: the row goes back to pending for another attempt.
+      log::error("delivery", "delivery failed unexpectedly; released for another attempt",
+                 {{"delivery", std::to_string(item.due.id)}, {"error", e.what()}});
+      const std::vector<std::int64_t> ids{item.due.id};
+      const std::int64_t now = clock_.wallMillis();
+      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
+          .wait();
+    }
     {
       const std::lock_guard lock(mutex_);
       targets_[item.target].in_flight--;

@@ -19,6 +19,12 @@ std::string_view kindName(BatchKind kind) {
   return "unknown";
 }
 
+BatchKind kindFromName(std::string_view name) {
+  if (name == "general") return BatchKind::General;
+  if (name == "integration") return BatchKind::Integration;
+  return BatchKind::Unknown;
+}
+
 Journal::Journal(const std::string& path, JournalOptions options)
     : path_(path), db_(path, options.read_only ? Database::Mode::ReadOnly : Database::Mode::ReadWrite) {
   if (options.read_only) {

@@ -13,12 +13,6 @@ std::int64_t msOf(const std::string& text) {
   return parseIsoMillis(text).value_or(0);
 }
 
-BatchKind kindOf(const std::string& name) {
-  if (name == "general") return BatchKind::General;
-  if (name == "integration") return BatchKind::Integration;
-  return BatchKind::Unknown;
-}
-
 std::string_view outcomeName(AttemptOutcome outcome) {
   switch (outcome) {
     case AttemptOutcome::Delivered:
@@ -100,7 +94,7 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
   Statement select(reader.db(), "SELECT kind, body FROM batches WHERE id = ?");
   select.bind(1, batch_id);
   if (!select.step()) throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
-  return {kindOf(select.columnText(0)), select.columnText(1)};
+  return {kindFromName(select.columnText(0)), select.columnText(1)};
 }
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {

@@ -13,6 +13,8 @@ namespace mews::journal {
 enum class BatchKind { General, Integration, Unknown };
 
 std::string_view kindName(BatchKind kind);
+// The inverse of kindName; any other text is Unknown.
+BatchKind kindFromName(std::string_view name);
 
 struct EventRecord {
   std::string discriminator;  // Discriminator, or Action of an integration webhook
