@@ -75,6 +75,7 @@ HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body
                                    std::optional<std::string>& location, bool& reused, bool& timed_out) {
   HttpAttempt attempt;
   timed_out = false;
+  const auto started = std::chrono::steady_clock::now();
   auto session = acquire(uri, reused);
   bool reusable = false;
   try {
@@ -93,14 +94,17 @@ HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body
     if (response.has("Location")) location = response.get("Location");
     char buffer[4096];
     std::size_t total = 0;
-    while (in && total <= kDrainBytes) {
+    bool past_deadline = false;
+    // The status is what counts; the body is read only while the attempt's
+    // time lasts, so a server trickling its answer cannot hold a worker.
+    while (in && total <= kDrainBytes && !(past_deadline = std::chrono::steady_clock::now() - started > timeout_)) {
       in.read(buffer, sizeof buffer);
       const auto got = static_cast<std::size_t>(in.gcount());
       if (attempt.response_excerpt.size() < kExcerptBytes)
         attempt.response_excerpt.append(buffer, std::min(got, kExcerptBytes - attempt.response_excerpt.size()));
       total += got;
     }
-    reusable = total <= kDrainBytes && response.getKeepAlive();
+    reusable = total <= kDrainBytes && !past_deadline && response.getKeepAlive();
   } catch (const Poco::TimeoutException&) {
     attempt.status.reset();
     attempt.error = fmt::format("timed out after {}ms", timeout_.count());

@@ -1,6 +1,8 @@
 // Outbound HTTP for one target: POST with keep-alive connections reused
 // (a small pool, up to the target's concurrency), HTTPS through NetSSL with the
-// system CA store, a connect and a per-read timeout of the target's `timeout`,
+// system CA store. The target's `timeout` bounds the connect, each send and
+// receive (so a silent server times out), and the reading of the response body
+// (a trickling server is cut off once the status is in),
 // 307/308 followed to the same scheme, host and port only (at most kMaxRedirects
 // hops). The response body is read up to kExcerptBytes for the record and
 // kDrainBytes in all; a longer one closes the connection.

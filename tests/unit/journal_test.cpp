@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include <thread>
 
 #include "ingest/payload.h"
 #include "journal/journal.h"
 #include "journal/migrations.h"
+#include "journal/queue.h"
 #include "journal/writer.h"
 #include "support/test_support.h"
 
@@ -216,4 +219,35 @@ TEST_CASE("read-only connections see committed data and refuse an unmigrated fil
     empty.exec("CREATE TABLE x (y)");
   }
   CHECK_THROWS_AS(Journal(dir.file("empty.db"), {0, true}), std::runtime_error);
+}
+
+TEST_CASE("retention prunes delivered work in steps and keeps what is not delivered") {
+  test::TempDir dir;
+  Journal journal(dir.file("p.db"), {});
+  // Five old batches (delivered), one old batch with a dead delivery, one recent delivered batch.
+  auto insert = [&](std::int64_t received_ms, const char* state) {
+    IncomingBatch batch = batchOf(test::sample("general.json"));
+    batch.received_at_ms = received_ms;
+    Transaction t(journal.db());
+    const auto id = journal.insertBatch(batch);
+    journal.db().prepare("UPDATE deliveries SET state = ? WHERE batch_id = ?").bind(1, std::string_view(state)).bind(2, id).run();
+    t.commit();
+    return id;
+  };
+  const std::int64_t day = 86'400'000;
+  const std::int64_t now = 1'795'860'000'000;
+  for (int i = 0; i < 5; ++i) insert(now - 10 * day, "delivered");
+  const auto dead_batch = insert(now - 10 * day, "dead");
+  const auto recent = insert(now - day / 2, "delivered");
+  int rounds = 0;
+  for (int removed = -1; removed != 0 && rounds < 20; ++rounds) {
+    Transaction t(journal.db());
+    removed = pruneDelivered(journal, now - 7 * day, 2);  // small steps
+    t.commit();
+  }
+  CHECK(rounds > 2);  // it took several small steps
+  CHECK(journal.count("batches") == 2);
+  CHECK(journal.db().queryInt(fmt::format("SELECT count(*) FROM batches WHERE id IN ({}, {})", dead_batch, recent)) == 2);
+  CHECK(journal.count("events") == 10);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries") == 2);
 }
