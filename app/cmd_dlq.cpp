@@ -135,7 +135,7 @@ int runDlq(const GlobalOptions& options, const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   const std::string& verb = args[0];
   if (verb != "list" && verb != "show" && verb != "purge") throw UsageError(fmt::format("unknown dlq verb '{}'", verb));
-  const config::Settings settings = config::loadSettings(options.config_path);
+  const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
   if (verb == "list") return list(settings, rest);
   if (verb == "show") return show(settings, rest);
   return purge(settings, rest);

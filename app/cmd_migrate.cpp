@@ -14,7 +14,7 @@ namespace {
 
 int runMigrate(const GlobalOptions& options, const std::vector<std::string>& args) {
   expectNoArguments(args);
-  const config::Settings settings = config::loadSettings(options.config_path);
+  const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
   const auto directory = std::filesystem::path(settings.journal.path).parent_path();
   if (!directory.empty()) std::filesystem::create_directories(directory);
   // A running relay migrated the journal at its start-up and is its only

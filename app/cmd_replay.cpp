@@ -40,7 +40,7 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
   const bool received = flags.has("--received-since");
   if (by_ids + dead + received != 1)
     throw UsageError("say which: dead letter ids, --dead, or --received-since TIME --target T");
-  const config::Settings settings = config::loadSettings(options.config_path);
+  const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
   const std::int64_t now = SystemClock::instance().wallMillis();
   const std::string suffix = dry_run ? "&dry_run=1" : "";
 

@@ -28,7 +28,7 @@ std::uint64_t journalBytes(const std::string& path) {
 int runStatus(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {}, {"--json"});
   expectNoArguments(flags.positionals());
-  const config::Settings settings = config::loadSettings(options.config_path);
+  const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
   auto reader = openReader(settings);
   const std::int64_t now = SystemClock::instance().wallMillis();
   std::vector<std::string> names;

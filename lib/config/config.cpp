@@ -282,7 +282,8 @@ std::string maskedValue(const KeySpec& spec, std::string_view value) {
 
 class Loader {
  public:
-  Loader(Poco::Util::AbstractConfiguration& ini, std::string file) : ini_(ini), file_(std::move(file)) {}
+  Loader(Poco::Util::AbstractConfiguration& ini, std::string file, Secrets secrets)
+      : ini_(ini), file_(std::move(file)), secrets_(secrets) {}
 
   Settings load() {
     settings_.source_file = file_;
@@ -335,7 +336,8 @@ class Loader {
   }
 
   // Expands ${system.env.NAME} through the layered configuration and strips comments.
-  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label, std::string_view key) {
+  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label, std::string_view key,
+                                     bool secret) {
     std::string raw;
     try {
       raw = ini_.getString(full_key);
@@ -348,6 +350,12 @@ class Loader {
       const auto close = value.find('}', open);
       const std::string ref = value.substr(open + 2, close == value.npos ? value.npos : close - open - 2);
       constexpr std::string_view kEnv = "system.env.";
+      if (ref.rfind(kEnv, 0) == 0 && secret && secrets_ == Secrets::Optional) {
+        // An operator's command does not need the secrets the serving process
+        // reads from its environment: the key counts as given, unset.
+        given_[std::string(label) + "." + std::string(key)] = "";
+        return std::nullopt;
+      }
       if (ref.rfind(kEnv, 0) == 0)
         fail(label, key, fmt::format("environment variable {} is not set", ref.substr(kEnv.size())));
       else
@@ -372,7 +380,7 @@ class Loader {
         fail(label, key, "unknown key");
         continue;
       }
-      if (const auto value = valueOf(full_key, label, key)) applyOne(*spec, label, target, *value);
+      if (const auto value = valueOf(full_key, label, key, spec->secret)) applyOne(*spec, label, target, *value);
     }
     checkRequired(canonical, target, label);
   }
@@ -390,7 +398,7 @@ class Loader {
         fail(label, key, "is set by the relay itself and cannot be overridden");
         continue;
       }
-      const auto value = valueOf(prefix + "." + name, label, key);
+      const auto value = valueOf(prefix + "." + name, label, key, /*secret=*/true);
       if (!value) continue;
       if (value->find_first_of("\r\n") != std::string::npos) {
         fail(label, key, "must be one line");
@@ -448,6 +456,7 @@ class Loader {
 
   Poco::Util::AbstractConfiguration& ini_;
   std::string file_;
+  Secrets secrets_;
   Settings settings_;
   std::map<std::string, std::string> given_;  // "label.key" -> effective raw value
   std::vector<std::string> errors_;
@@ -476,13 +485,13 @@ void fillEffective(Settings& settings, const std::map<std::string, std::string>&
   }
 }
 
-Settings loadFrom(Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini, const std::string& name) {
+Settings loadFrom(Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini, const std::string& name, Secrets secrets) {
   // ${system.env.NAME} resolves through the layered configuration; the ini layer
   // is the only one whose keys are enumerated and validated.
   Poco::AutoPtr<Poco::Util::LayeredConfiguration> layered(new Poco::Util::LayeredConfiguration);
   layered->add(ini, 0);
   layered->add(new Poco::Util::SystemConfiguration, 100);
-  Loader loader(*layered, name);
+  Loader loader(*layered, name, secrets);
   Settings settings = loader.load();
   fillEffective(settings, loader.given());
   return settings;
@@ -494,7 +503,7 @@ bool TargetSettings::accepts(std::string_view discriminator) const {
   return events.empty() || std::find(events.begin(), events.end(), discriminator) != events.end();
 }
 
-Settings parseSettings(const std::string& ini_text, const std::string& name) {
+Settings parseSettings(const std::string& ini_text, const std::string& name, Secrets secrets) {
   std::istringstream stream(ini_text);
   Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini;
   try {
@@ -502,15 +511,15 @@ Settings parseSettings(const std::string& ini_text, const std::string& name) {
   } catch (const Poco::Exception& e) {
     throw ConfigError(fmt::format("{}: {}", name, e.displayText()));
   }
-  return loadFrom(ini, name);
+  return loadFrom(ini, name, secrets);
 }
 
-Settings loadSettings(const std::string& path) {
+Settings loadSettings(const std::string& path, Secrets secrets) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw ConfigError(fmt::format("cannot read config file {}: {}", path, std::strerror(errno)));
   std::ostringstream text;
   text << file.rdbuf();
-  return parseSettings(text.str(), path);
+  return parseSettings(text.str(), path, secrets);
 }
 
 std::vector<KeyDoc> keyTable() {

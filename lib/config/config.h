@@ -85,11 +85,16 @@ struct Settings {
   std::vector<EffectiveSetting> effective;
 };
 
+// Required: `serve` and `check-config`, which need every secret. Optional: the
+// operator's commands (status, dlq, replay, migrate), which use none, may run
+// without the environment variables that hold them.
+enum class Secrets { Required, Optional };
+
 // Reads and validates `path`. Throws ConfigError.
-Settings loadSettings(const std::string& path);
+Settings loadSettings(const std::string& path, Secrets secrets = Secrets::Required);
 
 // The same, from INI text (tests, and the fuzzer); `name` stands for the file in messages.
-Settings parseSettings(const std::string& ini_text, const std::string& name);
+Settings parseSettings(const std::string& ini_text, const std::string& name, Secrets secrets = Secrets::Required);
 
 // One entry of the key table, for docs and `check-config --keys`.
 struct KeyDoc {

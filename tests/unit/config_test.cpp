@@ -170,3 +170,21 @@ TEST_CASE("the example config in the repository is valid") {
   const auto settings = config::loadSettings(std::string(MEWS_TEST_DATA_DIR) + "/../../examples/mews-relay.ini");
   CHECK(settings.targets.size() >= 1);
 }
+
+TEST_CASE("operator commands may load the config without the secrets' environment variables") {
+  const std::string ini =
+      "[server]\ntokens = ${system.env.MEWS_RELAY_SURELY_UNSET_TOKEN}\n"
+      "[target.pms]\nurl = http://127.0.0.1:9000/mews\nsecret = ${system.env.MEWS_RELAY_SURELY_UNSET_SECRET}\n"
+      "header.Authorization = ${system.env.MEWS_RELAY_SURELY_UNSET_HEADER}\n";
+  CHECK(errorOf(ini).find("MEWS_RELAY_SURELY_UNSET_TOKEN is not set") != std::string::npos);
+  const auto settings = parseSettings(ini, "relay.ini", config::Secrets::Optional);
+  CHECK(settings.server.tokens.empty());
+  CHECK(settings.targets.at(0).secret.empty());
+  CHECK(settings.targets.at(0).headers.empty());
+  // Only secrets may be missing: any other key still fails.
+  CHECK_THROWS_AS(
+      parseSettings("[server]\ntokens = aaaaaaaaaaaaaaaaaaaa\nlisten = ${system.env.MEWS_RELAY_SURELY_UNSET_LISTEN}\n"
+                    "[target.pms]\nurl = http://127.0.0.1:9000/mews\n",
+                    "relay.ini", config::Secrets::Optional),
+      ConfigError);
+}

@@ -230,7 +230,11 @@ TEST_CASE("retention prunes delivered work in steps and keeps what is not delive
     batch.received_at_ms = received_ms;
     Transaction t(journal.db());
     const auto id = journal.insertBatch(batch);
-    journal.db().prepare("UPDATE deliveries SET state = ? WHERE batch_id = ?").bind(1, std::string_view(state)).bind(2, id).run();
+    journal.db()
+        .prepare("UPDATE deliveries SET state = ? WHERE batch_id = ?")
+        .bind(1, std::string_view(state))
+        .bind(2, id)
+        .run();
     t.commit();
     return id;
   };
@@ -247,7 +251,8 @@ TEST_CASE("retention prunes delivered work in steps and keeps what is not delive
   }
   CHECK(rounds > 2);  // it took several small steps
   CHECK(journal.count("batches") == 2);
-  CHECK(journal.db().queryInt(fmt::format("SELECT count(*) FROM batches WHERE id IN ({}, {})", dead_batch, recent)) == 2);
+  CHECK(journal.db().queryInt(fmt::format("SELECT count(*) FROM batches WHERE id IN ({}, {})", dead_batch, recent)) ==
+        2);
   CHECK(journal.count("events") == 10);
   CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries") == 2);
 }
