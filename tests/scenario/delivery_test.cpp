@@ -372,3 +372,22 @@ TEST_CASE("kill -9 with work in flight, restart: everything is delivered") {
   std::string rest(std::istreambuf_iterator<char>(second_log), {});
   CHECK(second.wait() == 0);
 }
+
+TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, claimed work goes back to pending") {
+  test::TempDir dir;
+  Sink sink;
+  sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "ok", 500ms}; });
+  const std::string journal = dir.file("relay.db");
+  // One worker, four slots: the dispatcher claims four, one is being sent, three wait in the queue.
+  auto ini = configWith(journal, target("pms", sink.url(), "concurrency = 4"));
+  ini = std::regex_replace(ini, std::regex("workers = 4"), "workers = 1");
+  auto relay = start(ini);
+  for (int i = 0; i < 4; ++i) post(relay.port(), test::sample("general.json"));
+  REQUIRE(sink.waitForRequests(1, 5s));
+  CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 4);
+  relay.relay->stop();
+  CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 0);
+  CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") == 1);
+  CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 0") == 3);
+  CHECK(sink.requests().size() == 1);
+}
