@@ -179,9 +179,20 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     try {
       const auto batch = journal::loadBatch(reader, item.due.batch_id);
       item.body = buildBody(batch.kind, batch.body, item.due.event_seq, targets_[t].settings);
+    } catch (const journal::SqliteError& e) {
+      // Reading failed, not the row: back to pending, tried again on a later pass.
+      log::error("delivery", "cannot read a claimed batch; released",
+                 {{"batch", std::to_string(item.due.batch_id)}, {"error", e.what()}});
+      const std::vector<std::int64_t> release{item.due.id};
+      writer_
+          .submit([release, now_ms](journal::Journal& journal) {
+            return journal::releaseInFlight(journal, now_ms, release);
+          })
+          .wait();
+      continue;
     } catch (const std::exception& e) {
-      // A row that cannot be read back is not dropped: it becomes a dead letter
-      // with the reason, for a person to look at.
+      // A row that cannot be turned into a request is not dropped: it becomes a
+      // dead letter with the reason, for a person to look at.
       journal::TargetStateRecord unchanged;
       HttpAttempt failed;
       failed.error = std::string("cannot build the request: ") + e.what();
