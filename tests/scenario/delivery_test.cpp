@@ -376,7 +376,7 @@ TEST_CASE("kill -9 with work in flight, restart: everything is delivered") {
 TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, claimed work goes back to pending") {
   test::TempDir dir;
   Sink sink;
-  sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "ok", 500ms}; });
+  sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "ok", 1500ms}; });
   const std::string journal = dir.file("relay.db");
   // One worker, four slots: the dispatcher claims four, one is being sent, three wait in the queue.
   auto ini = configWith(journal, target("pms", sink.url(), "concurrency = 4"));
@@ -384,7 +384,8 @@ TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, clai
   auto relay = start(ini);
   for (int i = 0; i < 4; ++i) post(relay.port(), test::sample("general.json"));
   REQUIRE(sink.waitForRequests(1, 5s));
-  CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 4);
+  REQUIRE(test::waitUntil(
+      [&] { return queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 4; }, 2s));
   relay.relay->stop();
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 0);
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") == 1);
