@@ -110,6 +110,7 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
   std::vector<WriteOutcome> outcomes(group.size());
   const auto started = std::chrono::steady_clock::now();
   auto applied = started;
+  auto committed_at = started;
   try {
     Transaction transaction(db);
     for (std::size_t i = 0; i < group.size(); ++i) {
@@ -137,6 +138,7 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     }
     applied = std::chrono::steady_clock::now();
     transaction.commit();
+    committed_at = std::chrono::steady_clock::now();
   } catch (const SqliteError& e) {
     log::error("journal", "commit failed; nothing in this group is acknowledged",
                {{"jobs", std::to_string(group.size())}, {"error", e.what()}});
@@ -147,6 +149,12 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     failGroup(group, WriteOutcome::Status::StorageFailure,
               e.primary() == SQLITE_FULL ? "journal is full" : "journal cannot take the write");
     return;
+  } catch (const std::exception& e) {
+    // Anything else (out of memory): the transaction was rolled back by its
+    // destructor; the group fails, the writer thread lives on.
+    log::error("journal", "group failed; nothing in it is acknowledged", {{"error", e.what()}});
+    failGroup(group, WriteOutcome::Status::StorageFailure, "journal cannot take the write");
+    return;
   }
 
   std::uint64_t committed = 0;
@@ -154,7 +162,6 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     if (outcomes[i].committed()) ++committed;
     group[i].promise.set_value(std::move(outcomes[i]));
   }
-  const auto committed_at = std::chrono::steady_clock::now();
   const auto micros = [](auto duration) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(duration).count());
   };
