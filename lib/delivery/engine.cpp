@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/json.h"
@@ -19,6 +21,11 @@ constexpr int kPruneStep = 500;
 // The dispatcher re-checks at least this often (maintenance), even when idle.
 constexpr std::chrono::milliseconds kMaxIdleWait{5'000};
 constexpr std::chrono::milliseconds kRecordRetry{1'000};
+// Work claimed ahead of the workers, as a multiple of a target's concurrency:
+// claims are one commit per dispatcher pass, so a queue a little deeper than
+// the sending slots keeps the workers busy while the next claim commits. Only
+// `concurrency` requests are ever sent to a target at once.
+constexpr int kClaimAhead = 2;
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
   std::string out = "{";
@@ -151,7 +158,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     {
       const std::lock_guard lock(mutex_);
       Target& target = targets_[t];
-      admitted = target.circuit.admits(target.settings.concurrency - target.in_flight, now_ms);
+      admitted = target.circuit.admits(kClaimAhead * target.settings.concurrency - target.in_flight, now_ms);
     }
     if (admitted <= 0) continue;
     for (auto& due : journal::selectDue(reader, targets_[t].settings.name, now_ms, admitted))
@@ -254,7 +261,7 @@ std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std
       const std::lock_guard lock(mutex_);
       state = target.circuit.state();
       probe_at = target.circuit.probeAtMs();
-      free_slots = target.settings.concurrency - target.in_flight;
+      free_slots = kClaimAhead * target.settings.concurrency - target.in_flight;
     }
     if (free_slots <= 0 || state == CircuitState::HalfOpen) continue;  // a worker's completion wakes us
     const auto next_due = journal::nextDueMs(reader, target.settings.name);
@@ -269,15 +276,36 @@ void DeliveryEngine::workerLoop() {
   pthread_setname_np(pthread_self(), "delivery");
   while (true) {
     WorkItem item;
+    bool held_back = false;
     {
       std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [this] { return stopping_ || !work_.empty(); });
+      // The first queued item whose target has a free sending slot: a target
+      // at its concurrency never holds up another target's work.
+      auto sendable = work_.end();
+      work_ready_.wait(lock, [&] {
+        if (stopping_) return true;
+        sendable = std::find_if(work_.begin(), work_.end(), [&](const WorkItem& queued) {
+          const Target& target = targets_[queued.target];
+          return target.sending < target.settings.concurrency;
+        });
+        return sendable != work_.end();
+      });
       if (stopping_) return;  // what is still queued is released by stop()
-      item = std::move(work_.front());
-      work_.pop_front();
+      item = std::move(*sendable);
+      work_.erase(sendable);
+      targets_[item.target].sending++;
+      // Claimed while the circuit was closed, and it opened since: not sent,
+      // no attempt spent; back to pending, where the probe paces it.
+      held_back = !item.probe && targets_[item.target].circuit.state() != CircuitState::Closed;
+    }
+    if (held_back) {
+      const std::vector<std::int64_t> ids{item.due.id};
+      const std::int64_t now = clock_.wallMillis();
+      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
+          .wait();
     }
     try {
-      deliver(item);
+      if (!held_back) deliver(item);
     } catch (const std::exception& e) {
       // Never a dead thread: the row goes back to pending for another attempt.
       log::error("delivery", "delivery failed unexpectedly; released for another attempt",
@@ -290,9 +318,11 @@ void DeliveryEngine::workerLoop() {
     {
       const std::lock_guard lock(mutex_);
       targets_[item.target].in_flight--;
+      targets_[item.target].sending--;
       woken_ = true;
     }
     dispatcher_wake_.notify_one();
+    work_ready_.notify_all();  // a sending slot is free: a waiting worker may take its item
   }
 }
 
@@ -359,14 +389,16 @@ journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAtt
       target.circuit.onFailure(now, probe_delay);
       if (item.probe) {
         record.outcome = journal::AttemptOutcome::ProbeFailed;
-        record.next_due_ms = item.due.due_ms;  // keeps its place at the head of the queue
+        // Its place in receive order: the head of the queue it probes for.
+        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
       } else if (spent >= settings.max_attempts) {
         record.outcome = journal::AttemptOutcome::Dead;
         record.dead_reason = journal::DeadReason::MaxAttempts;
       } else if (target.circuit.state() != CircuitState::Closed) {
-        // The circuit is open: the probe paces the target now; keep this item's place.
+        // The circuit is open: the probe paces the target now; back to its place
+        // in receive order, like the rest of the target's waiting work.
         record.outcome = journal::AttemptOutcome::Retry;
-        record.next_due_ms = item.due.due_ms;
+        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
       } else {
         record.outcome = journal::AttemptOutcome::Retry;
         record.next_due_ms = now + delay.count();

@@ -15,8 +15,9 @@
 //   pending <-- start-up / shutdown: in_flight released (nothing stays stuck)
 //   pending | retry_wait older than max_age --> dead
 //
-// Dispatcher: per target, oldest due first, never more than `concurrency` in
-// flight, and while the target's circuit is open only one probe at a time (see
+// Dispatcher: per target, oldest due first, claiming up to twice the target's
+// concurrency ahead of the workers but never sending more than `concurrency`
+// requests at once, and while the target's circuit is open only one probe at a time (see
 // policy.h). It reads due work through its own read-only connection, claims it
 // through the writer, and hands it to the workers. It sleeps until the earliest
 // due time or until wake() (new batch committed); no polling. Every 5 s per
@@ -82,7 +83,8 @@ class DeliveryEngine {
     config::TargetSettings settings;
     std::unique_ptr<TargetClient> client;
     CircuitBreaker circuit;
-    int in_flight = 0;
+    int in_flight = 0;  // claimed: queued for a worker or being sent
+    int sending = 0;    // requests open to the target (<= concurrency)
     std::string last_error;
     std::int64_t next_expire_ms = 0;
   };

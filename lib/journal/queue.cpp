@@ -111,14 +111,17 @@ bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
   if (ids.empty()) {
     journal.db()
-        .cached("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'in_flight'")
+        .cached(
+            "UPDATE deliveries SET state = 'pending', due_at = min(due_at, age_from), updated_at = ? WHERE state = "
+            "'in_flight'")
         .bind(1, iso(now_ms))
         .run();
     return journal.db().changes();
   }
   int released = 0;
   Statement& update = journal.db().cached(
-      "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'in_flight'");
+      "UPDATE deliveries SET state = 'pending', due_at = min(due_at, age_from), updated_at = ? WHERE id = ? AND state "
+      "= 'in_flight'");
   for (const auto id : ids) {
     update.bind(1, iso(now_ms)).bind(2, id).run();
     released += journal.db().changes();

@@ -38,7 +38,8 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id);
 // --- writes (inside a writer transaction) ----------------------------------
 // pending|retry_wait -> in_flight. True when this call moved the row.
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms);
-// in_flight -> pending for rows nobody is working on (start-up, shutdown).
+// in_flight -> pending for rows nobody is working on (start-up, shutdown, a
+// claim held back by an opened circuit), due at once in receive order.
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids = {});
 
 enum class AttemptOutcome { Delivered, Retry, Dead, ProbeFailed };
