@@ -25,7 +25,7 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 // claims are one commit per dispatcher pass, so a queue a little deeper than
 // the sending slots keeps the workers busy while the next claim commits. Only
 // `concurrency` requests are ever sent to a target at once.
-constexpr int kClaimAhead = 2;
+constexpr int kClaimAhead = 4;
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
   std::string out = "{";

@@ -15,7 +15,7 @@
 //   pending <-- start-up / shutdown: in_flight released (nothing stays stuck)
 //   pending | retry_wait older than max_age --> dead
 //
-// Dispatcher: per target, oldest due first, claiming up to twice the target's
+// Dispatcher: per target, oldest due first, claiming up to four times the target's
 // concurrency ahead of the workers but never sending more than `concurrency`
 // requests at once, and while the target's circuit is open only one probe at a time (see
 // policy.h). It reads due work through its own read-only connection, claims it
