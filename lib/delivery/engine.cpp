@@ -27,6 +27,12 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 // `concurrency` requests are ever sent to a target at once.
 constexpr int kClaimAhead = 4;
 
+std::string eventFilter(const config::TargetSettings& target) {
+  std::string joined;
+  for (const auto& event : target.events) joined += (joined.empty() ? "" : ",") + event;
+  return joined;
+}
+
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
   std::string out = "{";
   for (const auto& [name, value] : headers) {
@@ -225,10 +231,11 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
     if (now_ms < target.next_expire_ms) continue;
     target.next_expire_ms = now_ms + kExpireEveryMs;
     const std::string name = target.settings.name;
+    const std::string filter = eventFilter(target.settings);
     const std::int64_t cutoff = now_ms - target.settings.max_age.count();
     const auto expired = writer_
-                             .submit([name, cutoff, now_ms](journal::Journal& journal) {
-                               return journal::expireOld(journal, name, cutoff, now_ms, kExpireStep);
+                             .submit([name, filter, cutoff, now_ms](journal::Journal& journal) {
+                               return journal::expireOld(journal, name, filter, cutoff, now_ms, kExpireStep);
                              })
                              .get();
     if (expired.committed() && expired.value > 0) {
@@ -352,6 +359,7 @@ journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   journal::AttemptRecord record;
   record.delivery_id = item.due.id;
   record.target = targets_[item.target].settings.name;
+  record.event_filter = eventFilter(targets_[item.target].settings);
   record.started_ms = started_ms;
   record.duration_ms = attempt.duration.count();
   record.status = attempt.status;

@@ -40,22 +40,26 @@ std::string_view reasonName(DeadReason reason) {
 }
 
 // The dead letter of a delivery that was just moved to 'dead'. Event types: the
-// one event's in event mode, every distinct one of the batch otherwise.
-void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms) {
+// one event's in event mode; otherwise every distinct one of the batch that
+// passes the target's filter (`event_filter`: comma-separated, empty for *).
+void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
+                      const std::string& event_filter) {
   journal.db()
       .cached(
           "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
           " reason, received_at, died_at)"
           " SELECT d.id, d.batch_id, d.target,"
           "  coalesce((SELECT group_concat(discriminator, ',') FROM (SELECT DISTINCT discriminator FROM events e"
-          "   WHERE e.batch_id = d.batch_id AND (d.event_seq IS NULL OR e.seq = d.event_seq))), ''),"
-          "  d.attempts, d.last_status, d.last_error, ?, b.received_at, ?"
-          " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?"
+          "   WHERE e.batch_id = d.batch_id AND (d.event_seq IS NULL OR e.seq = d.event_seq)"
+          "   AND (?4 = '' OR instr(',' || ?4 || ',', ',' || e.discriminator || ',') > 0))), ''),"
+          "  d.attempts, d.last_status, d.last_error, ?1, b.received_at, ?2"
+          " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?3"
           " ON CONFLICT (delivery_id) DO UPDATE SET attempts = excluded.attempts, last_status = excluded.last_status,"
           "  last_error = excluded.last_error, reason = excluded.reason, died_at = excluded.died_at")
       .bind(1, reason)
       .bind(2, iso(now_ms))
       .bind(3, delivery_id)
+      .bind(4, event_filter)
       .run();
 }
 
@@ -178,14 +182,15 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
       .run();
 
   if (record.outcome == AttemptOutcome::Dead)
-    insertDeadLetter(journal, record.delivery_id, reasonName(record.dead_reason), record.now_ms);
+    insertDeadLetter(journal, record.delivery_id, reasonName(record.dead_reason), record.now_ms, record.event_filter);
   if (record.outcome == AttemptOutcome::Delivered)
     // A replayed dead letter leaves the table once delivered; its attempts stay.
     db.cached("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
   return true;
 }
 
-int expireOld(Journal& journal, const std::string& target, std::int64_t age_cutoff_ms, std::int64_t now_ms, int limit) {
+int expireOld(Journal& journal, const std::string& target, const std::string& event_filter, std::int64_t age_cutoff_ms,
+              std::int64_t now_ms, int limit) {
   std::vector<std::int64_t> ids;
   {
     Statement select(journal.db(),
@@ -205,7 +210,7 @@ int expireOld(Journal& journal, const std::string& target, std::int64_t age_cuto
         .bind(2, id)
         .run();
     if (journal.db().changes() != 1) continue;
-    insertDeadLetter(journal, id, reasonName(DeadReason::MaxAge), now_ms);
+    insertDeadLetter(journal, id, reasonName(DeadReason::MaxAge), now_ms, event_filter);
     ++expired;
   }
   return expired;

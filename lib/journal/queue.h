@@ -58,6 +58,7 @@ struct AttemptRecord {
   bool spends_attempt = true;    // false for a probe while the circuit is open
   std::int64_t next_due_ms = 0;  // Retry / ProbeFailed
   DeadReason dead_reason = DeadReason::Rejected;
+  std::string event_filter;  // the target's event types, comma-separated; empty for *
   std::int64_t now_ms = 0;
 };
 
@@ -67,7 +68,10 @@ struct AttemptRecord {
 bool recordAttempt(Journal& journal, const AttemptRecord& record);
 
 // Work older than max_age that is still waiting -> dead (reason max_age).
-int expireOld(Journal& journal, const std::string& target, std::int64_t age_cutoff_ms, std::int64_t now_ms, int limit);
+// `event_filter`: the target's event types, comma-separated, empty for *
+// (only those are named in the dead letter).
+int expireOld(Journal& journal, const std::string& target, const std::string& event_filter, std::int64_t age_cutoff_ms,
+              std::int64_t now_ms, int limit);
 
 // When a target's circuit opens, its waiting work goes back to receive order
 // (due now, oldest first): the probe paces it from here, and the drain after the

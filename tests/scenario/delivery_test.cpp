@@ -392,3 +392,14 @@ TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, clai
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 0") == 3);
   CHECK(sink.requests().size() == 1);
 }
+
+TEST_CASE("a dead letter names the event types its target wanted, not the whole batch's") {
+  test::TempDir dir;
+  Sink sink;
+  sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{422, "", "", "no"}; });
+  const std::string journal = dir.file("relay.db");
+  auto relay = start(configWith(journal, target("crm", sink.url(), "events = CustomerUpdated, CustomerAdded")));
+  post(relay.port(), test::sample("general.json"));
+  REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
+  CHECK(queryText(journal, "SELECT event_types FROM dead_letters") == "CustomerAdded,CustomerUpdated");
+}
