@@ -8,11 +8,9 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
-#include <sys/statvfs.h>
 
 #include <fmt/format.h>
 #include <charconv>
-#include <filesystem>
 #include <map>
 
 #include "common/json.h"
@@ -81,17 +79,16 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
   }
 
   void ready(Poco::Net::HTTPServerResponse& response) const {
-    const auto& journal = shared_->settings.journal;
-    const auto directory = std::filesystem::absolute(journal.path).parent_path();
-    struct statvfs fs {};
-    if (journal.min_free > 0 && statvfs(directory.c_str(), &fs) == 0 &&
-        static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < journal.min_free)
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  R"({"status":"not ready","reason":"free disk below min_free"})");
+    // An empty job through the writer: it fails exactly when an ingest write
+    // would (free disk below min_free, journal unavailable), with that reason.
     auto probe = shared_->writer.submit([](journal::Journal&) { return std::int64_t{0}; });
-    if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready || !probe.get().committed())
+    if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
       return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  R"({"status":"not ready","reason":"journal cannot commit"})");
+                  R"({"status":"not ready","reason":"journal commit is taking too long"})");
+    const auto outcome = probe.get();
+    if (!outcome.committed())
+      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                  fmt::format(R"({{"status":"not ready","reason":{}}})", json::quote(outcome.error)));
     send(response, HTTPResponse::HTTP_OK, R"({"status":"ready"})");
   }
 

@@ -97,7 +97,10 @@ void DeliveryEngine::stop() {
     for (const auto& item : work_) ids.push_back(item.due.id);
     work_.clear();
   }
-  if (ids.empty()) return;
+  if (!ids.empty()) release(ids);
+}
+
+void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
   const std::int64_t now = clock_.wallMillis();
   const auto released =
       writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
@@ -196,12 +199,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
                  {{"batch", std::to_string(item.due.batch_id)}, {"error", e.what()}});
-      const std::vector<std::int64_t> release{item.due.id};
-      writer_
-          .submit([release, now_ms](journal::Journal& journal) {
-            return journal::releaseInFlight(journal, now_ms, release);
-          })
-          .wait();
+      release({item.due.id});
       continue;
     } catch (const std::exception& e) {
       // A row that cannot be turned into a request is not dropped: it becomes a
@@ -305,22 +303,14 @@ void DeliveryEngine::workerLoop() {
       // no attempt spent; back to pending, where the probe paces it.
       held_back = !item.probe && targets_[item.target].circuit.state() != CircuitState::Closed;
     }
-    if (held_back) {
-      const std::vector<std::int64_t> ids{item.due.id};
-      const std::int64_t now = clock_.wallMillis();
-      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
-          .wait();
-    }
+    if (held_back) release({item.due.id});
     try {
       if (!held_back) deliver(item);
     } catch (const std::exception& e) {
       // Never a dead thread: the row goes back to pending for another attempt.
       log::error("delivery", "delivery failed unexpectedly; released for another attempt",
                  {{"delivery", std::to_string(item.due.id)}, {"error", e.what()}});
-      const std::vector<std::int64_t> ids{item.due.id};
-      const std::int64_t now = clock_.wallMillis();
-      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
-          .wait();
+      release({item.due.id});
     }
     {
       const std::lock_guard lock(mutex_);

@@ -105,6 +105,9 @@ class DeliveryEngine {
   journal::AttemptRecord judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
                                journal::TargetStateRecord& state);
   void record(const journal::AttemptRecord& record, const journal::TargetStateRecord& state);
+  // in_flight -> pending for claimed rows that will not be sent now; a failure
+  // is logged and the rows are released at the next start.
+  void release(const std::vector<std::int64_t>& ids);
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
 
   std::vector<Target> targets_;
