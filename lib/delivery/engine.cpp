@@ -67,13 +67,6 @@ DeliveryEngine::~DeliveryEngine() {
 }
 
 void DeliveryEngine::start() {
-  const std::int64_t now = clock_.wallMillis();
-  const auto released =
-      writer_.submit([now](journal::Journal& journal) { return journal::releaseInFlight(journal, now); }).get();
-  if (!released.committed()) throw std::runtime_error("cannot release in-flight deliveries: " + released.error);
-  if (released.value > 0)
-    log::warn("delivery", "deliveries in flight at the last stop are due again",
-              {{"count", std::to_string(released.value)}});
   dispatcher_ = std::thread([this] { dispatchLoop(); });
   for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { workerLoop(); });
 }
@@ -133,8 +126,30 @@ std::string DeliveryEngine::webhookId(const journal::DueDelivery& due) const {
   return fmt::format("msg_{}_{}", journal_id_, due.batch_id);
 }
 
+// Rows a previous process left in flight go back to pending before anything is
+// dispatched. Retried, not fatal: with the disk below min_free the writer
+// refuses every write, and the relay must still start and answer 503 (and
+// /readyz) until space returns, rather than exit into a restart loop.
+bool DeliveryEngine::releaseLeftInFlight() {
+  while (true) {
+    const std::int64_t now = clock_.wallMillis();
+    const auto released =
+        writer_.submit([now](journal::Journal& journal) { return journal::releaseInFlight(journal, now); }).get();
+    if (released.committed()) {
+      if (released.value > 0)
+        log::warn("delivery", "deliveries in flight at the last stop are due again",
+                  {{"count", std::to_string(released.value)}});
+      return true;
+    }
+    log::error("delivery", "cannot release deliveries left in flight; retrying", {{"error", released.error}});
+    std::unique_lock lock(mutex_);
+    if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
+  }
+}
+
 void DeliveryEngine::dispatchLoop() {
   pthread_setname_np(pthread_self(), "dispatcher");
+  if (!releaseLeftInFlight()) return;
   std::unique_ptr<journal::Journal> reader;
   while (true) {
     {

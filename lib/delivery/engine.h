@@ -68,7 +68,8 @@ class DeliveryEngine {
   DeliveryEngine(const DeliveryEngine&) = delete;
   DeliveryEngine& operator=(const DeliveryEngine&) = delete;
 
-  // Releases rows left in flight by a previous process, then starts the threads.
+  // Starts the threads; the dispatcher first releases rows a previous process
+  // left in flight.
   void start();
   // Stops dispatching; attempts in progress finish and are recorded; claimed
   // work not yet started is released to pending.
@@ -95,6 +96,7 @@ class DeliveryEngine {
     bool probe = false;
   };
 
+  bool releaseLeftInFlight();
   void dispatchLoop();
   // One pass over the targets; true when something was dispatched.
   bool dispatchDue(journal::Journal& reader, std::int64_t now_ms);

@@ -322,3 +322,21 @@ TEST_CASE("the binary refuses a bad config with exit 1, naming file and key") {
   CHECK(usage.wait() == 2);
   CHECK(usage_text.find("unknown option '--bogus'") != std::string::npos);
 }
+
+TEST_CASE("below the free-disk watermark the relay still starts, answers 503 and is not ready") {
+  test::TempDir dir;
+  // More free space than this machine's disk has: the watermark is crossed from the start.
+  auto relay = startRelay(test::relayConfig(dir.file("relay.db")) + "[journal]\nmin_free = 1000GiB\n");
+  auto r = httpRequest(relay->ingestPort(), "POST", kUri, test::sample("general.json"));
+  CHECK(r.status == 503);
+  checkJsonReason(r, "min_free");
+  const std::string admin = relay->adminAddress();
+  const auto admin_port = static_cast<std::uint16_t>(std::stoi(admin.substr(admin.rfind(':') + 1)));
+  CHECK(httpRequest(admin_port, "GET", "/healthz").status == 200);
+  const auto ready = httpRequest(admin_port, "GET", "/readyz");
+  CHECK(ready.status == 503);
+  CHECK(ready.body.find("min_free") != std::string::npos);
+  relay->stop();
+  journal::Journal journal(dir.file("relay.db"), {0, true});
+  CHECK(journal.count("batches") == 0);
+}
