@@ -24,6 +24,7 @@ struct AdminServer::Shared {
   journal::JournalWriter& writer;
   const Clock& clock;
   std::function<void()> on_requeued;
+  std::function<std::string()> render_metrics;
 };
 
 namespace {
@@ -59,6 +60,12 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       const bool post = request.getMethod() == Poco::Net::HTTPRequest::HTTP_POST;
       if (path == "/healthz") return send(response, HTTPResponse::HTTP_OK, R"({"status":"ok"})");
       if (path == "/readyz") return ready(response);
+      if (path == "/metrics") {
+        const std::string page = shared_->render_metrics();
+        response.setStatus(HTTPResponse::HTTP_OK);
+        response.setContentType("text/plain; version=0.0.4; charset=utf-8");
+        return response.sendBuffer(page.data(), page.size());
+      }
       if (path == "/admin/replay" && post) return replay(response, query);
       if (path == "/admin/purge" && post) return purge(response, query);
       send(response, HTTPResponse::HTTP_NOT_FOUND, R"({"error":"no such endpoint"})");
@@ -191,8 +198,9 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 }  // namespace
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-                         std::function<void()> on_requeued)
-    : shared_(std::make_shared<Shared>(Shared{settings, writer, clock, std::move(on_requeued)})) {
+                         std::function<void()> on_requeued, std::function<std::string()> render_metrics)
+    : shared_(std::make_shared<Shared>(
+          Shared{settings, writer, clock, std::move(on_requeued), std::move(render_metrics)})) {
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
   Poco::Net::ServerSocket socket;

@@ -5,6 +5,7 @@
 //   GET  /healthz                      200 while the process serves
 //   GET  /readyz                       200, or 503 with the reason (journal
 //                                      unavailable, free disk below min_free)
+//   GET  /metrics                      Prometheus text format (relay/metrics_page.h)
 //   POST /admin/replay?ids=1,2[&dry_run=1]
 //   POST /admin/replay?dead=1[&target=T][&since_ms=..][&until_ms=..][&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
@@ -31,7 +32,7 @@ namespace mews::admin {
 class AdminServer {
  public:
   AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-              std::function<void()> on_requeued);
+              std::function<void()> on_requeued, std::function<std::string()> render_metrics);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

@@ -176,6 +176,19 @@ const std::vector<KeySpec>& keySpecs() {
       {"server", "max_connections", "count 4..4096", "256", false, false,
        "open connections served at once (one thread each); more wait in a short queue",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.max_connections = countIn(v, 4, 4096); }},
+      {"server", "request_timeout", "duration 1s..120s", "10s", false, false,
+       "a request (head and body) must arrive within this; slower clients get 408 and are closed",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.server.request_timeout = durationIn(v, kSecond, 120 * kSecond);
+       }},
+      {"server", "min_body_rate", "size 0B..1GiB (per second)", "1KiB", false, false,
+       "after its first second a body must average this many bytes per second, or 408 (0B: off)",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.min_body_rate = sizeIn(v, 0, 1ULL << 30); }},
+      {"server", "tls_certificate", "file (PEM)", "", false, false,
+       "serve HTTPS only, TLS 1.2 at least, with this certificate chain (set tls_private_key too)",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_certificate = v; }},
+      {"server", "tls_private_key", "file (PEM)", "", false, false, "the private key of tls_certificate",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_private_key = v; }},
       {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
@@ -257,6 +270,18 @@ const std::vector<KeySpec>& keySpecs() {
        [](Settings&, TargetSettings* t, std::string_view v) { t->max_age = durationIn(v, 60 * kSecond, 365 * kDay); }},
       {"target", "concurrency", "count 1..256", "4", false, false, "deliveries in flight to this target at once",
        [](Settings&, TargetSettings* t, std::string_view v) { t->concurrency = countIn(v, 1, 256); }},
+      {"target", "redirects", "same-origin | any | none", "same-origin", false, false,
+       "which 307/308 redirects are followed; any never downgrades https and drops header.* on another origin",
+       [](Settings&, TargetSettings* t, std::string_view v) {
+         if (v == "same-origin")
+           t->redirects = RedirectPolicy::SameOrigin;
+         else if (v == "any")
+           t->redirects = RedirectPolicy::Any;
+         else if (v == "none")
+           t->redirects = RedirectPolicy::None;
+         else
+           throw ValueError{"must be same-origin, any or none"};
+       }},
       {"target", "secret", "whsec_...", "", false, true,
        "when set, deliveries are signed per the Standard Webhooks spec",
        [](Settings&, TargetSettings* t, std::string_view v) {
@@ -451,6 +476,17 @@ class Loader {
       const Poco::Net::SocketAddress admin{settings_.admin.listen};
       if (pub.port() != 0 && pub.port() == admin.port())
         fail("admin", "listen", "must not share the public listener's port");
+    }
+    const ServerSettings& server = settings_.server;
+    if (server.tls_certificate.empty() != server.tls_private_key.empty()) {
+      fail("server", server.tls_certificate.empty() ? "tls_certificate" : "tls_private_key",
+           "tls_certificate and tls_private_key are set together, or neither");
+    } else if (secrets_ == Secrets::Required) {
+      // Only the serving process needs to read them (an operator's `status`
+      // may run as a user who cannot read the key).
+      for (const auto& [key, file] : {std::pair{"tls_certificate", server.tls_certificate},
+                                      std::pair{"tls_private_key", server.tls_private_key}})
+        if (!file.empty() && !std::ifstream(file).good()) fail("server", key, fmt::format("cannot read {}", file));
     }
   }
 

@@ -30,6 +30,10 @@ struct ServerSettings {
   std::vector<std::string> tokens;
   std::uint64_t max_body = 0;
   int max_connections = 0;
+  Millis request_timeout{};        // head and body must arrive within this
+  std::uint64_t min_body_rate = 0;  // bytes/s a body must average after its first second; 0: off
+  std::string tls_certificate;     // PEM; set together with tls_private_key, or neither
+  std::string tls_private_key;
 };
 
 struct AdminSettings {
@@ -49,6 +53,13 @@ struct DeliverySettings {
 
 enum class DeliveryMode { Batch, Event };
 
+// Which 307/308 redirects a target's deliveries follow.
+enum class RedirectPolicy {
+  SameOrigin,  // same scheme, host and port only (the default)
+  Any,         // any http(s) URL, never https -> http; configured headers are not sent to another origin
+  None,        // none: a redirect is a dead letter
+};
+
 struct TargetSettings {
   std::string name;
   std::string url;
@@ -62,6 +73,7 @@ struct TargetSettings {
   int concurrency = 0;
   std::string secret;
   std::vector<std::pair<std::string, std::string>> headers;
+  RedirectPolicy redirects = RedirectPolicy::SameOrigin;
 
   [[nodiscard]] bool acceptsAllEvents() const { return events.empty(); }
   // True when the target's filter lets `discriminator` (or an Action) through.

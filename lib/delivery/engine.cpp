@@ -115,7 +115,7 @@ std::vector<TargetSnapshot> DeliveryEngine::targets() const {
   const std::lock_guard lock(mutex_);
   std::vector<TargetSnapshot> out;
   for (const auto& target : targets_)
-    out.push_back({target.settings.name, target.circuit.state(), target.in_flight, target.circuit.consecutiveFailures(),
+    out.push_back({target.settings.name, target.metrics.get(), target.circuit.state(), target.in_flight, target.circuit.consecutiveFailures(),
                    target.last_error});
   return out;
 }
@@ -355,7 +355,8 @@ void DeliveryEngine::deliver(WorkItem& item) {
   journal::TargetStateRecord state;
   journal::AttemptRecord result = judge(item, attempt, started_ms, state);
   result.request_headers_json = headersJson(headers, settings);
-  record(result, state);
+  target.metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
+  if (record(result, state)) target.metrics->outcomes[static_cast<std::size_t>(result.outcome)].add();
 }
 
 journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
@@ -436,7 +437,7 @@ journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   return record;
 }
 
-void DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal::TargetStateRecord& state) {
+bool DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal::TargetStateRecord& state) {
   const bool with_state = !state.target.empty();
   for (;;) {
     const auto outcome = writer_
@@ -452,10 +453,10 @@ void DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal
                {{"delivery", std::to_string(attempt.delivery_id)}, {"error", outcome.error}});
     std::unique_lock lock(mutex_);
     // On stop the row stays in_flight in the journal and is due again at the next start.
-    if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return;
+    if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
   }
   const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
-  if (!log::enabled(level)) return;
+  if (!log::enabled(level)) return true;
   static constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe failed"};
   log::write(level, "delivery", kOutcomes[static_cast<int>(attempt.outcome)],
              {{"target", attempt.target},
@@ -463,6 +464,7 @@ void DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal
               {"status", attempt.status ? std::to_string(*attempt.status) : "-"},
               {"error", attempt.error},
               {"duration_ms", std::to_string(attempt.duration_ms)}});
+  return true;
 }
 
 }  // namespace mews::delivery

@@ -34,6 +34,7 @@
 // so tests move time instead of sleeping.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -50,11 +51,19 @@
 #include "delivery/policy.h"
 #include "journal/queue.h"
 #include "journal/writer.h"
+#include "metrics/metrics.h"
 
 namespace mews::delivery {
 
+// Exposed on /metrics, per target.
+struct TargetMetrics {
+  std::array<metrics::Counter, 4> outcomes;  // by journal::AttemptOutcome, counted once recorded
+  metrics::Histogram attempt_seconds{metrics::latencyBounds()};
+};
+
 struct TargetSnapshot {
   std::string name;
+  const TargetMetrics* metrics = nullptr;  // lives as long as the engine
   CircuitState circuit = CircuitState::Closed;
   int in_flight = 0;
   int consecutive_failures = 0;
@@ -83,6 +92,7 @@ class DeliveryEngine {
   struct Target {
     config::TargetSettings settings;
     std::unique_ptr<TargetClient> client;
+    std::unique_ptr<TargetMetrics> metrics = std::make_unique<TargetMetrics>();
     CircuitBreaker circuit;
     int in_flight = 0;  // claimed: queued for a worker or being sent
     int sending = 0;    // requests open to the target (<= concurrency)
@@ -106,7 +116,8 @@ class DeliveryEngine {
   void deliver(WorkItem& item);
   journal::AttemptRecord judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
                                journal::TargetStateRecord& state);
-  void record(const journal::AttemptRecord& record, const journal::TargetStateRecord& state);
+  // False when the engine stopped before the record could be written.
+  bool record(const journal::AttemptRecord& record, const journal::TargetStateRecord& state);
   // in_flight -> pending for claimed rows that will not be sent now; a failure
   // is logged and the rows are released at the next start.
   void release(const std::vector<std::int64_t>& ids);

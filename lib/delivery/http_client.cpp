@@ -8,6 +8,7 @@
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/String.h>
 #include <fmt/format.h>
 
 namespace mews::delivery {
@@ -36,9 +37,35 @@ void initializeTls() {
   std::call_once(once, [] { Poco::Net::initializeSSL(); });
 }
 
+namespace {
+
+// Why `next` is not followed from `from` under `policy`; empty when it is.
+std::string redirectRefusal(config::RedirectPolicy policy, const Poco::URI& origin, const Poco::URI& from,
+                            const Poco::URI& next) {
+  const std::string where = next.getScheme() + "://" + next.getAuthority();
+  switch (policy) {
+    case config::RedirectPolicy::None: return "redirect not followed (redirects = none): " + where;
+    case config::RedirectPolicy::SameOrigin:
+      if (sameOrigin(next, origin)) return {};
+      return "redirect to another host not followed (redirects = same-origin): " + where;
+    case config::RedirectPolicy::Any:
+      if (next.getScheme() != "http" && next.getScheme() != "https") return "redirect to a non-HTTP URL: " + where;
+      if (from.getScheme() == "https" && next.getScheme() == "http")
+        return "redirect from https to http not followed: " + where;
+      return {};
+  }
+  return "redirect not followed";
+}
+
+}  // namespace
+
 TargetClient::TargetClient(const config::TargetSettings& target)
-    : uri_(target.url), timeout_(target.timeout), max_idle_(static_cast<std::size_t>(target.concurrency)) {
-  if (uri_.getScheme() == "https") initializeTls();
+    : uri_(target.url),
+      timeout_(target.timeout),
+      max_idle_(static_cast<std::size_t>(target.concurrency)),
+      redirects_(target.redirects) {
+  for (const auto& header : target.headers) configured_headers_.insert(Poco::toLower(header.first));
+  initializeTls();  // a redirect may lead to https even from http
 }
 
 TargetClient::~TargetClient() = default;
@@ -120,18 +147,28 @@ HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body
   return attempt;
 }
 
+const Headers& TargetClient::withoutConfigured(const Headers& headers, Headers& storage) const {
+  storage.clear();
+  for (const auto& header : headers)
+    if (!configured_headers_.contains(Poco::toLower(header.first))) storage.push_back(header);
+  return storage;
+}
+
 HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) {
   const auto started = std::chrono::steady_clock::now();
   Poco::URI uri = uri_;
   HttpAttempt attempt;
+  Headers cross_origin_headers;
   for (int hop = 0;; ++hop) {
     std::optional<std::string> location;
     bool reused = false;
     bool timed_out = false;
-    attempt = postOnce(uri, body, headers, location, reused, timed_out);
+    // The configured headers (credentials, typically) go to the target's own origin only.
+    const Headers& sent = sameOrigin(uri, uri_) ? headers : withoutConfigured(headers, cross_origin_headers);
+    attempt = postOnce(uri, body, sent, location, reused, timed_out);
     // A kept-alive connection may have been closed by the server while idle:
     // one immediate retry on a fresh connection before reporting a failure.
-    if (!attempt.status && reused && !timed_out) attempt = postOnce(uri, body, headers, location, reused, timed_out);
+    if (!attempt.status && reused && !timed_out) attempt = postOnce(uri, body, sent, location, reused, timed_out);
     const bool redirect = attempt.status && (*attempt.status == 307 || *attempt.status == 308);
     if (!redirect) break;
     if (!location) {
@@ -147,8 +184,8 @@ HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) 
       attempt.redirect_refused = true;
       break;
     }
-    if (!sameOrigin(next, uri_)) {
-      attempt.error = "redirect to another host not followed: " + next.getScheme() + "://" + next.getAuthority();
+    if (std::string refusal = redirectRefusal(redirects_, uri_, uri, next); !refusal.empty()) {
+      attempt.error = std::move(refusal);
       attempt.redirect_refused = true;
       break;
     }

@@ -3,8 +3,9 @@
 // system CA store. The target's `timeout` bounds the connect, each send and
 // receive (so a silent server times out), and the reading of the response body
 // (a trickling server is cut off once the status is in),
-// 307/308 followed to the same scheme, host and port only (at most kMaxRedirects
-// hops). The response body is read up to kExcerptBytes for the record and
+// 307/308 followed per the target's `redirects` (same scheme, host and port by
+// default; at most kMaxRedirects hops; the configured header.* values are never
+// sent to another origin). The response body is read up to kExcerptBytes for the record and
 // kDrainBytes in all; a longer one closes the connection.
 //
 // Never throws: every failure comes back as an HttpAttempt with `error` set and
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,12 +60,15 @@ class TargetClient {
   // `reused`: the session is a kept-alive one, which the server may have closed.
   std::unique_ptr<Poco::Net::HTTPClientSession> acquire(const Poco::URI& uri, bool& reused);
   void release(std::unique_ptr<Poco::Net::HTTPClientSession> session, const Poco::URI& uri);
+  const Headers& withoutConfigured(const Headers& headers, Headers& storage) const;
   HttpAttempt postOnce(const Poco::URI& uri, const std::string& body, const Headers& headers,
                        std::optional<std::string>& location, bool& reused, bool& timed_out);
 
   Poco::URI uri_;
   std::chrono::milliseconds timeout_;
   std::size_t max_idle_;
+  config::RedirectPolicy redirects_;
+  std::set<std::string> configured_headers_;  // lower-case names of the target's header.*
   std::mutex mutex_;
   std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> idle_;
 };

@@ -2,12 +2,17 @@
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPServerConnection.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLException.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/Timespan.h>
@@ -16,6 +21,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "delivery/routing.h"
+#include "ingest/connection_guard.h"
 #include "ingest/payload.h"
 #include "ingest/token.h"
 
@@ -31,8 +37,18 @@ struct IngestServer::Shared {
   const Clock& clock;
   TokenSet tokens;
   std::function<void()> on_committed;
-  IngestCounters counters;
+  IngestMetrics metrics;
+  std::unique_ptr<ConnectionGuard> guard;
+
+  void countRejected(Rejection rejection) { metrics.rejected[static_cast<std::size_t>(rejection)].add(); }
 };
+
+std::string_view rejectionName(Rejection rejection) {
+  static constexpr std::array<std::string_view, kRejectionCount> kNames{
+      "not_found", "method_not_allowed", "unauthorized", "too_large", "malformed",
+      "timeout",   "unavailable",        "internal",     "client_gone"};
+  return kNames[static_cast<std::size_t>(rejection)];
+}
 
 namespace {
 
@@ -42,30 +58,46 @@ std::string_view pathOnly(const std::string& uri) {
   return std::string_view(uri).substr(0, question);
 }
 
+HTTPResponse::HTTPStatus statusOf(Rejection rejection) {
+  switch (rejection) {
+    case Rejection::NotFound: return HTTPResponse::HTTP_NOT_FOUND;
+    case Rejection::MethodNotAllowed: return HTTPResponse::HTTP_METHOD_NOT_ALLOWED;
+    case Rejection::Unauthorized: return HTTPResponse::HTTP_UNAUTHORIZED;
+    case Rejection::TooLarge: return HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE;
+    case Rejection::Malformed: return HTTPResponse::HTTP_BAD_REQUEST;
+    case Rejection::Timeout: return HTTPResponse::HTTP_REQUEST_TIMEOUT;
+    case Rejection::Unavailable: return HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
+    case Rejection::Internal:
+    case Rejection::ClientGone: break;
+  }
+  return HTTPResponse::HTTP_INTERNAL_SERVER_ERROR;
+}
+
 class IngestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
   explicit IngestHandler(std::shared_ptr<IngestServer::Shared> shared) : shared_(std::move(shared)) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
     const auto started = std::chrono::steady_clock::now();
+    ConnectionGuard& guard = *shared_->guard;
+    ConnectionGuard::Entry* entry = ConnectionGuard::current();
+    // The watchdog answered 408 and closed the connection as the head arrived.
+    if (entry != nullptr && !guard.beginBody(*entry)) return;
     Outcome outcome;
     try {
-      outcome = handle(request, response);
+      outcome = handle(request, response, entry);
     } catch (const Poco::TimeoutException&) {
-      response.setKeepAlive(false);
-      outcome =
-          reject(request, response, HTTPResponse::HTTP_REQUEST_TIMEOUT, "body not received in time", Body::Consumed);
-    } catch (const Poco::Net::NetException& e) {
+      outcome = reject(request, response, Rejection::Timeout, "request not received in time", Body::Unread);
+    } catch (const Poco::Exception& e) {
       // The client went away mid-request: nothing was stored, nobody to answer.
+      shared_->countRejected(Rejection::ClientGone);
       log::warn("ingest", "connection failed", {{"remote", remote(request)}, {"error", e.displayText()}});
-      shared_->counters.rejected.fetch_add(1, std::memory_order_relaxed);
       return;
     } catch (const std::exception& e) {
       log::error("ingest", "request failed", {{"error", e.what()}});
-      response.setKeepAlive(false);
-      outcome = reject(request, response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error; nothing stored",
-                       Body::Consumed);
+      outcome = reject(request, response, Rejection::Internal, "internal error; nothing stored", Body::Unread);
     }
+    if (entry != nullptr) guard.endRequest(*entry);
     const auto micros =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
     const std::string status = std::to_string(static_cast<int>(outcome.status));
@@ -105,15 +137,21 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   // What is left of the request body when we answer early.
   enum class Body { Consumed, Unread };
 
-  Outcome reject(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
-                 HTTPResponse::HTTPStatus status, std::string reason, Body body) {
-    shared_->counters.rejected.fetch_add(1, std::memory_order_relaxed);
+  Outcome reject(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, Rejection rejection,
+                 std::string reason, Body body) {
+    shared_->countRejected(rejection);
+    const HTTPResponse::HTTPStatus status = statusOf(rejection);
     if (status == HTTPResponse::HTTP_SERVICE_UNAVAILABLE) response.set("Retry-After", "5");
     if (status == HTTPResponse::HTTP_METHOD_NOT_ALLOWED) response.set("Allow", "POST");
     // An unread body must not be parsed as the next request: close the connection.
     if (body == Body::Unread) response.setKeepAlive(false);
-    send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
-    if (body == Body::Unread) drainBriefly(request);
+    try {
+      send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
+      // A slow client is not waited for a second time.
+      if (body == Body::Unread && rejection != Rejection::Timeout) drainBriefly(request);
+    } catch (const Poco::Exception&) {
+      // The client is gone (or its socket was shut down): nobody to answer.
+    }
     return {status, 0, 0, std::move(reason)};
   }
 
@@ -145,7 +183,8 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     response.sendBuffer(body.data(), body.size());
   }
 
-  Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
+  Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                 ConnectionGuard::Entry* entry) {
     const config::ServerSettings& server = shared_->settings.server;
     const std::string& uri = request.getURI();
     const std::string_view path = pathOnly(uri);
@@ -154,63 +193,103 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
         (request.hasContentLength() ? request.getContentLength64() > 0 : request.getChunkedTransferEncoding())
             ? Body::Unread
             : Body::Consumed;
-    if (path != server.path) return reject(request, response, HTTPResponse::HTTP_NOT_FOUND, "no such path", unread);
+    if (path != server.path) return reject(request, response, Rejection::NotFound, "no such path", unread);
     if (request.getMethod() != Poco::Net::HTTPRequest::HTTP_POST)
-      return reject(request, response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "only POST is accepted", unread);
+      return reject(request, response, Rejection::MethodNotAllowed, "only POST is accepted", unread);
     const std::string_view query = path.size() < uri.size() ? std::string_view(uri).substr(path.size() + 1) : "";
     const std::string token = queryParameter(query, "token");
-    if (token.empty()) return reject(request, response, HTTPResponse::HTTP_UNAUTHORIZED, "token missing", unread);
+    if (token.empty()) return reject(request, response, Rejection::Unauthorized, "token missing", unread);
     if (!shared_->tokens.accepts(token))
-      return reject(request, response, HTTPResponse::HTTP_UNAUTHORIZED, "token not accepted", unread);
+      return reject(request, response, Rejection::Unauthorized, "token not accepted", unread);
+    const std::string too_large = fmt::format("body is larger than max_body ({} bytes)", server.max_body);
     if (request.hasContentLength() && request.getContentLength64() > static_cast<Poco::Int64>(server.max_body))
-      return reject(request, response, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
-                    fmt::format("body is larger than max_body ({} bytes)", server.max_body), unread);
+      return reject(request, response, Rejection::TooLarge, too_large, unread);
 
     journal::IncomingBatch batch;
-    if (!readBody(request, server.max_body, batch.body))
-      return reject(request, response, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
-                    fmt::format("body is larger than max_body ({} bytes)", server.max_body), Body::Unread);
+    switch (readBody(request, entry, batch.body)) {
+      case BodyRead::Complete: break;
+      case BodyRead::TooLarge: return reject(request, response, Rejection::TooLarge, too_large, Body::Unread);
+      case BodyRead::TooSlow:
+        return reject(request, response, Rejection::Timeout,
+                      fmt::format("body not received in time (request_timeout {} ms, min_body_rate {} B/s)",
+                                  server.request_timeout.count(), server.min_body_rate),
+                      Body::Unread);
+      case BodyRead::Truncated:
+        return reject(request, response, Rejection::Malformed, "body ended before Content-Length", Body::Consumed);
+    }
+    if (entry != nullptr) shared_->guard->endBody(*entry);
     auto parsed = parseBatch(batch.body);
-    if (!parsed.ok()) return reject(request, response, HTTPResponse::HTTP_BAD_REQUEST, parsed.error(), Body::Consumed);
+    if (!parsed.ok()) return reject(request, response, Rejection::Malformed, parsed.error(), Body::Consumed);
 
     batch.received_at_ms = shared_->clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
     batch.deliveries = delivery::planDeliveries(batch.summary, shared_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
+    const auto kind = static_cast<std::size_t>(batch.summary.kind);
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
     auto future = shared_->writer.submit(
         [shared_batch](journal::Journal& journal) { return journal.insertBatch(*shared_batch); });
     if (future.wait_for(kCommitWait) != std::future_status::ready)
-      return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "journal commit is taking too long",
-                    Body::Consumed);
+      return reject(request, response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
     const journal::WriteOutcome outcome = future.get();
-    if (!outcome.committed())
-      return reject(request, response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, outcome.error, Body::Consumed);
+    if (!outcome.committed()) return reject(request, response, Rejection::Unavailable, outcome.error, Body::Consumed);
 
     // The ack. Reached only with a committed outcome: the batch is on disk.
-    shared_->counters.accepted.fetch_add(1, std::memory_order_relaxed);
-    shared_->counters.events.fetch_add(event_count, std::memory_order_relaxed);
+    shared_->metrics.batches[kind].add();
+    shared_->metrics.events[kind].add(event_count);
     if (shared_->on_committed && !shared_batch->deliveries.empty()) shared_->on_committed();
     send(response, HTTPResponse::HTTP_ACCEPTED,
          fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
     return {HTTPResponse::HTTP_ACCEPTED, outcome.value, event_count, {}};
   }
 
-  // Reads at most max_body bytes; false when the body is longer (chunked, or a
-  // Content-Length that lied).
-  static bool readBody(Poco::Net::HTTPServerRequest& request, std::uint64_t max_body, std::string& body) {
-    std::istream& stream = request.stream();
+  enum class BodyRead { Complete, TooLarge, TooSlow, Truncated };
+
+  // Reads the body one socket read at a time (std::istream::read would block
+  // until its whole buffer is filled), so that the deadline and the minimum
+  // rate are checked as bytes arrive. At most max_body bytes are kept.
+  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry* entry, std::string& body) const {
+    const config::ServerSettings& server = shared_->settings.server;
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline =
+        entry != nullptr ? shared_->guard->deadline(*entry) : started + server.request_timeout;
     if (request.hasContentLength()) body.reserve(static_cast<std::size_t>(request.getContentLength64()));
+    std::streambuf& source = *request.stream().rdbuf();
     char buffer[16384];
-    while (stream) {
-      stream.read(buffer, sizeof buffer);
-      const auto got = static_cast<std::size_t>(stream.gcount());
-      if (body.size() + got > max_body) return false;
-      body.append(buffer, got);
+    try {
+      while (source.sgetc() != std::char_traits<char>::eof()) {
+        const std::streamsize available = std::min<std::streamsize>(source.in_avail(), sizeof buffer);
+        const auto got = static_cast<std::size_t>(source.sgetn(buffer, std::max<std::streamsize>(available, 1)));
+        if (body.size() + got > server.max_body) return BodyRead::TooLarge;
+        body.append(buffer, got);
+        if (tooSlow(started, deadline, body.size())) return BodyRead::TooSlow;
+      }
+    } catch (const Poco::Exception&) {
+      // The watchdog shut the read side down, or the client broke off.
+      if (expired(entry) || std::chrono::steady_clock::now() >= deadline) return BodyRead::TooSlow;
+      throw;
     }
-    return true;
+    if (expired(entry)) return BodyRead::TooSlow;
+    if (request.hasContentLength() && body.size() < static_cast<std::uint64_t>(request.getContentLength64()))
+      return BodyRead::Truncated;
+    return BodyRead::Complete;
+  }
+
+  bool expired(const ConnectionGuard::Entry* entry) const {
+    return entry != nullptr && shared_->guard->expired(*entry);
+  }
+
+  // Past the request deadline, or, after the body's first second, averaging
+  // less than min_body_rate.
+  bool tooSlow(std::chrono::steady_clock::time_point started, std::chrono::steady_clock::time_point deadline,
+               std::size_t received) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return true;
+    const double elapsed = std::chrono::duration<double>(now - started).count();
+    const auto min_rate = static_cast<double>(shared_->settings.server.min_body_rate);
+    return elapsed > 1.0 && static_cast<double>(received) < min_rate * elapsed;
   }
 
   std::shared_ptr<IngestServer::Shared> shared_;
@@ -222,36 +301,103 @@ class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
     return new IngestHandler(shared_);
   }
+  // What HTTPServer::stopAll(false) does: connections close after their current request.
+  void notifyStopped() { serverStopped(this, false); }
 
  private:
   std::shared_ptr<IngestServer::Shared> shared_;
 };
+
+// Poco's HTTP connection, registered with the ConnectionGuard for its life.
+class GuardedConnection final : public Poco::Net::HTTPServerConnection {
+ public:
+  GuardedConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
+                    Poco::Net::HTTPRequestHandlerFactory::Ptr handlers, ConnectionGuard& guard)
+      : HTTPServerConnection(socket, std::move(params), std::move(handlers)), guard_(guard) {}
+
+  void run() override {
+    const auto entry = guard_.track(socket());
+    ConnectionGuard::setCurrent(entry.get());
+    try {
+      HTTPServerConnection::run();
+    } catch (const Poco::Exception& e) {
+      // A TLS handshake that failed (plain HTTP on the TLS port), a reset, a
+      // socket the watchdog shut down: the connection ends, nothing was stored.
+      log::debug("ingest", "connection ended", {{"error", e.displayText()}});
+    }
+    ConnectionGuard::setCurrent(nullptr);
+    guard_.untrack(entry);
+  }
+
+ private:
+  ConnectionGuard& guard_;
+};
+
+class GuardedConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  GuardedConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, Poco::Net::HTTPRequestHandlerFactory::Ptr handlers,
+                           ConnectionGuard& guard)
+      : params_(std::move(params)), handlers_(std::move(handlers)), guard_(guard) {}
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new GuardedConnection(socket, params_, handlers_, guard_);
+  }
+
+ private:
+  Poco::Net::HTTPServerParams::Ptr params_;
+  Poco::Net::HTTPRequestHandlerFactory::Ptr handlers_;
+  ConnectionGuard& guard_;
+};
+
+// TLS 1.2 at least, no client certificates; a bad key or certificate fails start-up.
+Poco::Net::ServerSocket listenerSocket(const config::ServerSettings& server) {
+  if (server.tls_certificate.empty()) return Poco::Net::ServerSocket();
+  Poco::Net::Context::Ptr context =
+      new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, server.tls_private_key, server.tls_certificate, "",
+                             Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES");
+  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+  return Poco::Net::SecureServerSocket(context);
+}
 
 }  // namespace
 
 IngestServer::IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
                            std::function<void()> on_committed)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
-  const int max_connections = settings.server.max_connections;
+  const config::ServerSettings& server = settings.server;
+  shared_->guard = std::make_unique<ConnectionGuard>(
+      server.request_timeout, !server.tls_certificate.empty(),
+      [shared = shared_.get()](const std::string& remote, ConnectionGuard::Phase) {
+        shared->countRejected(Rejection::Timeout);
+        log::warn("ingest", "request rejected",
+                  {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
+      });
+  const int max_connections = server.max_connections;
   // One pooled thread per open connection (Poco's model): the pool is the cap on
   // concurrent connections; a few more wait in the accept queue.
   pool_ = std::make_unique<Poco::ThreadPool>(2, max_connections, 60);
-  Poco::Net::ServerSocket socket;
-  socket.bind(Poco::Net::SocketAddress(settings.server.listen), true);
+  Poco::Net::ServerSocket socket = listenerSocket(server);
+  socket.bind(Poco::Net::SocketAddress(server.listen), true);
   socket.listen(1024);
   // Read the bound port here, from our own socket: TCPServer::port() is an
   // inline accessor whose member offsets differ in a TSan build of this code
   // against Debian's uninstrumented Poco.
   port_ = socket.address().port();
-  auto* params = new Poco::Net::HTTPServerParams;
+  Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(max_connections);
   params->setMaxQueued(64);
   params->setKeepAlive(true);
-  params->setKeepAliveTimeout(Poco::Timespan(15, 0));
+  // Idle keep-alive connections are closed by Poco before the guard's deadline
+  // would answer them 408.
+  const auto request_micros = std::chrono::duration_cast<std::chrono::microseconds>(server.request_timeout).count();
+  params->setKeepAliveTimeout(Poco::Timespan(request_micros / 2));
   params->setMaxKeepAliveRequests(10000);
-  params->setTimeout(Poco::Timespan(10, 0));
+  params->setTimeout(Poco::Timespan(request_micros));
   params->setServerName("mews-relay");
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(shared_), *pool_, socket, params);
+  auto* handlers = new HandlerFactory(shared_);
+  Poco::Net::HTTPRequestHandlerFactory::Ptr handler_ptr(handlers);
+  notify_stopped_ = [handlers] { handlers->notifyStopped(); };
+  server_ = std::make_unique<Poco::Net::TCPServer>(new GuardedConnectionFactory(params, handler_ptr, *shared_->guard),
+                                                   *pool_, socket, params);
 }
 
 IngestServer::~IngestServer() {
@@ -266,7 +412,8 @@ void IngestServer::stop() {
   if (stopped_) return;
   stopped_ = true;
   // Not aborting: each connection closes after the request it is handling.
-  server_->stopAll(false);
+  server_->stop();
+  notify_stopped_();
   pool_->joinAll();
 }
 
@@ -274,8 +421,8 @@ std::uint16_t IngestServer::port() const {
   return port_;
 }
 
-const IngestCounters& IngestServer::counters() const {
-  return shared_->counters;
+const IngestMetrics& IngestServer::metrics() const {
+  return shared_->metrics;
 }
 
 }  // namespace mews::ingest

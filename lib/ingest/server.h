@@ -11,10 +11,18 @@
 // including the commit taking longer than kCommitWait, answers 503 so that Mews
 // retries; a batch committed after such a 503 is delivered anyway (at least once).
 //
+// Slow clients: a request must arrive whole within [server] request_timeout,
+// and after its first second a body must average [server] min_body_rate;
+// otherwise 408 and the connection is closed (see connection_guard.h). Header
+// limits are Poco's: more than 100 fields, a name over 256 bytes or a value over
+// 8 KiB is a 400. With [server] tls_certificate set the listener speaks only
+// TLS (1.2 at least).
+//
 // The token travels in the query string. No log line, metric or journal row
 // ever contains the query string.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,11 +33,12 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "journal/writer.h"
+#include "metrics/metrics.h"
 
 namespace Poco {
 class ThreadPool;
 namespace Net {
-class HTTPServer;
+class TCPServer;
 }
 }  // namespace Poco
 
@@ -38,10 +47,26 @@ namespace mews::ingest {
 // Mews waits 5 s for an answer; a 503 before that is better than its timeout.
 inline constexpr std::chrono::milliseconds kCommitWait{4000};
 
-struct IngestCounters {
-  std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> events{0};
-  std::atomic<std::uint64_t> rejected{0};
+// Why a request was not acknowledged: the `reason` label of
+// mews_relay_requests_rejected_total.
+enum class Rejection {
+  NotFound,          // 404
+  MethodNotAllowed,  // 405
+  Unauthorized,      // 401
+  TooLarge,          // 413
+  Malformed,         // 400
+  Timeout,           // 408: request or body too slow
+  Unavailable,       // 503: the journal could not take the write
+  Internal,          // 500
+  ClientGone,        // the connection failed mid-request; nobody to answer
+};
+inline constexpr std::size_t kRejectionCount = 9;
+std::string_view rejectionName(Rejection rejection);
+
+struct IngestMetrics {
+  std::array<metrics::Counter, 3> batches;  // by journal::BatchKind
+  std::array<metrics::Counter, 3> events;   // by journal::BatchKind
+  std::array<metrics::Counter, kRejectionCount> rejected;
 };
 
 class IngestServer {
@@ -60,7 +85,7 @@ class IngestServer {
   // included), closes idle keep-alive connections.
   void stop();
   [[nodiscard]] std::uint16_t port() const;
-  [[nodiscard]] const IngestCounters& counters() const;
+  [[nodiscard]] const IngestMetrics& metrics() const;
 
   // What the request handlers share with the server; defined in server.cpp.
   struct Shared;
@@ -68,7 +93,8 @@ class IngestServer {
  private:
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Poco::ThreadPool> pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<Poco::Net::TCPServer> server_;
+  std::function<void()> notify_stopped_;
   std::uint16_t port_ = 0;
   bool stopped_ = false;
 };

@@ -85,6 +85,7 @@ std::string JournalWriter::diskBelowWatermark() const {
 
 void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error) {
   for (auto& pending : group) pending.promise.set_value({status, 0, error});
+  metrics_.failed_groups.add();
   const std::lock_guard lock(mutex_);
   stats_.jobs_failed += group.size();
 }
@@ -165,6 +166,8 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
   const auto micros = [](auto duration) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(duration).count());
   };
+  metrics_.commit_seconds.observe(std::chrono::duration<double>(committed_at - applied).count());
+  metrics_.group_size.observe(static_cast<double>(group.size()));
   const std::lock_guard lock(mutex_);
   stats_.apply_micros += micros(applied - started);
   stats_.commit_micros += micros(committed_at - applied);

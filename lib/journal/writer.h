@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "journal/journal.h"
+#include "metrics/metrics.h"
 
 namespace mews::journal {
 
@@ -60,6 +61,14 @@ struct WriterStats {
   std::uint64_t commit_micros = 0;  // time spent in COMMIT (the WAL fsync)
 };
 
+// Exposed on /metrics: how long COMMIT (the fsync) takes and how many jobs
+// share one commit.
+struct WriterMetrics {
+  metrics::Histogram commit_seconds{metrics::latencyBounds()};
+  metrics::Histogram group_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}};
+  metrics::Counter failed_groups;
+};
+
 class JournalWriter {
  public:
   using Job = std::function<std::int64_t(Journal&)>;
@@ -75,6 +84,7 @@ class JournalWriter {
   void stop();
 
   [[nodiscard]] WriterStats stats() const;
+  [[nodiscard]] const WriterMetrics& metrics() const { return metrics_; }
   [[nodiscard]] std::string journalId() const;
 
  private:
@@ -97,6 +107,7 @@ class JournalWriter {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   WriterStats stats_;
+  WriterMetrics metrics_;
   std::thread thread_;
 };
 

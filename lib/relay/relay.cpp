@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "relay/metrics_page.h"
 
 namespace mews::relay {
 
@@ -29,8 +30,11 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
-  admin_ =
-      std::make_unique<admin::AdminServer>(settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); });
+  admin_ = std::make_unique<admin::AdminServer>(
+      settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
+      [this, &clock] {
+        return renderMetrics({settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
+      });
   lock_->publish("admin=" + admin_->address() + "\n");
 }
 
@@ -43,7 +47,9 @@ void Relay::start() {
   admin_->start();
   ingest_->start();
   log::info("relay", "serving",
-            {{"listen", settings_.server.listen},
+            {{"version", MEWS_RELAY_VERSION},
+             {"listen", settings_.server.listen},
+             {"tls", settings_.server.tls_certificate.empty() ? "off" : "on"},
              {"port", std::to_string(ingest_->port())},
              {"path", settings_.server.path},
              {"admin", admin_->address()},

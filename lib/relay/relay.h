@@ -34,7 +34,7 @@ class Relay {
   [[nodiscard]] std::uint16_t ingestPort() const { return ingest_->port(); }
   [[nodiscard]] const config::Settings& settings() const { return settings_; }
   [[nodiscard]] journal::JournalWriter& writer() { return *writer_; }
-  [[nodiscard]] const ingest::IngestCounters& ingestCounters() const { return ingest_->counters(); }
+  [[nodiscard]] const ingest::IngestMetrics& ingestMetrics() const { return ingest_->metrics(); }
   [[nodiscard]] delivery::DeliveryEngine& delivery() { return *delivery_; }
   [[nodiscard]] std::string adminAddress() const { return admin_->address(); }
 

@@ -70,7 +70,9 @@ struct Fixture {
                     "header.Authorization = Bearer very-secret-header\n",
                     test::kToken, journal, sink.url()));
     auto relay = startRelay();
+    // One after the other, so that dead letter 1 is batch 1's and 2 is batch 2's.
     REQUIRE(test::httpRequest(relay->ingestPort(), "POST", kUri, test::sample("general.json")).status == 202);
+    REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
     REQUIRE(test::httpRequest(relay->ingestPort(), "POST", kUri, test::sample("integration.json")).status == 202);
     REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 2; }, 5s));
   }
