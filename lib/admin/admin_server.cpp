@@ -62,7 +62,7 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       if (path == "/readyz") return ready(response);
       if (path == "/metrics") {
         const std::string page = shared_->render_metrics();
-        response.setStatus(HTTPResponse::HTTP_OK);
+        response.setStatusAndReason(HTTPResponse::HTTP_OK);
         response.setContentType("text/plain; version=0.0.4; charset=utf-8");
         return response.sendBuffer(page.data(), page.size());
       }
@@ -80,7 +80,7 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
 
  private:
   static void send(Poco::Net::HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& body) {
-    response.setStatus(status);
+    response.setStatusAndReason(status);
     response.setContentType("application/json");
     response.sendBuffer(body.data(), body.size());
   }

@@ -484,8 +484,8 @@ class Loader {
     } else if (secrets_ == Secrets::Required) {
       // Only the serving process needs to read them (an operator's `status`
       // may run as a user who cannot read the key).
-      for (const auto& [key, file] : {std::pair{"tls_certificate", server.tls_certificate},
-                                      std::pair{"tls_private_key", server.tls_private_key}})
+      for (const auto& [key, file] :
+           {std::pair{"tls_certificate", server.tls_certificate}, std::pair{"tls_private_key", server.tls_private_key}})
         if (!file.empty() && !std::ifstream(file).good()) fail("server", key, fmt::format("cannot read {}", file));
     }
   }

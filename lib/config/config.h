@@ -30,9 +30,9 @@ struct ServerSettings {
   std::vector<std::string> tokens;
   std::uint64_t max_body = 0;
   int max_connections = 0;
-  Millis request_timeout{};        // head and body must arrive within this
+  Millis request_timeout{};         // head and body must arrive within this
   std::uint64_t min_body_rate = 0;  // bytes/s a body must average after its first second; 0: off
-  std::string tls_certificate;     // PEM; set together with tls_private_key, or neither
+  std::string tls_certificate;      // PEM; set together with tls_private_key, or neither
   std::string tls_private_key;
 };
 

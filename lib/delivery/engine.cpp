@@ -115,8 +115,8 @@ std::vector<TargetSnapshot> DeliveryEngine::targets() const {
   const std::lock_guard lock(mutex_);
   std::vector<TargetSnapshot> out;
   for (const auto& target : targets_)
-    out.push_back({target.settings.name, target.metrics.get(), target.circuit.state(), target.in_flight, target.circuit.consecutiveFailures(),
-                   target.last_error});
+    out.push_back({target.settings.name, target.metrics.get(), target.circuit.state(), target.in_flight,
+                   target.circuit.consecutiveFailures(), target.last_error});
   return out;
 }
 

@@ -44,7 +44,8 @@ std::string redirectRefusal(config::RedirectPolicy policy, const Poco::URI& orig
                             const Poco::URI& next) {
   const std::string where = next.getScheme() + "://" + next.getAuthority();
   switch (policy) {
-    case config::RedirectPolicy::None: return "redirect not followed (redirects = none): " + where;
+    case config::RedirectPolicy::None:
+      return "redirect not followed (redirects = none): " + where;
     case config::RedirectPolicy::SameOrigin:
       if (sameOrigin(next, origin)) return {};
       return "redirect to another host not followed (redirects = same-origin): " + where;

@@ -20,9 +20,9 @@ constexpr std::string_view kTimeoutResponse =
 
 }  // namespace
 
-ConnectionGuard::ConnectionGuard(std::chrono::milliseconds request_timeout, bool tls,
+ConnectionGuard::ConnectionGuard(std::chrono::milliseconds request_timeout, std::uint64_t min_body_rate, bool tls,
                                  std::function<void(const std::string&, Phase)> on_expired)
-    : request_timeout_(request_timeout), tls_(tls), on_expired_(std::move(on_expired)) {
+    : request_timeout_(request_timeout), min_body_rate_(min_body_rate), tls_(tls), on_expired_(std::move(on_expired)) {
   static_assert(kTimeoutResponse.size() - kTimeoutResponse.find("\r\n\r\n") - 4 == 40);
   thread_ = std::thread([this] { watch(); });
 }
@@ -54,6 +54,8 @@ bool ConnectionGuard::beginBody(Entry& entry) {
   const std::lock_guard lock(mutex_);
   if (entry.expired) return false;
   entry.phase = Phase::Body;
+  entry.body_started = std::chrono::steady_clock::now();
+  entry.body_bytes.store(0, std::memory_order_relaxed);
   return true;
 }
 
@@ -68,14 +70,18 @@ void ConnectionGuard::endRequest(Entry& entry) {
   entry.armed_at = std::chrono::steady_clock::now();
 }
 
-bool ConnectionGuard::expired(const Entry& entry) const {
+bool ConnectionGuard::tooSlow(const Entry& entry) const {
   const std::lock_guard lock(mutex_);
-  return entry.expired;
+  return entry.expired || overdue(entry, std::chrono::steady_clock::now());
 }
 
-std::chrono::steady_clock::time_point ConnectionGuard::deadline(const Entry& entry) const {
-  const std::lock_guard lock(mutex_);
-  return entry.armed_at + request_timeout_;
+bool ConnectionGuard::overdue(const Entry& entry, std::chrono::steady_clock::time_point now) const {
+  if (entry.phase == Phase::Working) return false;
+  if (now >= entry.armed_at + request_timeout_) return true;
+  if (entry.phase != Phase::Body || min_body_rate_ == 0) return false;
+  const double elapsed = std::chrono::duration<double>(now - entry.body_started).count();
+  const auto received = static_cast<double>(entry.body_bytes.load(std::memory_order_relaxed));
+  return elapsed > 1.0 && received < static_cast<double>(min_body_rate_) * elapsed;
 }
 
 ConnectionGuard::Entry* ConnectionGuard::current() {
@@ -101,14 +107,14 @@ void ConnectionGuard::expire(Entry& entry) {
 }
 
 void ConnectionGuard::watch() {
-  // A quarter of a second of slack on a deadline of seconds.
+  // A quarter of a second of slack on deadlines of seconds.
   constexpr auto kTick = std::chrono::milliseconds(250);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, kTick);
     const auto now = std::chrono::steady_clock::now();
     for (const auto& entry : entries_) {
-      if (entry->expired || entry->phase == Phase::Working || now < entry->armed_at + request_timeout_) continue;
+      if (entry->expired || !overdue(*entry, now)) continue;
       std::string remote;
       try {
         remote = entry->socket.peerAddress().toString();

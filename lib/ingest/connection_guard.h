@@ -11,7 +11,9 @@
 //                               socket down; TLS: shut down without an answer
 //                               (a second writer would corrupt the TLS stream)
 //   Body       our handler      the watchdog shuts down the socket's read side;
-//                               the handler's blocked read returns and it answers 408
+//                               the handler's blocked read returns and it answers 408.
+//                               Also when, after the body's first second, it has
+//                               averaged less than min_body_rate bytes per second.
 //   Working    -                none: the commit wait has its own bound (kCommitWait)
 //
 // The handler checks the same deadline, and the minimum body rate, between
@@ -21,8 +23,10 @@
 
 #include <Poco/Net/StreamSocket.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -39,11 +43,13 @@ class ConnectionGuard {
     Poco::Net::StreamSocket socket;
     Phase phase = Phase::Waiting;
     std::chrono::steady_clock::time_point armed_at;
-    bool expired = false;  // the watchdog acted; the connection is finished
+    std::chrono::steady_clock::time_point body_started;
+    std::atomic<std::uint64_t> body_bytes{0};  // written by the handler as bytes arrive
+    bool expired = false;                      // the watchdog acted; the connection is finished
   };
 
   // `on_expired(remote, phase)` runs on the watchdog thread for each request cut off.
-  ConnectionGuard(std::chrono::milliseconds request_timeout, bool tls,
+  ConnectionGuard(std::chrono::milliseconds request_timeout, std::uint64_t min_body_rate, bool tls,
                   std::function<void(const std::string& remote, Phase phase)> on_expired);
   ~ConnectionGuard();
   ConnectionGuard(const ConnectionGuard&) = delete;
@@ -58,8 +64,9 @@ class ConnectionGuard {
   void endBody(Entry& entry);
   // The response is sent: the next request's deadline starts now.
   void endRequest(Entry& entry);
-  [[nodiscard]] bool expired(const Entry& entry) const;
-  [[nodiscard]] std::chrono::steady_clock::time_point deadline(const Entry& entry) const;
+  // The request is over its deadline or its body below the minimum rate: the
+  // handler answers 408 (the watchdog may have shut the read side down already).
+  [[nodiscard]] bool tooSlow(const Entry& entry) const;
 
   // The entry of the connection served by the calling thread (Poco runs a
   // connection's requests on one thread), or null outside a guarded connection.
@@ -69,8 +76,11 @@ class ConnectionGuard {
  private:
   void watch();
   void expire(Entry& entry);
+  // Called with mutex_ held.
+  [[nodiscard]] bool overdue(const Entry& entry, std::chrono::steady_clock::time_point now) const;
 
   const std::chrono::milliseconds request_timeout_;
+  const std::uint64_t min_body_rate_;
   const bool tls_;
   std::function<void(const std::string&, Phase)> on_expired_;
   mutable std::mutex mutex_;

@@ -1,8 +1,8 @@
 #include "ingest/server.h"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServerConnection.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -11,9 +11,9 @@
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/TCPServer.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
-#include <Poco/Net/SocketAddress.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/Timespan.h>
 #include <fmt/format.h>
@@ -45,7 +45,7 @@ struct IngestServer::Shared {
 
 std::string_view rejectionName(Rejection rejection) {
   static constexpr std::array<std::string_view, kRejectionCount> kNames{
-      "not_found", "method_not_allowed", "unauthorized", "too_large", "malformed",
+      "not_found", "method_not_allowed", "unauthorized", "too_large",  "malformed",
       "timeout",   "unavailable",        "internal",     "client_gone"};
   return kNames[static_cast<std::size_t>(rejection)];
 }
@@ -60,15 +60,23 @@ std::string_view pathOnly(const std::string& uri) {
 
 HTTPResponse::HTTPStatus statusOf(Rejection rejection) {
   switch (rejection) {
-    case Rejection::NotFound: return HTTPResponse::HTTP_NOT_FOUND;
-    case Rejection::MethodNotAllowed: return HTTPResponse::HTTP_METHOD_NOT_ALLOWED;
-    case Rejection::Unauthorized: return HTTPResponse::HTTP_UNAUTHORIZED;
-    case Rejection::TooLarge: return HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE;
-    case Rejection::Malformed: return HTTPResponse::HTTP_BAD_REQUEST;
-    case Rejection::Timeout: return HTTPResponse::HTTP_REQUEST_TIMEOUT;
-    case Rejection::Unavailable: return HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
+    case Rejection::NotFound:
+      return HTTPResponse::HTTP_NOT_FOUND;
+    case Rejection::MethodNotAllowed:
+      return HTTPResponse::HTTP_METHOD_NOT_ALLOWED;
+    case Rejection::Unauthorized:
+      return HTTPResponse::HTTP_UNAUTHORIZED;
+    case Rejection::TooLarge:
+      return HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE;
+    case Rejection::Malformed:
+      return HTTPResponse::HTTP_BAD_REQUEST;
+    case Rejection::Timeout:
+      return HTTPResponse::HTTP_REQUEST_TIMEOUT;
+    case Rejection::Unavailable:
+      return HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
     case Rejection::Internal:
-    case Rejection::ClientGone: break;
+    case Rejection::ClientGone:
+      break;
   }
   return HTTPResponse::HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -80,9 +88,10 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
     const auto started = std::chrono::steady_clock::now();
     ConnectionGuard& guard = *shared_->guard;
-    ConnectionGuard::Entry* entry = ConnectionGuard::current();
+    // Every connection of this server is a GuardedConnection, which sets it.
+    ConnectionGuard::Entry& entry = *ConnectionGuard::current();
     // The watchdog answered 408 and closed the connection as the head arrived.
-    if (entry != nullptr && !guard.beginBody(*entry)) return;
+    if (!guard.beginBody(entry)) return;
     Outcome outcome;
     try {
       outcome = handle(request, response, entry);
@@ -97,7 +106,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
       log::error("ingest", "request failed", {{"error", e.what()}});
       outcome = reject(request, response, Rejection::Internal, "internal error; nothing stored", Body::Unread);
     }
-    if (entry != nullptr) guard.endRequest(*entry);
+    guard.endRequest(entry);
     const auto micros =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
     const std::string status = std::to_string(static_cast<int>(outcome.status));
@@ -178,13 +187,13 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   }
 
   static void send(Poco::Net::HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& body) {
-    response.setStatus(status);
+    response.setStatusAndReason(status);
     response.setContentType("application/json");
     response.sendBuffer(body.data(), body.size());
   }
 
   Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
-                 ConnectionGuard::Entry* entry) {
+                 ConnectionGuard::Entry& entry) {
     const config::ServerSettings& server = shared_->settings.server;
     const std::string& uri = request.getURI();
     const std::string_view path = pathOnly(uri);
@@ -207,8 +216,10 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
 
     journal::IncomingBatch batch;
     switch (readBody(request, entry, batch.body)) {
-      case BodyRead::Complete: break;
-      case BodyRead::TooLarge: return reject(request, response, Rejection::TooLarge, too_large, Body::Unread);
+      case BodyRead::Complete:
+        break;
+      case BodyRead::TooLarge:
+        return reject(request, response, Rejection::TooLarge, too_large, Body::Unread);
       case BodyRead::TooSlow:
         return reject(request, response, Rejection::Timeout,
                       fmt::format("body not received in time (request_timeout {} ms, min_body_rate {} B/s)",
@@ -217,7 +228,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
       case BodyRead::Truncated:
         return reject(request, response, Rejection::Malformed, "body ended before Content-Length", Body::Consumed);
     }
-    if (entry != nullptr) shared_->guard->endBody(*entry);
+    shared_->guard->endBody(entry);
     auto parsed = parseBatch(batch.body);
     if (!parsed.ok()) return reject(request, response, Rejection::Malformed, parsed.error(), Body::Consumed);
 
@@ -248,13 +259,11 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   enum class BodyRead { Complete, TooLarge, TooSlow, Truncated };
 
   // Reads the body one socket read at a time (std::istream::read would block
-  // until its whole buffer is filled), so that the deadline and the minimum
-  // rate are checked as bytes arrive. At most max_body bytes are kept.
-  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry* entry, std::string& body) const {
-    const config::ServerSettings& server = shared_->settings.server;
-    const auto started = std::chrono::steady_clock::now();
-    const auto deadline =
-        entry != nullptr ? shared_->guard->deadline(*entry) : started + server.request_timeout;
+  // until its whole buffer is filled), reporting progress to the guard, whose
+  // watchdog cuts off a body that stalls or trickles. At most max_body bytes are kept.
+  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry& entry, std::string& body) const {
+    const ConnectionGuard& guard = *shared_->guard;
+    const std::uint64_t max_body = shared_->settings.server.max_body;
     if (request.hasContentLength()) body.reserve(static_cast<std::size_t>(request.getContentLength64()));
     std::streambuf& source = *request.stream().rdbuf();
     char buffer[16384];
@@ -262,34 +271,20 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
       while (source.sgetc() != std::char_traits<char>::eof()) {
         const std::streamsize available = std::min<std::streamsize>(source.in_avail(), sizeof buffer);
         const auto got = static_cast<std::size_t>(source.sgetn(buffer, std::max<std::streamsize>(available, 1)));
-        if (body.size() + got > server.max_body) return BodyRead::TooLarge;
+        if (body.size() + got > max_body) return BodyRead::TooLarge;
         body.append(buffer, got);
-        if (tooSlow(started, deadline, body.size())) return BodyRead::TooSlow;
+        entry.body_bytes.store(body.size(), std::memory_order_relaxed);
+        if (guard.tooSlow(entry)) return BodyRead::TooSlow;
       }
     } catch (const Poco::Exception&) {
       // The watchdog shut the read side down, or the client broke off.
-      if (expired(entry) || std::chrono::steady_clock::now() >= deadline) return BodyRead::TooSlow;
+      if (guard.tooSlow(entry)) return BodyRead::TooSlow;
       throw;
     }
-    if (expired(entry)) return BodyRead::TooSlow;
+    if (guard.tooSlow(entry)) return BodyRead::TooSlow;
     if (request.hasContentLength() && body.size() < static_cast<std::uint64_t>(request.getContentLength64()))
       return BodyRead::Truncated;
     return BodyRead::Complete;
-  }
-
-  bool expired(const ConnectionGuard::Entry* entry) const {
-    return entry != nullptr && shared_->guard->expired(*entry);
-  }
-
-  // Past the request deadline, or, after the body's first second, averaging
-  // less than min_body_rate.
-  bool tooSlow(std::chrono::steady_clock::time_point started, std::chrono::steady_clock::time_point deadline,
-               std::size_t received) const {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return true;
-    const double elapsed = std::chrono::duration<double>(now - started).count();
-    const auto min_rate = static_cast<double>(shared_->settings.server.min_body_rate);
-    return elapsed > 1.0 && static_cast<double>(received) < min_rate * elapsed;
   }
 
   std::shared_ptr<IngestServer::Shared> shared_;
@@ -365,7 +360,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
   shared_->guard = std::make_unique<ConnectionGuard>(
-      server.request_timeout, !server.tls_certificate.empty(),
+      server.request_timeout, server.min_body_rate, !server.tls_certificate.empty(),
       [shared = shared_.get()](const std::string& remote, ConnectionGuard::Phase) {
         shared->countRejected(Rejection::Timeout);
         log::warn("ingest", "request rejected",

@@ -33,7 +33,8 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   admin_ = std::make_unique<admin::AdminServer>(
       settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
-        return renderMetrics({settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
+        return renderMetrics(
+            {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
       });
   lock_->publish("admin=" + admin_->address() + "\n");
 }

@@ -323,6 +323,38 @@ TEST_CASE("a redirect to another host is not followed: dead, with the reason") {
   CHECK(sink.requests().size() == 1);
 }
 
+TEST_CASE("redirects = any follows another origin without the configured headers; none follows nothing") {
+  test::TempDir dir;
+  Sink elsewhere;  // reached as "localhost": another origin than 127.0.0.1
+  Sink first;
+  const std::string other = fmt::format("http://localhost:{}/elsewhere", elsewhere.port());
+  first.setScript([&](const SinkRequest&, std::size_t) { return SinkResponse{307, "", other, ""}; });
+  Sink refusing;
+  refusing.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{307, "", "/same-host", ""}; });
+  const std::string journal = dir.file("relay.db");
+  auto relay =
+      start(configWith(journal, target("any", first.url(), "redirects = any\nheader.Authorization = Bearer t0psecret") +
+                                    target("none", refusing.url(), "redirects = none")));
+  post(relay.port(), test::sample("general.json"));
+  REQUIRE(elsewhere.waitForRequests(1, 5s));
+  const SinkRequest moved = elsewhere.requests().front();
+  CHECK(moved.uri == "/elsewhere");
+  CHECK(moved.body == test::sample("general.json"));
+  CHECK(moved.headers.count("authorization") == 0);
+  CHECK(moved.headers.count("webhook-id") == 1);
+  CHECK(first.requests().front().headers.at("authorization") == "Bearer t0psecret");
+  REQUIRE(test::waitUntil(
+      [&] {
+        return queryInt(journal, "SELECT count(*) FROM deliveries WHERE target = 'any' AND state = 'delivered'") == 1;
+      },
+      5s));
+  REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
+  CHECK(
+      queryText(journal, "SELECT target || ': ' || last_error FROM dead_letters").find("none: redirect not followed") ==
+      0);
+  CHECK(refusing.requests().size() == 1);
+}
+
 TEST_CASE("kill -9 with work in flight, restart: everything is delivered") {
   test::TempDir dir;
   Sink sink;

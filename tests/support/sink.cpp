@@ -78,7 +78,7 @@ class SinkHandler : public Poco::Net::HTTPRequestHandler {
       impl.socket().close();
       return;
     }
-    response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
+    response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     if (!answer.retry_after.empty()) response.set("Retry-After", answer.retry_after);
     if (!answer.location.empty()) response.set("Location", answer.location);
     response.sendBuffer(answer.body.data(), answer.body.size());
