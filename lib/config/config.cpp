@@ -479,8 +479,10 @@ class Loader {
     }
     const ServerSettings& server = settings_.server;
     if (server.tls_certificate.empty() != server.tls_private_key.empty()) {
-      fail("server", server.tls_certificate.empty() ? "tls_certificate" : "tls_private_key",
-           "tls_certificate and tls_private_key are set together, or neither");
+      const bool certificate_missing = server.tls_certificate.empty();
+      fail("server", certificate_missing ? "tls_certificate" : "tls_private_key",
+           fmt::format("must be set too when {} is set (both or neither)",
+                       certificate_missing ? "tls_private_key" : "tls_certificate"));
     } else if (secrets_ == Secrets::Required) {
       // Only the serving process needs to read them (an operator's `status`
       // may run as a user who cannot read the key).

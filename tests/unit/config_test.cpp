@@ -188,3 +188,30 @@ TEST_CASE("operator commands may load the config without the secrets' environmen
                     "relay.ini", config::Secrets::Optional),
       ConfigError);
 }
+
+TEST_CASE("hardening and TLS keys: defaults, bounds, both-or-neither, readable files") {
+  const auto defaults = parseSettings(kMinimal, "relay.ini");
+  CHECK(defaults.server.request_timeout == Millis(10'000));
+  CHECK(defaults.server.min_body_rate == 1024);
+  CHECK(defaults.server.tls_certificate.empty());
+  CHECK(defaults.targets[0].redirects == config::RedirectPolicy::SameOrigin);
+
+  CHECK(errorOf(kMinimal + "[server]\nrequest_timeout = 500ms\n").find("relay.ini: [server] request_timeout: ") == 0);
+  CHECK(errorOf(kMinimal + "[server]\nmin_body_rate = fast\n").find("relay.ini: [server] min_body_rate: ") == 0);
+  CHECK(errorOf(kMinimal + "[server]\ntls_certificate = /etc/ssl/certs/x.pem\n") ==
+        "relay.ini: [server] tls_private_key: must be set too when tls_certificate is set (both or neither)");
+  CHECK(errorOf(kMinimal +
+                "[server]\ntls_certificate = /nonexistent/cert.pem\ntls_private_key = /nonexistent/key.pem\n") ==
+        "relay.ini: [server] tls_certificate: cannot read /nonexistent/cert.pem\n"
+        "relay.ini: [server] tls_private_key: cannot read /nonexistent/key.pem");
+  // Operator commands do not serve: they need not read the key.
+  CHECK_NOTHROW(
+      parseSettings(kMinimal + "[server]\ntls_certificate = /nonexistent/c.pem\ntls_private_key = /nonexistent/k.pem\n",
+                    "relay.ini", config::Secrets::Optional));
+
+  CHECK(parseSettings(kMinimal + "redirects = any\n", "relay.ini").targets[0].redirects == config::RedirectPolicy::Any);
+  CHECK(parseSettings(kMinimal + "redirects = none\n", "relay.ini").targets[0].redirects ==
+        config::RedirectPolicy::None);
+  CHECK(errorOf(kMinimal + "redirects = anywhere\n") ==
+        "relay.ini: [target.pms] redirects: must be same-origin, any or none");
+}
