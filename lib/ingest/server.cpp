@@ -242,6 +242,13 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
     auto future = shared_->writer.submit(
         [shared_batch](journal::Journal& journal) { return journal.insertBatch(*shared_batch); });
+#ifdef MEWS_RELAY_UNSAFE_ACK_BEFORE_COMMIT
+    // The negative control of scripts/chaos (a CMake option, never in a
+    // release): the ack without waiting for the commit. Batches acked this way
+    // and queued when the process dies are lost, which the chaos run must see.
+    send(response, HTTPResponse::HTTP_ACCEPTED, fmt::format(R"({{"batch":0,"events":{}}})", event_count));
+    return {HTTPResponse::HTTP_ACCEPTED, 0, event_count, {}};
+#endif
     if (future.wait_for(kCommitWait) != std::future_status::ready)
       return reject(request, response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
     const journal::WriteOutcome outcome = future.get();

@@ -44,6 +44,9 @@ Relay::~Relay() {
 }
 
 void Relay::start() {
+#ifdef MEWS_RELAY_UNSAFE_ACK_BEFORE_COMMIT
+  log::error("relay", "UNSAFE BUILD: batches are acknowledged before they are committed (chaos negative control)");
+#endif
   delivery_->start();
   admin_->start();
   ingest_->start();

@@ -1,0 +1,681 @@
+#!/usr/bin/env python3
+"""Fault scenarios against the real mews-relay binary, on loopback only.
+
+Each scenario starts the relay (build/app/mews-relay) on 127.0.0.1 port 0 with
+its own journal, posts uniquely numbered General webhooks from several threads,
+records which got a 202, injects its fault, and at the end checks at a real
+HTTP sink that every acknowledged event arrived. It prints one line:
+
+    kill-9: acked 4812, delivered 4812, lost 0, duplicates 37, ...
+
+and the run fails when any scenario lost an acknowledged event, when an
+expected effect of the fault did not happen (no 503 while the disk was full,
+...), or when the negative control (a build that acks before it commits)
+did NOT report loss. Every wait is bounded; every loop is bounded in count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import http.client
+import http.server
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOKEN = "chaos-token-5f3a9c1e7b2d4086"  # must never appear in a relay log (checked)
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ScenarioFailed(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+# --- the downstream target ----------------------------------------------------------------------
+
+
+class Sink:
+    """A real HTTP server standing in for a target. `behaviour(index)` returns
+    'ok', 'hang', 'reset', '429' or '500' for the index-th request."""
+
+    def __init__(self, port: int = 0, behaviour=None):
+        self.behaviour = behaviour or (lambda index: "ok")
+        self.lock = threading.Lock()
+        self.count = 0
+        self.received: dict[str, int] = {}  # event id -> deliveries
+        self.arrivals: dict[str, float] = {}  # event id -> first arrival (monotonic)
+        self.request_times: list[float] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's
+            # algorithm and the client's delayed ACK add 40 ms to every answer.
+            disable_nagle_algorithm = True
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with sink.lock:
+                    index = sink.count
+                    sink.count += 1
+                    sink.request_times.append(time.monotonic())
+                action = sink.behaviour(index)
+                if action == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.close_connection = True
+                    return
+                if action == "hang":
+                    time.sleep(3)
+                    self.close_connection = True
+                    return
+                if action in ("429", "500"):
+                    self.send_response(int(action))
+                    if action == "429":
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                now = time.monotonic()
+                with sink.lock:
+                    for event in json.loads(body).get("Events", []):
+                        event_id = event["Value"]["Id"]
+                        sink.received[event_id] = sink.received.get(event_id, 0) + 1
+                        sink.arrivals.setdefault(event_id, now)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # a relay killed mid-request breaks its connections: expected here
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.received)
+
+
+# --- the relay under test ---------------------------------------------------------------------
+
+
+class Relay:
+    def __init__(self, binary: str, workdir: str, extra_config: str, targets: dict[str, str], journal: str | None = None):
+        self.binary = binary
+        self.workdir = workdir
+        self.journal = journal or os.path.join(workdir, "relay.db")
+        self.config = os.path.join(workdir, "relay.ini")
+        self.log_path = os.path.join(workdir, "relay.log")
+        sections = "".join(
+            f"[target.{name}]\nurl = {url}\ntimeout = 1s\nbackoff = 100ms..1s\nmax_attempts = 1000\nmax_age = 1h\n"
+            for name, url in targets.items()
+        )
+        with open(self.config, "w") as f:
+            f.write(
+                f"[server]\nlisten = 127.0.0.1:0\ntokens = ${{system.env.CHAOS_RELAY_TOKEN}}\n"
+                f"[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {self.journal}\nmin_free = 0B\n"
+                f"[delivery]\nworkers = 8\n{extra_config}\n{sections}"
+            )
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.admin_port = 0
+
+    def start(self, prefix: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 20) -> float:
+        """Starts `serve` and waits for /readyz; returns the milliseconds from spawn to ready."""
+        started = time.monotonic()
+        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        log = open(self.log_path, "a")
+        environment = dict(os.environ, CHAOS_RELAY_TOKEN=TOKEN, **(env or {}))
+        self.process = subprocess.Popen(
+            (prefix or []) + [self.binary, "-c", self.config, "serve"], stderr=log, stdout=log, env=environment,
+            cwd=self.workdir)
+        log.close()
+
+        def serving() -> bool:
+            with open(self.log_path) as f:
+                f.seek(offset)
+                match = re.search(r"msg=serving .* port=(\d+) .*admin=127\.0\.0\.1:(\d+)", f.read())
+            if match:
+                self.port, self.admin_port = int(match.group(1)), int(match.group(2))
+            return bool(match)
+
+        check(wait_until(lambda: serving() or self.process.poll() is not None, timeout) and self.process.poll() is None,
+              f"relay did not start; see {self.log_path}")
+        check(wait_until(lambda: self.get("/readyz")[0] == 200, timeout), "relay never became ready")
+        return (time.monotonic() - started) * 1000
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        except OSError:
+            return 0, ""
+
+    def date_offset_days(self) -> float:
+        """How far the relay process's wall clock is from ours, read off the
+        Date header Poco stamps on each answer (clock_gettime per response)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        theirs = email.utils.parsedate_to_datetime(response.getheader("Date")).timestamp()
+        return (theirs - time.time()) / 86400
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise ScenarioFailed("relay did not stop within 30 s of SIGTERM")
+            check(self.process.returncode == 0, f"relay exited {self.process.returncode} on SIGTERM")
+
+    def integrity(self) -> str:
+        connection = sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True)
+        try:
+            return connection.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            connection.close()
+
+    def log_text(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+
+# --- the sender ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """Posts batches of `events_per_batch` uniquely numbered events from `threads`
+    threads until stopped or `max_batches` were sent."""
+
+    relay: Relay
+    prefix: str
+    threads: int = 8
+    events_per_batch: int = 3
+    max_batches: int = 100_000
+    pause: float = 0.0
+    acked: set = field(default_factory=set)
+    ack_times: dict = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
+    retry_after_seen: int = 0
+
+    def __post_init__(self):
+        self.lock = threading.Lock()
+        self.next = 0
+        self.stopping = threading.Event()
+        self.workers: list[threading.Thread] = []
+
+    def body(self, number: int) -> tuple[bytes, list[str]]:
+        ids = [f"{self.prefix}-{number}-{k}" for k in range(self.events_per_batch)]
+        events = [{"Discriminator": "ReservationUpdated", "Value": {"Id": i}} for i in ids]
+        payload = {"EnterpriseId": "chaos", "IntegrationId": "chaos", "Events": events}
+        return json.dumps(payload).encode(), ids
+
+    def post_one(self, connection_holder: list) -> int | None:
+        """Posts the next batch; its status (0: no answer), or None when all were sent."""
+        with self.lock:
+            if self.next >= self.max_batches:
+                return None
+            number = self.next
+            self.next += 1
+        body, ids = self.body(number)
+        status = 0
+        try:
+            if connection_holder[0] is None:
+                connection_holder[0] = http.client.HTTPConnection("127.0.0.1", self.relay.port, timeout=10)
+            connection = connection_holder[0]
+            connection.request("POST", f"/webhooks/mews?token={TOKEN}", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+            if status == 503 and response.getheader("Retry-After"):
+                with self.lock:
+                    self.retry_after_seen += 1
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()
+                connection_holder[0] = None
+        except (OSError, http.client.HTTPException):
+            if connection_holder[0] is not None:
+                connection_holder[0].close()
+            connection_holder[0] = None
+        with self.lock:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status == 202:
+                now = time.monotonic()
+                for i in ids:
+                    self.acked.add(i)
+                    self.ack_times[i] = now
+        return status
+
+    def run_thread(self) -> None:
+        holder = [None]
+        while not self.stopping.is_set() and self.post_one(holder) is not None:
+            if self.pause:
+                time.sleep(self.pause)
+        if holder[0] is not None:
+            holder[0].close()
+
+    def start(self) -> "Load":
+        self.stopping.clear()
+        self.workers = [threading.Thread(target=self.run_thread, daemon=True) for _ in range(self.threads)]
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for worker in self.workers:
+            worker.join(timeout=30)
+
+    def wait(self, timeout: float) -> None:
+        for worker in self.workers:
+            worker.join(timeout=timeout)
+
+
+def settle(sink: Sink, expected: set, timeout: float) -> tuple[int, int, int]:
+    """Waits until every expected event reached the sink; (delivered, lost, duplicates)."""
+    wait_until(lambda: expected.issubset(sink.snapshot().keys()), timeout, 0.2)
+    received = sink.snapshot()
+    delivered = len(expected & received.keys())
+    duplicates = sum(count - 1 for event_id, count in received.items() if event_id in expected)
+    return delivered, len(expected) - delivered, duplicates
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def no_token_in(relay: Relay) -> None:
+    check(TOKEN not in relay.log_text(), f"the token appears in {relay.log_path}")
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | None = None,
+                   name: str = "kill-9") -> tuple[str, int]:
+    """kill -9 at random moments under concurrent load, restart each time; at the end
+    every batch that got a 202 must reach the sink."""
+    cycles = cycles or args.cycles
+    sink = Sink()
+    relay = Relay(binary or args.binary, workdir, "", {"pms": sink.url()})
+    ready_ms = []
+    acked: set = set()
+    try:
+        for cycle in range(cycles):
+            ready_ms.append(relay.start())
+            load = Load(relay, f"k{cycle}", threads=16 if binary else 8).start()
+            time.sleep(random.uniform(0.2, 1.2))
+            relay.kill9()
+            load.stop()
+            acked |= load.acked
+        ready_ms.append(relay.start())
+        delivered, lost, duplicates = settle(sink, acked, args.settle)
+        integrity = relay.integrity()
+        relay.stop()
+        no_token_in(relay)
+    finally:
+        sink.stop()
+        if relay.process and relay.process.poll() is None:
+            relay.process.kill()
+    line = (f"{name}: cycles {cycles}, acked {len(acked)} events, delivered {delivered}, lost {lost}, "
+            f"duplicates {duplicates}, restart-to-ready p50 {percentile(ready_ms, 0.5):.0f} ms "
+            f"max {max(ready_ms):.0f} ms, integrity {integrity}")
+    check(integrity == "ok", line)
+    check(len(acked) > 0, line + " (nothing was acknowledged: the load did not run)")
+    return line, lost
+
+
+def scenario_negative_control(args, workdir: str) -> str:
+    """The kill -9 check against a build that answers 202 before the commit:
+    it must report loss, or the suite could not tell a broken relay from a good one."""
+    check(os.path.exists(args.unsafe_binary), f"no unsafe build at {args.unsafe_binary}")
+    line, lost = scenario_kill9(args, workdir, binary=args.unsafe_binary, cycles=max(3, args.cycles // 4),
+                                name="negative-control (ack before commit)")
+    check(lost > 0, line + " -> the suite did NOT detect loss")
+    return line + " -> loss detected, as it must be"
+
+
+def scenario_disk_full(args, workdir: str) -> str:
+    """The journal on a 4 MiB tmpfs (its own mount namespace), filled up: 503 with
+    Retry-After, never a 202 for what could not be stored; space freed while the
+    relay runs: it takes writes again by itself."""
+    if not args.inside_namespace:
+        result = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, __file__,
+                                 "--inside-namespace", "--only", "disk-full", "--binary", args.binary,
+                                 "--workdir", workdir, "--settle", str(args.settle)],
+                                capture_output=True, text=True, timeout=300)
+        sys.stderr.write(result.stderr)
+        lines = [l for l in result.stdout.splitlines() if l.startswith("disk-full")]
+        check(result.returncode == 0 and bool(lines), (lines or ["disk-full: failed"])[-1] +
+              f" (unshare exit {result.returncode})")
+        return lines[-1]
+    mount = os.path.join(workdir, "small-disk")
+    os.makedirs(mount, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mount], check=True)
+    sink = Sink()
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, journal=os.path.join(mount, "relay.db"))
+    try:
+        relay.start()
+        filler = os.path.join(mount, "filler")
+        free = shutil.disk_usage(mount).free
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, free - 400 * 1024))
+        load = Load(relay, "d", threads=4, events_per_batch=40, max_batches=3000)
+        load.start()
+        filled = wait_until(lambda: load.statuses.get(503, 0) >= 50, 30)
+        load.stop()
+        check(filled, f"disk-full: no 503 while the disk was full (statuses {load.statuses})")
+        refused = load.statuses.get(503, 0)
+        os.remove(filler)  # space returns; the relay is not restarted
+        recovery_started = time.monotonic()
+        after = Load(relay, "r", threads=1, max_batches=200, pause=0.02)
+        after.start()
+        recovered = wait_until(lambda: after.statuses.get(202, 0) > 0, 20)
+        recovered_ms = (time.monotonic() - recovery_started) * 1000
+        after.wait(30)
+        check(recovered, "disk-full: the relay did not take writes again after space returned")
+        acked = load.acked | after.acked
+        delivered, lost, duplicates = settle(sink, acked, args.settle)
+        integrity = relay.integrity()
+        relay.stop()
+        no_token_in(relay)
+    finally:
+        sink.stop()
+        if relay.process and relay.process.poll() is None:
+            relay.process.kill()
+        subprocess.run(["umount", mount], check=False)
+    line = (f"disk-full: acked {len(acked)} events, refused 503 {refused} (Retry-After on "
+            f"{load.retry_after_seen}), writes again {recovered_ms:.0f} ms after space returned, "
+            f"delivered {delivered}, lost {lost}, duplicates {duplicates}, integrity {integrity}")
+    check(lost == 0 and integrity == "ok" and load.retry_after_seen == refused, line)
+    return line
+
+
+def scenario_io_errors(args, workdir: str) -> str:
+    """fiu-run injects one failing fdatasync or pwrite at a time, k times, under load."""
+    sink = Sink()
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()})
+    injected = {"posix/io/sync/fdatasync": 0, "posix/io/rw/pwrite": 0}
+    acked: set = set()
+    refused = 0
+    try:
+        relay.start(prefix=["fiu-run", "-x"])
+        for n in range(args.injections):
+            point = list(injected)[n % 2]
+            load = Load(relay, f"io{n}", threads=2, max_batches=10 + n).start()
+            load.wait(30)
+            subprocess.run(["fiu-ctrl", "-c", f"enable name={point},onetime", str(relay.process.pid)], check=True)
+            injected[point] += 1
+            after = Load(relay, f"io{n}b", threads=2, max_batches=10).start()
+            after.wait(30)
+            acked |= load.acked | after.acked
+            refused += load.statuses.get(503, 0) + after.statuses.get(503, 0)
+        delivered, lost, duplicates = settle(sink, acked, args.settle)
+        relay.stop()
+        integrity = relay.integrity()
+        no_token_in(relay)
+        reopened = relay.log_text().count("journal reopened after a failed commit")
+    finally:
+        sink.stop()
+        if relay.process and relay.process.poll() is None:
+            relay.process.kill()
+    line = (f"io-errors: injected {sum(injected.values())} (fdatasync {injected['posix/io/sync/fdatasync']}, "
+            f"pwrite {injected['posix/io/rw/pwrite']}), refused 503 {refused}, journal reopened {reopened}, "
+            f"acked {len(acked)} events, delivered {delivered}, lost {lost}, duplicates {duplicates}, "
+            f"integrity {integrity}")
+    check(lost == 0 and integrity == "ok" and refused >= 1 and reopened >= 1, line)
+    return line
+
+
+def scenario_target_faults(args, workdir: str) -> str:
+    """Four targets: healthy; flaky (hangs past the timeout, resets, 429 with
+    Retry-After, a 5xx storm); down for the whole load, then back. Nothing lost,
+    no stuck worker, and the healthy target is not held up by the others."""
+    storm_until = time.monotonic() + 4
+
+    def flaky(index: int) -> str:
+        if time.monotonic() < storm_until:
+            return "500"
+        return ["hang", "reset", "429", "ok", "ok", "ok"][index % 6]
+
+    healthy = Sink()
+    flaky_sink = Sink(behaviour=flaky)
+    down_port = free_port()
+    sinks = {"healthy": healthy, "flaky": flaky_sink}
+    relay = Relay(args.binary, workdir, "", {"healthy": healthy.url(), "flaky": flaky_sink.url(),
+                                             "down": f"http://127.0.0.1:{down_port}/hook"})
+    try:
+        relay.start()
+        load = Load(relay, "t", threads=4, max_batches=args.batches, pause=0.01).start()
+        load.wait(120)
+        acked = load.acked
+        healthy_delivered, healthy_lost, _ = settle(healthy, acked, args.settle)
+        latencies = [(healthy.arrivals[i] - load.ack_times[i]) * 1000 for i in acked if i in healthy.arrivals]
+        sinks["down"] = Sink(port=down_port)  # the target comes back
+        results = {name: settle(sink, acked, args.settle) for name, sink in sinks.items()}
+        status_ok = wait_until(lambda: "mews_relay_deliveries_in_flight{target=\"flaky\"} 0" in relay.get("/metrics")[1],
+                               10)
+        relay.stop()
+        no_token_in(relay)
+    finally:
+        for sink in sinks.values():
+            sink.stop()
+        if relay.process and relay.process.poll() is None:
+            relay.process.kill()
+    lost = sum(result[1] for result in results.values())
+    duplicates = sum(result[2] for result in results.values())
+    line = (f"target-faults: acked {len(acked)} events, delivered " +
+            ", ".join(f"{name} {result[0]}" for name, result in results.items()) +
+            f", lost {lost}, duplicates {duplicates}, healthy target while the others failed: "
+            f"p50 {percentile(latencies, 0.5):.0f} ms p99 {percentile(latencies, 0.99):.0f} ms "
+            f"(flaky target answered {flaky_sink.count} requests)")
+    check(lost == 0 and healthy_lost == 0 and status_ok, line)
+    check(percentile(latencies, 0.99) < 1000, line + " -> the healthy target was held up")
+    return line
+
+
+def scenario_clock_jumps(args, workdir: str) -> str:
+    """libfaketime steps the wall clock +2 days, then back 1 day, while deliveries
+    wait for a failing target (max_age 1h): no dead letter, no stampede."""
+    failing = {"on": True}
+    sink = Sink(behaviour=lambda index: "500" if failing["on"] else "ok")
+    clock_file = os.path.join(workdir, "faketime")
+    with open(clock_file, "w") as f:
+        f.write("+0\n")
+    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": clock_file, "FAKETIME_NO_CACHE": "1",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()})
+
+    def requests_in(seconds: float) -> int:
+        start = time.monotonic()
+        time.sleep(seconds)
+        with sink.lock:
+            return sum(1 for t in sink.request_times if t >= start)
+
+    try:
+        relay.start(env=env)
+        load = Load(relay, "c", threads=2, max_batches=50).start()
+        load.wait(30)
+        time.sleep(2)
+        before = requests_in(2)
+        with open(clock_file, "w") as f:
+            f.write("+2d\n")
+        forward = requests_in(2)
+        jumped_days = relay.date_offset_days()
+        dead_after_forward = int(re.search(r'mews_relay_dead_letters\{target="pms"\} (\d+)',
+                                           relay.get("/metrics")[1]).group(1))
+        with open(clock_file, "w") as f:
+            f.write("-1d\n")
+        backward = requests_in(2)
+        failing["on"] = False
+        delivered, lost, duplicates = settle(sink, load.acked, args.settle)
+        dead = int(re.search(r'mews_relay_dead_letters\{target="pms"\} (\d+)', relay.get("/metrics")[1]).group(1))
+        relay.stop()
+        no_token_in(relay)
+    finally:
+        sink.stop()
+        if relay.process and relay.process.poll() is None:
+            relay.process.kill()
+    line = (f"clock-jumps: +2d then -1d (the process's clock read {jumped_days:+.1f} days), max_age 1h, acked {len(load.acked)} events, dead letters "
+            f"{dead_after_forward} after the jump / {dead} at the end, requests to the failing target per 2 s: "
+            f"before {before}, after +2d {forward}, after -1d {backward}; delivered {delivered}, lost {lost}")
+    check(jumped_days > 1.9, line + " -> faketime did not move the relay's clock")
+    check(lost == 0 and dead_after_forward == 0 and dead == 0, line)
+    # A stampede would send all 50 waiting deliveries at once; backoff keeps the pace.
+    check(forward <= max(10, 3 * before) and backward <= max(10, 3 * before), line + " -> stampede")
+    return line
+
+
+def scenario_slow_clients(args, workdir: str) -> str:
+    """slowhttptest holds 100 slow-header and 100 slow-body connections while a
+    normal client posts every 50 ms: the normal client is served throughout."""
+    sink = Sink()
+    relay = Relay(args.binary, workdir, "[server]\nrequest_timeout = 5s\n", {"pms": sink.url()})
+    attackers = []
+    try:
+        relay.start()
+        url = f"http://127.0.0.1:{relay.port}/webhooks/mews"
+        for mode in ("-H", "-B"):
+            attackers.append(subprocess.Popen(
+                ["slowhttptest", mode, "-c", "100", "-r", "100", "-i", "1", "-l", str(args.slow_seconds), "-t", "POST",
+                 "-u", url, "-s", "8192", "-x", "16", "-p", "3"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(2)  # the slow connections are open
+        latencies = []
+        statuses: dict[int, int] = {}
+        load = Load(relay, "s", threads=1, max_batches=10_000)
+        holder = [None]
+        deadline = time.monotonic() + args.slow_seconds - 4
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            status = load.post_one(holder)
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append((time.monotonic() - started) * 1000)
+            time.sleep(0.05)
+        timeouts = relay.log_text().count("status=408")
+        delivered, lost, _ = settle(sink, load.acked, args.settle)
+    finally:
+        for attacker in attackers:
+            attacker.kill()
+            attacker.wait()
+        relay.stop()
+        sink.stop()
+    no_token_in(relay)
+    sent = sum(statuses.values())
+    line = (f"slow-clients: 100 slow-header + 100 slow-body connections; normal client {statuses.get(202, 0)}/{sent} "
+            f"accepted, p50 {percentile(latencies, 0.5):.1f} ms p99 {percentile(latencies, 0.99):.1f} ms "
+            f"max {max(latencies):.0f} ms; slow requests cut off with 408: {timeouts}; delivered {delivered}, lost {lost}")
+    check(statuses.get(202, 0) == sent and sent > 0 and lost == 0 and timeouts > 0, line)
+    return line
+
+
+SCENARIOS = {
+    "kill-9": lambda args, workdir: scenario_kill9(args, workdir)[0],
+    "disk-full": scenario_disk_full,
+    "io-errors": scenario_io_errors,
+    "target-faults": scenario_target_faults,
+    "clock-jumps": scenario_clock_jumps,
+    "slow-clients": scenario_slow_clients,
+    "negative-control": scenario_negative_control,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(ROOT, "build/app/mews-relay"))
+    parser.add_argument("--unsafe-binary", default=os.path.join(ROOT, "build-unsafe/app/mews-relay"))
+    parser.add_argument("--full", action="store_true", help="the long run: 20 kill cycles, more injections and load")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
+    parser.add_argument("--settle", type=float, default=60, help="seconds to wait for deliveries at the end")
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--inside-namespace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.cycles = 20 if args.full else 4
+    args.injections = 10 if args.full else 4
+    args.batches = 1000 if args.full else 300
+    args.slow_seconds = 30 if args.full else 14
+
+    failures = 0
+    for name in args.only or list(SCENARIOS):
+        workdir = args.workdir or tempfile.mkdtemp(prefix=f"mews-chaos-{name}-")
+        try:
+            print(SCENARIOS[name](args, workdir), flush=True)
+        except ScenarioFailed as e:
+            failures += 1
+            print(f"FAILED {e}", flush=True)
+            print(f"       (relay log and journal kept in {workdir})", flush=True)
+            continue
+        except Exception as e:  # a harness error fails the run too, with its cause
+            failures += 1
+            print(f"FAILED {name}: {type(e).__name__}: {e} (kept {workdir})", flush=True)
+            continue
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
