@@ -37,7 +37,7 @@ std::string headersJson(const Headers& headers, const config::TargetSettings& ta
   std::string out = "{";
   for (const auto& [name, value] : headers) {
     const bool configured = std::any_of(target.headers.begin(), target.headers.end(),
-                                        [&](const auto& header) { return header.first == name; });
+                                        [&sent = name](const auto& header) { return header.first == sent; });
     if (out.size() > 1) out += ',';
     out += json::quote(name) + ":" + json::quote(configured ? "(masked)" : value);
   }
