@@ -93,8 +93,10 @@ int countIn(std::string_view text, int min, int max) {
 
 std::string listenAddress(std::string_view text) {
   try {
+    // Poco reads a leading '/' as a UNIX socket path; the listeners are TCP.
     const Poco::Net::SocketAddress address{std::string(text)};
-    (void)address;
+    if (address.family() == Poco::Net::SocketAddress::UNIX_LOCAL)
+      throw ValueError{fmt::format("'{}' is not HOST:PORT (a TCP address, not a socket path)", text)};
   } catch (const Poco::Exception& e) {
     throw ValueError{fmt::format("'{}' is not HOST:PORT ({})", text, e.displayText())};
   }

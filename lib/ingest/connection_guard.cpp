@@ -21,7 +21,7 @@ constexpr std::string_view kTimeoutResponse =
 }  // namespace
 
 ConnectionGuard::ConnectionGuard(std::chrono::milliseconds request_timeout, std::uint64_t min_body_rate, bool tls,
-                                 std::function<void(const std::string&, Phase)> on_expired)
+                                 std::function<void(const std::string&)> on_expired)
     : request_timeout_(request_timeout), min_body_rate_(min_body_rate), tls_(tls), on_expired_(std::move(on_expired)) {
   static_assert(kTimeoutResponse.size() - kTimeoutResponse.find("\r\n\r\n") - 4 == 40);
   thread_ = std::thread([this] { watch(); });
@@ -124,7 +124,7 @@ void ConnectionGuard::watch() {
       const Phase phase = entry->phase;
       expire(*entry);
       // Only Waiting expiries are reported here; the handler reports the body's.
-      if (phase == Phase::Waiting && on_expired_) on_expired_(remote, phase);
+      if (phase == Phase::Waiting && on_expired_) on_expired_(remote);
     }
   }
 }

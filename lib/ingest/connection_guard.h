@@ -48,9 +48,10 @@ class ConnectionGuard {
     bool expired = false;                      // the watchdog acted; the connection is finished
   };
 
-  // `on_expired(remote, phase)` runs on the watchdog thread for each request cut off.
+  // `on_expired(remote)` runs on the watchdog thread for each request it cut
+  // off while Poco was reading the head (the handler reports the body's).
   ConnectionGuard(std::chrono::milliseconds request_timeout, std::uint64_t min_body_rate, bool tls,
-                  std::function<void(const std::string& remote, Phase phase)> on_expired);
+                  std::function<void(const std::string& remote)> on_expired);
   ~ConnectionGuard();
   ConnectionGuard(const ConnectionGuard&) = delete;
   ConnectionGuard& operator=(const ConnectionGuard&) = delete;
@@ -82,7 +83,7 @@ class ConnectionGuard {
   const std::chrono::milliseconds request_timeout_;
   const std::uint64_t min_body_rate_;
   const bool tls_;
-  std::function<void(const std::string&, Phase)> on_expired_;
+  std::function<void(const std::string&)> on_expired_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::set<std::shared_ptr<Entry>> entries_;

@@ -368,7 +368,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   const config::ServerSettings& server = settings.server;
   shared_->guard = std::make_unique<ConnectionGuard>(
       server.request_timeout, server.min_body_rate, !server.tls_certificate.empty(),
-      [shared = shared_.get()](const std::string& remote, ConnectionGuard::Phase) {
+      [shared = shared_.get()](const std::string& remote) {
         shared->countRejected(Rejection::Timeout);
         log::warn("ingest", "request rejected",
                   {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});

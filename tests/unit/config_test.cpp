@@ -189,6 +189,12 @@ TEST_CASE("operator commands may load the config without the secrets' environmen
       ConfigError);
 }
 
+TEST_CASE("a listen address is TCP HOST:PORT, never a socket path (found by fuzz_config)") {
+  CHECK(errorOf(kMinimal + "[server]\nlisten = /run/relay.sock\n") ==
+        "relay.ini: [server] listen: '/run/relay.sock' is not HOST:PORT (a TCP address, not a socket path)");
+  CHECK(errorOf(kMinimal + "[admin]\nlisten = /dy = 2MiB\n").find("relay.ini: [admin] listen: ") == 0);
+}
+
 TEST_CASE("hardening and TLS keys: defaults, bounds, both-or-neither, readable files") {
   const auto defaults = parseSettings(kMinimal, "relay.ini");
   CHECK(defaults.server.request_timeout == Millis(10'000));
