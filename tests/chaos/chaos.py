@@ -598,10 +598,12 @@ def scenario_slow_clients(args, workdir: str) -> str:
     try:
         relay.start()
         url = f"http://127.0.0.1:{relay.port}/webhooks/mews"
-        for mode in ("-H", "-B"):
+        # Slow heads need no token (the head is read before it is checked); slow
+        # bodies carry it, or the relay would answer 401 without reading them.
+        for mode, target in (("-H", url), ("-B", f"{url}?token={TOKEN}")):
             attackers.append(subprocess.Popen(
                 ["slowhttptest", mode, "-c", "100", "-r", "100", "-i", "1", "-l", str(args.slow_seconds), "-t", "POST",
-                 "-u", url, "-s", "8192", "-x", "16", "-p", "3"],
+                 "-u", target, "-s", "8192", "-x", "16", "-p", "3"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(2)  # the slow connections are open
         latencies = []
@@ -615,7 +617,9 @@ def scenario_slow_clients(args, workdir: str) -> str:
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append((time.monotonic() - started) * 1000)
             time.sleep(0.05)
-        timeouts = relay.log_text().count("status=408")
+        log = relay.log_text()
+        slow_heads = log.count("reason=\"request head not received in time\"")
+        slow_bodies = log.count("reason=\"body not received in time")
         delivered, lost, _ = settle(sink, load.acked, args.settle)
     finally:
         for attacker in attackers:
@@ -627,8 +631,9 @@ def scenario_slow_clients(args, workdir: str) -> str:
     sent = sum(statuses.values())
     line = (f"slow-clients: 100 slow-header + 100 slow-body connections; normal client {statuses.get(202, 0)}/{sent} "
             f"accepted, p50 {percentile(latencies, 0.5):.1f} ms p99 {percentile(latencies, 0.99):.1f} ms "
-            f"max {max(latencies):.0f} ms; slow requests cut off with 408: {timeouts}; delivered {delivered}, lost {lost}")
-    check(statuses.get(202, 0) == sent and sent > 0 and lost == 0 and timeouts > 0, line)
+            f"max {max(latencies):.0f} ms; cut off with 408: {slow_heads} slow heads, {slow_bodies} slow bodies; "
+            f"delivered {delivered}, lost {lost}")
+    check(statuses.get(202, 0) == sent and sent > 0 and lost == 0 and slow_heads >= 100 and slow_bodies >= 100, line)
     return line
 
 
