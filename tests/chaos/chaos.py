@@ -491,14 +491,18 @@ def scenario_io_errors(args, workdir: str) -> str:
 
 
 def scenario_target_faults(args, workdir: str) -> str:
-    """Four targets: healthy; flaky (hangs past the timeout, resets, 429 with
-    Retry-After, a 5xx storm); down for the whole load, then back. Nothing lost,
-    no stuck worker, and the healthy target is not held up by the others."""
+    """Three targets: healthy; flaky (a 5xx storm, then hangs past the timeout,
+    resets and 429 with Retry-After for as long as the load runs); down for the
+    whole load, then back. Nothing lost, no stuck worker, and the healthy target
+    is not held up by the others."""
     storm_until = time.monotonic() + 4
+    faults = {"on": True}  # the flaky target's faults last as long as the load
 
     def flaky(index: int) -> str:
         if time.monotonic() < storm_until:
             return "500"
+        if not faults["on"]:
+            return "ok"
         return ["hang", "reset", "429", "ok", "ok", "ok"][index % 6]
 
     healthy = Sink()
@@ -513,6 +517,7 @@ def scenario_target_faults(args, workdir: str) -> str:
         load.wait(120)
         acked = load.acked
         healthy_delivered, healthy_lost, _ = settle(healthy, acked, args.settle)
+        faults["on"] = False
         latencies = [(healthy.arrivals[i] - load.ack_times[i]) * 1000 for i in acked if i in healthy.arrivals]
         sinks["down"] = Sink(port=down_port)  # the target comes back
         results = {name: settle(sink, acked, args.settle) for name, sink in sinks.items()}
