@@ -347,6 +347,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def teardown(relay: Relay, *sinks: Sink) -> None:
+    """Whatever happened: stop the sinks, and kill a relay still running."""
+    for sink in sinks:
+        sink.stop()
+    if relay.process and relay.process.poll() is None:
+        relay.process.kill()
+        relay.process.wait(timeout=10)
+
+
 def no_token_in(relay: Relay) -> None:
     check(TOKEN not in relay.log_text(), f"the token appears in {relay.log_path}")
 
@@ -377,9 +386,7 @@ def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | 
         relay.stop()
         no_token_in(relay)
     finally:
-        sink.stop()
-        if relay.process and relay.process.poll() is None:
-            relay.process.kill()
+        teardown(relay, sink)
     line = (f"{name}: cycles {cycles}, acked {len(acked)} events, delivered {delivered}, lost {lost}, "
             f"duplicates {duplicates}, restart-to-ready p50 {percentile(ready_ms, 0.5):.0f} ms "
             f"max {max(ready_ms):.0f} ms, integrity {integrity}")
@@ -443,9 +450,7 @@ def scenario_disk_full(args, workdir: str) -> str:
         relay.stop()
         no_token_in(relay)
     finally:
-        sink.stop()
-        if relay.process and relay.process.poll() is None:
-            relay.process.kill()
+        teardown(relay, sink)
         subprocess.run(["umount", mount], check=False)
     line = (f"disk-full: acked {len(acked)} events, refused 503 {refused} (Retry-After on "
             f"{load.retry_after_seen}), writes again {recovered_ms:.0f} ms after space returned, "
@@ -479,9 +484,7 @@ def scenario_io_errors(args, workdir: str) -> str:
         no_token_in(relay)
         reopened = relay.log_text().count("journal reopened after a failed commit")
     finally:
-        sink.stop()
-        if relay.process and relay.process.poll() is None:
-            relay.process.kill()
+        teardown(relay, sink)
     line = (f"io-errors: injected {sum(injected.values())} (fdatasync {injected['posix/io/sync/fdatasync']}, "
             f"pwrite {injected['posix/io/rw/pwrite']}), refused 503 {refused}, journal reopened {reopened}, "
             f"acked {len(acked)} events, delivered {delivered}, lost {lost}, duplicates {duplicates}, "
@@ -526,10 +529,7 @@ def scenario_target_faults(args, workdir: str) -> str:
         relay.stop()
         no_token_in(relay)
     finally:
-        for sink in sinks.values():
-            sink.stop()
-        if relay.process and relay.process.poll() is None:
-            relay.process.kill()
+        teardown(relay, *sinks.values())
     lost = sum(result[1] for result in results.values())
     duplicates = sum(result[2] for result in results.values())
     line = (f"target-faults: acked {len(acked)} events, delivered " +
@@ -581,9 +581,7 @@ def scenario_clock_jumps(args, workdir: str) -> str:
         relay.stop()
         no_token_in(relay)
     finally:
-        sink.stop()
-        if relay.process and relay.process.poll() is None:
-            relay.process.kill()
+        teardown(relay, sink)
     line = (f"clock-jumps: +2d then -1d (the process's clock read {jumped_days:+.1f} days), max_age 1h, acked {len(load.acked)} events, dead letters "
             f"{dead_after_forward} after the jump / {dead} at the end, requests to the failing target per 2 s: "
             f"before {before}, after +2d {forward}, after -1d {backward}; delivered {delivered}, lost {lost}")
@@ -626,13 +624,17 @@ def scenario_slow_clients(args, workdir: str) -> str:
         slow_heads = log.count("reason=\"request head not received in time\"")
         slow_bodies = log.count("reason=\"body not received in time")
         delivered, lost, _ = settle(sink, load.acked, args.settle)
-    finally:
         for attacker in attackers:
             attacker.kill()
             attacker.wait()
         relay.stop()
-        sink.stop()
-    no_token_in(relay)
+        no_token_in(relay)
+    finally:
+        for attacker in attackers:
+            if attacker.poll() is None:
+                attacker.kill()
+                attacker.wait()
+        teardown(relay, sink)
     sent = sum(statuses.values())
     line = (f"slow-clients: 100 slow-header + 100 slow-body connections; normal client {statuses.get(202, 0)}/{sent} "
             f"accepted, p50 {percentile(latencies, 0.5):.1f} ms p99 {percentile(latencies, 0.99):.1f} ms "

@@ -48,7 +48,7 @@ Run run(const std::string& config, const std::vector<std::string>& args, const s
   return result;
 }
 
-const std::string kUri = std::string("/webhooks/mews?token=") + test::kToken;
+const std::string& kUri = test::kIngestUri;
 
 // A journal with two dead letters (the sink refuses everything with 400) and a config file for it.
 struct Fixture {

@@ -29,7 +29,7 @@ using test::SinkResponse;
 
 namespace {
 
-const std::string kUri = std::string("/webhooks/mews?token=") + test::kToken;
+const std::string& kUri = test::kIngestUri;
 const std::string kSecret = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 std::string configWith(const std::string& journal_path, const std::string& targets) {

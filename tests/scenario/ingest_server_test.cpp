@@ -29,13 +29,9 @@ using test::httpRequest;
 
 namespace {
 
-const std::string kUri = std::string("/webhooks/mews?token=") + test::kToken;
-
-std::unique_ptr<relay::Relay> startRelay(const std::string& ini) {
-  auto relay = std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"));
-  relay->start();
-  return relay;
-}
+const std::string& kUri = test::kIngestUri;
+using test::adminPort;
+using test::startRelay;
 
 std::int64_t batchIdOf(const std::string& body) {
   std::smatch match;
@@ -330,8 +326,7 @@ TEST_CASE("below the free-disk watermark the relay still starts, answers 503 and
   auto r = httpRequest(relay->ingestPort(), "POST", kUri, test::sample("general.json"));
   CHECK(r.status == 503);
   checkJsonReason(r, "min_free");
-  const std::string admin = relay->adminAddress();
-  const auto admin_port = static_cast<std::uint16_t>(std::stoi(admin.substr(admin.rfind(':') + 1)));
+  const auto admin_port = adminPort(*relay);
   CHECK(httpRequest(admin_port, "GET", "/healthz").status == 200);
   const auto ready = httpRequest(admin_port, "GET", "/readyz");
   CHECK(ready.status == 503);

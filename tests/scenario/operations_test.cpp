@@ -28,18 +28,9 @@ using test::httpRequest;
 
 namespace {
 
-const std::string kUri = std::string("/webhooks/mews?token=") + test::kToken;
-
-std::unique_ptr<relay::Relay> startRelay(const std::string& ini) {
-  auto relay = std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"));
-  relay->start();
-  return relay;
-}
-
-std::uint16_t adminPort(const relay::Relay& relay) {
-  const std::string address = relay.adminAddress();
-  return static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-}
+const std::string& kUri = test::kIngestUri;
+using test::adminPort;
+using test::startRelay;
 
 // Runs a shell command; its exit status and what it printed (stdout and stderr).
 std::pair<int, std::string> shell(const std::string& command) {

@@ -87,7 +87,9 @@ HttpResult httpRequest(std::uint16_t port, const std::string& method, const std:
 
 #include <thread>
 
+#include "config/config.h"
 #include "journal/journal.h"
+#include "relay/relay.h"
 
 namespace mews::test {
 
@@ -129,6 +131,21 @@ std::string referenceSignature(const std::string& secret_base64, const std::stri
   const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()), mac, static_cast<int>(mac_size));
   encoded.resize(static_cast<std::size_t>(length));
   return "v1," + encoded;
+}
+
+}  // namespace mews::test
+
+namespace mews::test {
+
+std::unique_ptr<relay::Relay> startRelay(const std::string& ini) {
+  auto relay = std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"));
+  relay->start();
+  return relay;
+}
+
+std::uint16_t adminPort(const relay::Relay& relay) {
+  const std::string address = relay.adminAddress();
+  return static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
 }
 
 }  // namespace mews::test

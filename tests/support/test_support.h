@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace mews::test {
@@ -33,6 +34,8 @@ std::string sample(const std::string& name);  // tests/data/NAME
 std::string generalBatch(std::size_t events, const std::string& discriminator = "ReservationUpdated");
 
 inline constexpr const char* kToken = "test-token-0123456789abcdef";
+// The ingest path with that token.
+inline const std::string kIngestUri = std::string("/webhooks/mews?token=") + kToken;
 
 // INI text for a relay on 127.0.0.1:0 with its journal in `dir`; `extra` is appended.
 std::string relayConfig(const std::string& journal_path, const std::string& extra = "");
@@ -63,5 +66,18 @@ std::string queryText(const std::string& journal_path, const std::string& sql);
 // independent of the relay's (which uses Poco).
 std::string referenceSignature(const std::string& secret_base64, const std::string& id, const std::string& timestamp,
                                const std::string& body);
+
+}  // namespace mews::test
+
+namespace mews::relay {
+class Relay;
+}
+
+namespace mews::test {
+
+// The serving process, in this process, from INI text; started.
+std::unique_ptr<relay::Relay> startRelay(const std::string& ini);
+// The port its admin listener bound.
+std::uint16_t adminPort(const relay::Relay& relay);
 
 }  // namespace mews::test
