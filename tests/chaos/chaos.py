@@ -347,6 +347,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def finish(relay: Relay, sink: Sink, acked: set, settle_seconds: float) -> tuple[int, int, int, str]:
+    """The common end of a scenario: wait for the deliveries, stop the relay
+    (exit 0 on SIGTERM), check the journal and the log. (delivered, lost,
+    duplicates, integrity_check)."""
+    delivered, lost, duplicates = settle(sink, acked, settle_seconds)
+    relay.stop()
+    no_token_in(relay)
+    return delivered, lost, duplicates, relay.integrity()
+
+
 def teardown(relay: Relay, *sinks: Sink) -> None:
     """Whatever happened: stop the sinks, and kill a relay still running."""
     for sink in sinks:
@@ -381,10 +391,7 @@ def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | 
             load.stop()
             acked |= load.acked
         ready_ms.append(relay.start())
-        delivered, lost, duplicates = settle(sink, acked, args.settle)
-        integrity = relay.integrity()
-        relay.stop()
-        no_token_in(relay)
+        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
     finally:
         teardown(relay, sink)
     line = (f"{name}: cycles {cycles}, acked {len(acked)} events, delivered {delivered}, lost {lost}, "
@@ -445,10 +452,7 @@ def scenario_disk_full(args, workdir: str) -> str:
         after.wait(30)
         check(recovered, "disk-full: the relay did not take writes again after space returned")
         acked = load.acked | after.acked
-        delivered, lost, duplicates = settle(sink, acked, args.settle)
-        integrity = relay.integrity()
-        relay.stop()
-        no_token_in(relay)
+        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
     finally:
         teardown(relay, sink)
         subprocess.run(["umount", mount], check=False)
@@ -478,10 +482,7 @@ def scenario_io_errors(args, workdir: str) -> str:
             after.wait(30)
             acked |= load.acked | after.acked
             refused += load.statuses.get(503, 0) + after.statuses.get(503, 0)
-        delivered, lost, duplicates = settle(sink, acked, args.settle)
-        relay.stop()
-        integrity = relay.integrity()
-        no_token_in(relay)
+        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
         reopened = relay.log_text().count("journal reopened after a failed commit")
     finally:
         teardown(relay, sink)
