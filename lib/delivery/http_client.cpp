@@ -66,7 +66,8 @@ TargetClient::TargetClient(const config::TargetSettings& target)
       max_idle_(static_cast<std::size_t>(target.concurrency)),
       redirects_(target.redirects) {
   for (const auto& header : target.headers) configured_headers_.insert(Poco::toLower(header.first));
-  initializeTls();  // a redirect may lead to https even from http
+  // With redirects = any, an http target may lead to https.
+  if (uri_.getScheme() == "https" || redirects_ == config::RedirectPolicy::Any) initializeTls();
 }
 
 TargetClient::~TargetClient() = default;
