@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <filesystem>
 
 #include "common/log.h"
@@ -84,10 +85,14 @@ std::string JournalWriter::diskBelowWatermark() const {
 }
 
 void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error) {
-  for (auto& pending : group) pending.promise.set_value({status, 0, error});
+  // Counted before the submitters can see their outcome, so that the figures
+  // never lag behind what a caller already knows.
   metrics_.failed_groups.add();
-  const std::lock_guard lock(mutex_);
-  stats_.jobs_failed += group.size();
+  {
+    const std::lock_guard lock(mutex_);
+    stats_.jobs_failed += group.size();
+  }
+  for (auto& pending : group) pending.promise.set_value({status, 0, error});
 }
 
 void JournalWriter::commitGroup(std::deque<Pending>& group) {
@@ -158,22 +163,23 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     return;
   }
 
-  std::uint64_t committed = 0;
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (outcomes[i].committed()) ++committed;
-    group[i].promise.set_value(std::move(outcomes[i]));
-  }
+  const auto committed = static_cast<std::uint64_t>(
+      std::count_if(outcomes.begin(), outcomes.end(), [](const WriteOutcome& o) { return o.committed(); }));
   const auto micros = [](auto duration) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(duration).count());
   };
+  // Counted before the submitters can see their outcome (as in failGroup).
   metrics_.commit_seconds.observe(std::chrono::duration<double>(committed_at - applied).count());
   metrics_.group_size.observe(static_cast<double>(group.size()));
-  const std::lock_guard lock(mutex_);
-  stats_.apply_micros += micros(applied - started);
-  stats_.commit_micros += micros(committed_at - applied);
-  stats_.commits += 1;
-  stats_.jobs_committed += committed;
-  stats_.jobs_failed += group.size() - committed;
+  {
+    const std::lock_guard lock(mutex_);
+    stats_.apply_micros += micros(applied - started);
+    stats_.commit_micros += micros(committed_at - applied);
+    stats_.commits += 1;
+    stats_.jobs_committed += committed;
+    stats_.jobs_failed += group.size() - committed;
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) group[i].promise.set_value(std::move(outcomes[i]));
 }
 
 }  // namespace mews::journal
