@@ -96,6 +96,9 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
       outcome = handle(request, response, entry);
     } catch (const Poco::TimeoutException&) {
       outcome = reject(request, response, Rejection::Timeout, "request not received in time", Body::Unread);
+    } catch (const Poco::Net::MessageException& e) {
+      // A malformed chunked body: the client is there, the framing is not.
+      outcome = reject(request, response, Rejection::Malformed, "malformed body framing: " + e.message(), Body::Unread);
     } catch (const Poco::Exception& e) {
       // The client went away mid-request: nothing was stored, nobody to answer.
       shared_->countRejected(Rejection::ClientGone);
@@ -229,7 +232,9 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     }
     shared_->guard->endBody(entry);
     auto parsed = parseBatch(batch.body);
-    if (!parsed.ok()) return reject(request, response, Rejection::Malformed, parsed.error(), Body::Consumed);
+    // A body that did not parse may not have been framed right either (Poco ends
+    // a chunked body at a malformed chunk length): close rather than read on.
+    if (!parsed.ok()) return reject(request, response, Rejection::Malformed, parsed.error(), Body::Unread);
 
     batch.received_at_ms = shared_->clock.wallMillis();
     batch.content_type = request.getContentType();

@@ -262,3 +262,17 @@ TEST_CASE("TLS: an HTTPS post with the self-signed certificate is accepted; plai
       shell(fmt::format("echo | openssl s_client -connect 127.0.0.1:{} -tls1_1 -CAfile {}", relay->ingestPort(), cert));
   CHECK(old_tls != 0);
 }
+
+TEST_CASE("a malformed chunked body is a 400 and the connection is closed: its rest is not a next request") {
+  test::TempDir dir;
+  const std::string journal = dir.file("relay.db");
+  auto relay = startRelay(test::relayConfig(journal));
+  RawClient client(relay->ingestPort());
+  client.send(fmt::format(
+      "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n", kUri));
+  const std::string answer = client.readAll();
+  CHECK(answer.find("HTTP/1.1 400 ") == 0);
+  CHECK(answer.find(R"({"error":)") != std::string::npos);
+  CHECK(answer.find("HTTP/1.1", 1) == std::string::npos);  // one answer, then closed
+  CHECK(test::queryInt(journal, "SELECT count(*) FROM batches") == 0);
+}
