@@ -86,9 +86,14 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
   }
 
   void ready(Poco::Net::HTTPServerResponse& response) const {
-    // An empty job through the writer: it fails exactly when an ingest write
-    // would (free disk below min_free, journal unavailable), with that reason.
-    auto probe = shared_->writer.submit([](journal::Journal&) { return std::int64_t{0}; });
+    // One small write through the writer: it fails exactly when an ingest write
+    // would (free disk below min_free, disk full, I/O error, journal
+    // unavailable), with that reason.
+    const std::int64_t now = shared_->clock.wallMillis();
+    auto probe = shared_->writer.submit([now](journal::Journal& journal) {
+      journal.recordReadyProbe(now);
+      return std::int64_t{0};
+    });
     if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
       return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                   R"({"status":"not ready","reason":"journal commit is taking too long"})");

@@ -99,6 +99,14 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
   return batch_id;
 }
 
+void Journal::recordReadyProbe(std::int64_t now_ms) {
+  db_.cached(
+         "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?)"
+         " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+      .bind(1, formatIsoMillis(now_ms))
+      .run();
+}
+
 std::int64_t Journal::count(std::string_view table) {
   return db_.queryInt(fmt::format("SELECT count(*) FROM {}", table));
 }

@@ -58,6 +58,11 @@ class Journal {
 
   Savepoints& savepoints() { return *savepoints_; }
 
+  // Inside an open transaction: a real write of one small row (meta
+  // 'ready_probe_at'), so that a readiness probe fails exactly when a batch
+  // would (disk full, I/O error) rather than committing an empty transaction.
+  void recordReadyProbe(std::int64_t now_ms);
+
   // Counts for tests and `status`.
   std::int64_t count(std::string_view table);
 
