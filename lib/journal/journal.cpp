@@ -1,6 +1,9 @@
 #include "journal/journal.h"
 
+#include <sys/statvfs.h>
+
 #include <fmt/format.h>
+#include <filesystem>
 
 #include "common/clock.h"
 #include "journal/migrations.h"
@@ -97,6 +100,13 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
         .run();
   }
   return batch_id;
+}
+
+std::optional<std::uint64_t> freeDiskBytes(const std::string& path) {
+  const auto directory = std::filesystem::absolute(path).parent_path();
+  struct statvfs fs {};
+  if (statvfs(directory.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
 void Journal::recordReadyProbe(std::int64_t now_ms) {

@@ -40,6 +40,10 @@ struct Savepoints {
   Statement rollback;
 };
 
+// Free bytes (for unprivileged users) on the file system holding the journal
+// at `path`; nullopt when it cannot be told.
+std::optional<std::uint64_t> freeDiskBytes(const std::string& path);
+
 class Journal {
  public:
   // Opens (creating if needed) and migrates to the binary's schema version.

@@ -1,11 +1,9 @@
 #include "journal/writer.h"
 
 #include <pthread.h>
-#include <sys/statvfs.h>
 
 #include <fmt/format.h>
 #include <algorithm>
-#include <filesystem>
 
 #include "common/log.h"
 
@@ -76,12 +74,9 @@ void JournalWriter::run() {
 
 std::string JournalWriter::diskBelowWatermark() const {
   if (options_.min_free_bytes == 0) return {};
-  std::filesystem::path directory = std::filesystem::absolute(options_.path).parent_path();
-  struct statvfs fs {};
-  if (statvfs(directory.c_str(), &fs) != 0) return {};  // cannot tell: let SQLite report
-  const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-  if (free_bytes >= options_.min_free_bytes) return {};
-  return fmt::format("free disk below min_free ({} bytes left)", free_bytes);
+  const auto free_bytes = freeDiskBytes(options_.path);
+  if (!free_bytes || *free_bytes >= options_.min_free_bytes) return {};  // cannot tell: let SQLite report
+  return fmt::format("free disk below min_free ({} bytes left)", *free_bytes);
 }
 
 void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error) {

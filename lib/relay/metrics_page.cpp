@@ -1,7 +1,5 @@
 #include "relay/metrics_page.h"
 
-#include <sys/statvfs.h>
-
 #include <filesystem>
 
 #include "common/clock.h"
@@ -52,12 +50,9 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
   }
   out.family("mews_relay_journal_size_bytes", "gauge", "Journal file plus its write-ahead log.");
   out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(size));
-  struct statvfs fs {};
-  const auto directory = std::filesystem::absolute(path).parent_path();
-  if (statvfs(directory.c_str(), &fs) == 0) {
+  if (const auto free_bytes = journal::freeDiskBytes(path)) {
     out.family("mews_relay_journal_disk_free_bytes", "gauge", "Free disk where the journal lives (see min_free).");
-    out.sample("mews_relay_journal_disk_free_bytes", {},
-               static_cast<double>(static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize));
+    out.sample("mews_relay_journal_disk_free_bytes", {}, static_cast<double>(*free_bytes));
   }
 }
 
