@@ -150,7 +150,8 @@ class Sink:
 
 
 class Relay:
-    def __init__(self, binary: str, workdir: str, extra_config: str, targets: dict[str, str], journal: str | None = None):
+    def __init__(self, binary: str, workdir: str, extra_config: str, targets: dict[str, str], journal: str | None = None,
+                 min_free: str = "0B"):
         self.binary = binary
         self.workdir = workdir
         self.journal = journal or os.path.join(workdir, "relay.db")
@@ -163,7 +164,7 @@ class Relay:
         with open(self.config, "w") as f:
             f.write(
                 f"[server]\nlisten = 127.0.0.1:0\ntokens = ${{system.env.CHAOS_RELAY_TOKEN}}\n"
-                f"[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {self.journal}\nmin_free = 0B\n"
+                f"[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {self.journal}\nmin_free = {min_free}\n"
                 f"[delivery]\nworkers = 8\n{extra_config}\n{sections}"
             )
         self.process: subprocess.Popen | None = None
@@ -510,11 +511,8 @@ def scenario_watermark(args, workdir: str) -> str:
         return line
     mount = small_disk(workdir)
     sink = Sink()
-    relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, journal=os.path.join(mount, "relay.db"))
-    with open(relay.config) as f:
-        config = f.read().replace("min_free = 0B", "min_free = 8MiB")
-    with open(relay.config, "w") as f:
-        f.write(config)
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, journal=os.path.join(mount, "relay.db"),
+                  min_free="8MiB")
     try:
         relay.start()
         phases = []
