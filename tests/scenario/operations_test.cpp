@@ -125,7 +125,7 @@ TEST_CASE("/metrics after traffic: promtool accepts it, the figures are there, n
   REQUIRE(page.status == 200);
   CHECK(page.headers.at("Content-Type").find("text/plain; version=0.0.4") == 0);
   test::writeFile(dir.path() / "metrics.txt", page.body);
-  const auto [exit_code, output] = shell("promtool check metrics < " + dir.file("metrics.txt"));
+  const auto [exit_code, output] = shell(std::string(MEWS_PROMTOOL) + " check metrics < " + dir.file("metrics.txt"));
   INFO("promtool: " << output);
   CHECK(exit_code == 0);
 
