@@ -42,8 +42,8 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-// Poco's INI reader keeps everything after '=' as the value; the contract's
-// examples put comments after values (`workers = 8 ; why`). A ';' or '#'
+// Poco's INI reader keeps everything after '=' as the value; operators put
+// comments after values (`workers = 8 ; why`). A ';' or '#'
 // preceded by white space starts a comment; one inside a value (`a;b`) does not.
 std::string_view stripInlineComment(std::string_view value) {
   for (std::size_t i = 1; i < value.size(); ++i)

@@ -1,7 +1,7 @@
 // Reading a received body: is it a JSON object, which kind of Mews webhook is
 // it, and which events does it carry. Pure functions over bytes; no I/O.
 //
-// Kinds (CONTRACT.md):
+// Kinds (README, "What Mews (or any sender) sees"):
 //   general      an `Events` array whose items are objects with a string
 //                `Discriminator`; `Value.Id` is the entity id when it is a string.
 //   integration  a string `Action` and a `Data` member; one event (the action),

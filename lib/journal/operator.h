@@ -93,7 +93,7 @@ std::int64_t replayReceived(Journal& journal, const std::string& target, std::in
                             std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run);
 
 // Deletes dead letters (and their dead deliveries, so retention can prune the
-// batches) that died before `older_than_cutoff_ms` (all when empty).
+// batches) that died before `died_before_ms` (all when empty).
 std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
 
 }  // namespace mews::journal

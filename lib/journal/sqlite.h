@@ -70,8 +70,8 @@ class Statement {
   Statement& operator=(Statement&&) = delete;
   Statement(const Statement&) = delete;
 
-  // Binds are 1-based like SQLite's; text and blobs are copied (SQLITE_TRANSIENT)
-  // unless `bindStatic` is used with storage that outlives the step.
+  // Binds are 1-based like SQLite's; text and blobs are always copied
+  // (SQLITE_TRANSIENT), so the caller's storage may go away before the step.
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view text);
   Statement& bindBlob(int index, std::string_view bytes);

@@ -37,7 +37,7 @@ inline constexpr const char* kToken = "test-token-0123456789abcdef";
 // The ingest path with that token.
 inline const std::string kIngestUri = std::string("/webhooks/mews?token=") + kToken;
 
-// INI text for a relay on 127.0.0.1:0 with its journal in `dir`; `extra` is appended.
+// INI text for a relay on 127.0.0.1:0 with its journal at `journal_path`; `extra` is appended.
 std::string relayConfig(const std::string& journal_path, const std::string& extra = "");
 
 struct HttpResult {
