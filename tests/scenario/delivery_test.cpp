@@ -256,8 +256,8 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   CHECK(
       crm.requests()[0].body ==
       R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-      R"("Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"c2f1d888-232e-49eb-87ac-5f75363af13b"}},)"
-      R"({"Discriminator":"CustomerUpdated","Value":{"Id":"b3ce0fd7-a715-4bfc-969e-ef7a4822963c"}}]})");
+      R"("Events":[{ "Discriminator": "CustomerAdded", "Value": { "Id": "c2f1d888-232e-49eb-87ac-5f75363af13b" } },)"
+      R"({ "Discriminator": "CustomerUpdated", "Value": { "Id": "b3ce0fd7-a715-4bfc-969e-ef7a4822963c" } }]})");
   std::set<std::string> ids;
   std::set<std::string> bodies;
   for (const auto& request : per_event.requests()) {
@@ -274,7 +274,7 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   CHECK(
       bodies.count(
           R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-          R"("Events":[{"Discriminator":"MessageAdded","Value":{"Id":"4bfe4675-98a9-4428-9ea9-ae5300dbaa93"}}]})") ==
+          R"("Events":[{ "Discriminator": "MessageAdded", "Value": { "Id": "4bfe4675-98a9-4428-9ea9-ae5300dbaa93" } }]})") ==
       1);
 }
 
