@@ -295,7 +295,8 @@ TEST_CASE("decide: each attempt result, over attempts spent, probes and circuit 
        CircuitState::Open},
   };
   for (const Case& c : cases) {
-    CAPTURE(c.name);
+    const std::string case_name = c.name;
+    CAPTURE(case_name);
     journal::DueDelivery delivery;
     delivery.attempts = c.attempts_spent;
     delivery.due_ms = kDue;
