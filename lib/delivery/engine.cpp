@@ -1,6 +1,7 @@
 #include "delivery/engine.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 
@@ -57,7 +58,7 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
   for (const auto& target : settings.targets) {
     Target runtime;
     runtime.settings = target;
-    runtime.client = std::make_unique<TargetClient>(target);
+    runtime.client = std::make_unique<TargetClient>(target, watchdog_);
     targets_.push_back(std::move(runtime));
   }
 }
@@ -77,6 +78,8 @@ void DeliveryEngine::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  // Attempts in progress end by their own deadline, and by this one at the latest.
+  watchdog_.cutAllBy(std::chrono::steady_clock::now() + kStopGrace);
   dispatcher_wake_.notify_all();
   work_ready_.notify_all();
   stopped_.notify_all();
@@ -218,12 +221,11 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       continue;
     } catch (const std::exception& e) {
       // A row that cannot be turned into a request is not dropped: it becomes a
-      // dead letter with the reason, for a person to look at.
-      journal::TargetStateRecord unchanged;
-      HttpAttempt failed;
-      failed.error = std::string("cannot build the request: ") + e.what();
-      failed.redirect_refused = true;
-      record(judge(item, failed, now_ms, unchanged), unchanged);
+      // dead letter with the reason, for a person to look at. Nothing was sent,
+      // so the target is not judged: its circuit stays as it is.
+      HttpAttempt unsent;
+      unsent.error = std::string("cannot build the request: ") + e.what();
+      record(judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms));
       continue;
     }
     {
@@ -294,6 +296,14 @@ std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std
 
 void DeliveryEngine::workerLoop() {
   pthread_setname_np(pthread_self(), "delivery");
+  // A send on a connection the target closed, or the deadline watchdog shut
+  // down, fails with EPIPE; the SIGPIPE that comes with it stays pending on
+  // this thread rather than ending the process (`serve` ignores it anyway; an
+  // embedding program, such as a test, may not).
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
   while (true) {
     WorkItem item;
     bool held_back = false;
@@ -351,18 +361,29 @@ void DeliveryEngine::deliver(WorkItem& item) {
     headers.emplace_back("webhook-signature", signPayload(settings.secret, id, started_ms / 1000, item.body));
   for (const auto& header : settings.headers) headers.push_back(header);
 
-  HttpAttempt attempt = target.client->post(item.body, headers);
-  journal::TargetStateRecord state;
-  journal::AttemptRecord result = judge(item, attempt, started_ms, state);
-  result.request_headers_json = headersJson(headers, settings);
+  const HttpAttempt attempt = target.client->post(item.body, headers);
+  if (attempt.abandoned) {
+    // The relay is stopping and the attempt came to nothing: not judged, sent
+    // again after the restart (same webhook-id).
+    log::info("delivery", "attempt abandoned at stop; released",
+              {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
+    release({item.due.id});
+    return;
+  }
+  Judged judged =
+      judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
+            started_ms);
+  judged.attempt.request_headers_json = headersJson(headers, settings);
   target.metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
-  if (record(result, state)) target.metrics->outcomes[static_cast<std::size_t>(result.outcome)].add();
+  record(judged);
 }
 
-journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
-                                             journal::TargetStateRecord& state) {
+DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind,
+                                             std::int64_t started_ms) {
   const std::int64_t now = clock_.wallMillis();
-  journal::AttemptRecord record;
+  Judged judged;
+  judged.target = item.target;
+  journal::AttemptRecord& record = judged.attempt;
   record.delivery_id = item.due.id;
   record.target = targets_[item.target].settings.name;
   record.event_filter = eventFilter(targets_[item.target].settings);
@@ -371,80 +392,52 @@ journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.status = attempt.status;
   record.response_excerpt = attempt.response_excerpt;
   record.now_ms = now;
-  record.spends_attempt = !item.probe;
-  const AttemptVerdict verdict = attempt.redirect_refused ? AttemptVerdict::Reject : classify(attempt.status);
   record.error = attempt.error;
-  if (record.error.empty() && verdict != AttemptVerdict::Delivered && attempt.status)
-    record.error = fmt::format("HTTP {}", *attempt.status);
 
   const std::lock_guard lock(mutex_);
   Target& target = targets_[item.target];
   const config::TargetSettings& settings = target.settings;
   const CircuitState before = target.circuit.state();
-  switch (verdict) {
-    case AttemptVerdict::Delivered:
-      record.outcome = journal::AttemptOutcome::Delivered;
-      target.circuit.onSuccess();
-      break;
-    case AttemptVerdict::Reject:
-      // The target answered: it is up, whatever it thought of this request.
-      record.outcome = journal::AttemptOutcome::Dead;
-      record.dead_reason = journal::DeadReason::Rejected;
-      record.spends_attempt = true;
-      target.circuit.onSuccess();
-      break;
-    case AttemptVerdict::Retry: {
-      const auto retry_after = parseRetryAfter(attempt.retry_after, now);
-      const int spent = item.due.attempts + (record.spends_attempt ? 1 : 0);
-      const Millis delay =
-          retryDelay(std::max(spent, 1), settings.backoff_min, settings.backoff_max, retry_after, random_);
-      const Millis probe_delay = retryDelay(target.circuit.consecutiveFailures() + 1, settings.backoff_min,
-                                            settings.backoff_max, retry_after, random_);
-      target.circuit.onFailure(now, probe_delay);
-      if (item.probe) {
-        record.outcome = journal::AttemptOutcome::ProbeFailed;
-        // Its place in receive order: the head of the queue it probes for.
-        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
-      } else if (spent >= settings.max_attempts) {
-        record.outcome = journal::AttemptOutcome::Dead;
-        record.dead_reason = journal::DeadReason::MaxAttempts;
-      } else if (target.circuit.state() != CircuitState::Closed) {
-        // The circuit is open: the probe paces the target now; back to its place
-        // in receive order, like the rest of the target's waiting work.
-        record.outcome = journal::AttemptOutcome::Retry;
-        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
-      } else {
-        record.outcome = journal::AttemptOutcome::Retry;
-        record.next_due_ms = now + delay.count();
-      }
-      break;
-    }
-  }
-  if (verdict != AttemptVerdict::Delivered) target.last_error = record.error;
+  const Decision decision =
+      decide({kind, attempt.status, attempt.retry_after}, item.due, item.probe, settings, target.circuit, now, random_);
+  target.circuit.apply(decision.circuit, now, decision.next_probe_delay);
+  record.outcome = decision.outcome;
+  record.dead_reason = decision.dead_reason;
+  record.spends_attempt = decision.spends_attempt;
+  record.next_due_ms = decision.next_due_ms;
+  const bool delivered = decision.outcome == journal::AttemptOutcome::Delivered;
+  if (record.error.empty() && !delivered && attempt.status) record.error = fmt::format("HTTP {}", *attempt.status);
+  if (decision.circuit == CircuitEvent::None) return judged;
+
+  if (!delivered) target.last_error = record.error;
   const CircuitState after = target.circuit.state();
   if (before != after && !(before == CircuitState::Open && after == CircuitState::HalfOpen))
     log::warn("delivery", after == CircuitState::Closed ? "circuit closed: target is back" : "circuit opened",
               {{"target", settings.name},
                {"failures", std::to_string(target.circuit.consecutiveFailures())},
                {"last_error", target.last_error}});
+  journal::TargetStateRecord& state = judged.target_state.emplace();
   state.target = settings.name;
   state.circuit = std::string(circuitName(after));
   state.consecutive_failures = target.circuit.consecutiveFailures();
-  if (verdict != AttemptVerdict::Delivered) state.last_error = record.error;
-  state.success = verdict == AttemptVerdict::Delivered;
+  if (!delivered) state.last_error = record.error;
+  state.success = delivered;
   state.opened = before == CircuitState::Closed && after == CircuitState::Open;
   state.now_ms = now;
-  return record;
+  return judged;
 }
 
-bool DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal::TargetStateRecord& state) {
-  const bool with_state = !state.target.empty();
+bool DeliveryEngine::record(const Judged& judged) {
+  const journal::AttemptRecord& attempt = judged.attempt;
   for (;;) {
     const auto outcome = writer_
-                             .submit([attempt, state, with_state](journal::Journal& journal) {
-                               const bool moved = journal::recordAttempt(journal, attempt);
-                               if (with_state) journal::saveTargetState(journal, state);
-                               if (state.opened) journal::requeueInReceiveOrder(journal, state.target, state.now_ms);
+                             .submit([judged](journal::Journal& journal) {
+                               const bool moved = journal::recordAttempt(journal, judged.attempt);
+                               if (const auto& state = judged.target_state) {
+                                 journal::saveTargetState(journal, *state);
+                                 if (state->opened)
+                                   journal::requeueInReceiveOrder(journal, state->target, state->now_ms);
+                               }
                                return static_cast<std::int64_t>(moved);
                              })
                              .get();
@@ -455,10 +448,10 @@ bool DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal
     // On stop the row stays in_flight in the journal and is due again at the next start.
     if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
   }
+  targets_[judged.target].metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
   const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
   if (!log::enabled(level)) return true;
-  static constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe failed"};
-  log::write(level, "delivery", kOutcomes[static_cast<int>(attempt.outcome)],
+  log::write(level, "delivery", journal::outcomeName(attempt.outcome),
              {{"target", attempt.target},
               {"delivery", std::to_string(attempt.delivery_id)},
               {"status", attempt.status ? std::to_string(*attempt.status) : "-"},

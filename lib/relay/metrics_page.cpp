@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 #include "journal/records.h"
 #include "metrics/metrics.h"
 
@@ -57,11 +58,11 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
 }
 
 void deliveryFamilies(Exposition& out, const std::vector<delivery::TargetSnapshot>& targets) {
-  constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe_failed"};
   out.family("mews_relay_deliveries_total", "counter", "Delivery attempts recorded, by target and outcome.");
   for (const auto& target : targets)
-    for (std::size_t i = 0; i < std::size(kOutcomes); ++i)
-      out.sample("mews_relay_deliveries_total", {{"target", target.name}, {"outcome", kOutcomes[i]}},
+    for (std::size_t i = 0; i < journal::kAttemptOutcomeCount; ++i)
+      out.sample("mews_relay_deliveries_total",
+                 {{"target", target.name}, {"outcome", journal::outcomeName(static_cast<journal::AttemptOutcome>(i))}},
                  static_cast<double>(target.metrics->outcomes[i].value()));
   out.family("mews_relay_delivery_attempt_duration_seconds", "histogram",
              "Duration of one delivery attempt (redirects included), by target.");
