@@ -78,7 +78,8 @@ std::string RawClient::readResponse(std::chrono::milliseconds limit) {
 }
 
 std::size_t countResponses(std::string_view bytes) {
-  static const std::regex kStatusLine(R"((^|\n)HTTP/1\.[01] \d{3} )");
+  // Not anchored to a line start: a second response follows the first body directly.
+  static const std::regex kStatusLine(R"(HTTP/1\.[01] \d{3} )");
   const std::string text(bytes);
   return static_cast<std::size_t>(
       std::distance(std::sregex_iterator(text.begin(), text.end(), kStatusLine), std::sregex_iterator()));

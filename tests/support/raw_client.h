@@ -40,7 +40,7 @@ class RawClient {
   End end_ = End::Open;
 };
 
-// "HTTP/1.1 202" and the like at the start of a line: how many responses `bytes` holds.
+// Status lines ("HTTP/1.1 202 "): how many responses `bytes` holds.
 std::size_t countResponses(std::string_view bytes);
 
 }  // namespace mews::test
