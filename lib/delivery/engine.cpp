@@ -92,8 +92,12 @@ void DeliveryEngine::stop() {
     const std::lock_guard lock(mutex_);
     for (const auto& item : work_) ids.push_back(item.due.id);
     work_.clear();
+    ids.insert(ids.end(), unreleased_.begin(), unreleased_.end());
+    unreleased_.clear();
   }
   if (!ids.empty()) release(ids);
+  if (!settleUnreleased())
+    log::warn("delivery", "claimed deliveries are released at the next start", {{"count", std::to_string(ids.size())}});
 }
 
 void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
@@ -101,9 +105,22 @@ void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
   const auto released =
       writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
           .get();
-  if (!released.committed())
-    log::warn("delivery", "could not release claimed deliveries; they are released at the next start",
-              {{"count", std::to_string(ids.size())}, {"error", released.error}});
+  if (released.committed()) return;
+  log::warn("delivery", "could not release claimed deliveries; retried before the next claim",
+            {{"count", std::to_string(ids.size())}, {"error", released.error}});
+  const std::lock_guard lock(mutex_);
+  unreleased_.insert(unreleased_.end(), ids.begin(), ids.end());
+}
+
+bool DeliveryEngine::settleUnreleased() {
+  std::vector<std::int64_t> ids;
+  {
+    const std::lock_guard lock(mutex_);
+    ids.swap(unreleased_);
+  }
+  if (!ids.empty()) release(ids);
+  const std::lock_guard lock(mutex_);
+  return unreleased_.empty();
 }
 
 void DeliveryEngine::wake() {
@@ -165,6 +182,7 @@ void DeliveryEngine::dispatchLoop() {
       if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
       const std::int64_t now = clock_.wallMillis();
       maintain(now);
+      if (!settleUnreleased()) throw std::runtime_error("claimed deliveries not yet released");
       if (dispatchDue(*reader, now)) continue;
       wait = idleWait(*reader, now);
     } catch (const std::exception& e) {
@@ -204,7 +222,12 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
                              return count;
                            })
                            .get();
-  if (!outcome.committed()) throw std::runtime_error("cannot claim deliveries: " + outcome.error);
+  if (!outcome.committed()) {
+    // The claim may still have reached the journal (see unreleased_).
+    const std::lock_guard lock(mutex_);
+    unreleased_.insert(unreleased_.end(), ids.begin(), ids.end());
+    throw std::runtime_error("cannot claim deliveries: " + outcome.error);
+  }
 
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)

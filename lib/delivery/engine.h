@@ -132,9 +132,12 @@ class DeliveryEngine {
   Judged judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind, std::int64_t started_ms);
   // False when the engine stopped before the record could be written.
   bool record(const Judged& judged);
-  // in_flight -> pending for claimed rows that will not be sent now; a failure
-  // is logged and the rows are released at the next start.
+  // in_flight -> pending for claimed rows that no worker holds; when that
+  // cannot be committed the ids are kept in unreleased_ and retried.
   void release(const std::vector<std::int64_t>& ids);
+  // Retries the releases that did not commit. True when none are left: only
+  // then may the dispatcher claim again (see unreleased_).
+  bool settleUnreleased();
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
 
   AttemptWatchdog watchdog_;  // outlives the targets' clients
@@ -155,6 +158,14 @@ class DeliveryEngine {
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t next_prune_ms_ = 0;
+  // Rows that may be in_flight in the journal with no worker holding them: a
+  // release that did not commit, or a claim whose COMMIT failed (after a failed
+  // fsync the claim can still be in the WAL and read back as committed once the
+  // writer reopens the journal). Without this they would stay in_flight until
+  // the next start. The dispatcher releases them before it claims anything
+  // else, and claims nothing while any are left, so a release can never move a
+  // row that a worker has claimed since.
+  std::vector<std::int64_t> unreleased_;
 
   std::thread dispatcher_;
   std::vector<std::thread> workers_;
