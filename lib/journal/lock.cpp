@@ -13,7 +13,10 @@
 namespace mews::journal {
 
 JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path + ".lock") {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  // An operator in the relay's group may read the lock (to find the admin
+  // address) but not write it; flock() works on a read-only descriptor.
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot open lock file {}: {}", path_, std::strerror(errno)));
   int rc = 0;
   do rc = ::flock(fd_, LOCK_EX | LOCK_NB);
