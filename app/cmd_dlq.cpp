@@ -177,7 +177,10 @@ Command dlqCommand() {
           "purge  deletes dead letters (all, or those that died longer ago than DURATION);\n"
           "       asks nothing, prints how many\n"
           "TIME is ISO 8601 (2026-11-27T10:00:00Z) or an age (2h, 3d). Safe while the relay\n"
-          "runs: purge then goes through the relay's admin listener.\n\n"
+          "runs: purge then goes through the relay's admin listener, presenting the\n"
+          "credential the relay wrote to <journal>.admin (its operators can read it).\n"
+          "Text from outside (answers, errors, event types, payload) is shown with\n"
+          "control characters escaped (\\x1b); --json keeps it exact.\n\n"
           "examples:\n  mews-relay dlq list --target pms --since 1d\n  mews-relay dlq show 42\n"
           "  mews-relay dlq purge --older-than 30d --dry-run\n",
           runDlq};

@@ -131,8 +131,8 @@ Command replayCommand() {
           "webhook-id; a dead letter leaves `dlq list` once delivered. --received-since\n"
           "re-sends every batch received in the window to T again, delivered ones too\n"
           "(for a target that lost its own data). TIME is ISO 8601 or an age (2h, 3d).\n"
-          "While the relay runs, the change goes through its admin listener and is\n"
-          "picked up at once.\n\n"
+          "While the relay runs, the change goes through its admin listener (with the\n"
+          "credential the relay wrote to <journal>.admin) and is picked up at once.\n\n"
           "examples:\n  mews-relay replay 17 18\n  mews-relay dlq list --json | jq '.[].id' | mews-relay replay -\n"
           "  mews-relay replay --dead --target pms --since 2h\n"
           "  mews-relay replay --received-since 2026-11-27T08:00:00Z --target crm\n",

@@ -110,10 +110,13 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
 
   void route(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, const std::string& path,
              const Query& query) const {
-    if (!hostAllowed(request.get("Host", ""), shared_->bound_host, shared_->port))
+    const auto found = std::find_if(routes().begin(), routes().end(), [&](const Route& r) { return r.path == path; });
+    // A browser always sends a Host; a supervisor's HTTP/1.0 probe may not, and
+    // may read health and metrics without one. The operator's API wants one.
+    const bool probe = !request.has("Host") && (found == routes().end() || found->access == Access::Anyone);
+    if (!probe && !hostAllowed(request.get("Host", ""), shared_->bound_host, shared_->port))
       return refuse(request, response, path, HTTPResponse::HTTP_MISDIRECTED_REQUEST,
                     "the Host header does not name this listener");
-    const auto found = std::find_if(routes().begin(), routes().end(), [&](const Route& r) { return r.path == path; });
     if (found == routes().end()) return send(response, HTTPResponse::HTTP_NOT_FOUND, errorJson("no such endpoint"));
     if (found->access == Access::Operator) {
       if (request.has("Origin"))

@@ -11,7 +11,8 @@
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
 //
 // Who may do what (request_guard.h): every request must name this listener in
-// its Host (421 otherwise: DNS rebinding); /admin/* (the CLI's API) refuses
+// its Host (421 otherwise: DNS rebinding), or carry no Host at all on a path
+// that is not /admin/* (a supervisor's HTTP/1.0 probe; browsers always send one); /admin/* (the CLI's API) refuses
 // any request with an Origin (403: a browser) and wants the operator's
 // credential (credential.h) as a Bearer token (401). Health and metrics need
 // no credential. Refusals are logged with the path, the remote address and

@@ -5,6 +5,7 @@
 // is refused before anything runs; health and metrics stay readable.
 #include <doctest/doctest.h>
 
+#include <Poco/Net/StreamSocket.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,19 @@ std::uint16_t publishedAdminPort(const std::string& journal) {
   const std::string published = test::readFile(journal + ".lock");
   REQUIRE(std::regex_search(published, match, std::regex(R"(admin=\S+:(\d+))")));
   return static_cast<std::uint16_t>(std::stoi(match[1]));
+}
+
+// The status of the answer to exactly `request` (no header added), 0 when none.
+int rawStatus(std::uint16_t port, const std::string& request) {
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", port));
+  socket.setReceiveTimeout(Poco::Timespan(10, 0));
+  socket.sendBytes(request.data(), static_cast<int>(request.size()));
+  std::string answer;
+  char buffer[1024];
+  for (int n; answer.find("\r\n") == std::string::npos && (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;)
+    answer.append(buffer, static_cast<std::size_t>(n));
+  std::smatch status;
+  return std::regex_search(answer, status, std::regex(R"(^HTTP/1\.\d (\d{3}))")) ? std::stoi(status[1]) : 0;
 }
 
 // setpriv in front of the binary: run it as `nobody`, in `groups` only.
@@ -97,6 +111,12 @@ TEST_CASE("a cross-origin form post, a foreign Host or a missing credential chan
     CHECK(adminRequest(port, "GET", "/readyz", {{"Host", host}}).status == 200);
     CHECK(adminRequest(port, "GET", "/metrics", {{"Host", host}}).status == 200);
   }
+  // An HTTP/1.0 probe without a Host (never a browser) may read health, not purge.
+  CHECK(rawStatus(port, "GET /healthz HTTP/1.0\r\n\r\n") == 200);
+  CHECK(rawStatus(port, "GET /metrics HTTP/1.0\r\n\r\n") == 200);
+  CHECK(rawStatus(port, "POST /admin/purge HTTP/1.0\r\nAuthorization: Bearer " + credential +
+                            "\r\nContent-Length: 0\r\n\r\n") == 421);
+  CHECK(f.deadLetters() == 2);
   // The operator's request goes through.
   const auto purged = adminRequest(port, "POST", "/admin/purge", headers(port, credential));
   CHECK(purged.status == 200);
