@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -25,7 +26,9 @@ JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path +
 }
 
 void JournalLock::publish(const std::string& text) {
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+  // 0640 also for a lock file an older version created 0600: the group reads it.
+  if (::fchmod(fd_, 0640) != 0 || ::ftruncate(fd_, 0) != 0 ||
+      ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     throw std::runtime_error(fmt::format("cannot write lock file {}: {}", path_, std::strerror(errno)));
 }
 
