@@ -1,8 +1,8 @@
 // `status`: per target, what waits, what is in flight, what was delivered in
 // the last 24 h, what is dead, the oldest waiting work, the circuit and the
-// last error; then the journal's size and totals.
+// last error; then the journal's size (journal::journalDiskBytes: the file,
+// its WAL and its shared-memory index, as /metrics reports it) and totals.
 #include <fmt/format.h>
-#include <filesystem>
 #include <iostream>
 
 #include "cli.h"
@@ -15,16 +15,6 @@
 namespace mews::cli {
 namespace {
 
-std::uint64_t journalBytes(const std::string& path) {
-  std::uint64_t total = 0;
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::error_code ignored;
-    const auto size = std::filesystem::file_size(path + suffix, ignored);
-    if (!ignored) total += size;
-  }
-  return total;
-}
-
 int runStatus(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {}, {"--json"});
   expectNoArguments(flags.positionals());
@@ -35,30 +25,41 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   for (const auto& target : settings.targets) names.push_back(target.name);
   const auto targets = journal::targetStatus(reader, names, now);
   const auto totals = journal::journalTotals(reader);
-  const std::uint64_t bytes = journalBytes(settings.journal.path);
+  const std::uint64_t bytes = journal::journalDiskBytes(settings.journal.path);
   auto oldestAge = [&](const journal::TargetStatus& t) -> std::optional<std::int64_t> {
     if (!t.oldest_pending_at) return std::nullopt;
     return now - parseIsoMillis(*t.oldest_pending_at).value_or(now);
   };
 
   if (flags.has("--json")) {
-    std::string out = "{\"targets\":[";
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-      const auto& t = targets[i];
+    json::Writer out;
+    out.beginObject().key("targets").beginArray();
+    for (const auto& t : targets) {
       const auto age = oldestAge(t);
-      out += fmt::format(
-          "{}{{\"target\":{},\"pending\":{},\"in_flight\":{},\"delivered_24h\":{},\"dead\":{},"
-          "\"oldest_pending_age_s\":{},\"circuit\":{},\"last_error\":{}}}",
-          i ? "," : "", json::quote(t.target), t.pending, t.in_flight, t.delivered_24h, t.dead,
-          age ? std::to_string(*age / 1000) : "null", json::quote(t.circuit),
-          t.last_error ? json::quote(*t.last_error) : "null");
+      out.beginObject()
+          .field("target", t.target)
+          .field("pending", t.pending)
+          .field("in_flight", t.in_flight)
+          .field("delivered_24h", t.delivered_24h)
+          .field("dead", t.dead)
+          .field("oldest_pending_age_s", age ? std::optional<std::int64_t>(*age / 1000) : std::nullopt)
+          .field("circuit", t.circuit)
+          .field("last_error", t.last_error)
+          .endObject();
     }
-    out += fmt::format(
-        "],\"journal\":{{\"path\":{},\"bytes\":{},\"schema_version\":{},\"batches\":{},\"events\":{},"
-        "\"deliveries\":{},\"dead_letters\":{}}}}}",
-        json::quote(settings.journal.path), bytes, totals.schema_version, totals.batches, totals.events,
-        totals.deliveries, totals.dead_letters);
-    std::cout << out << "\n";
+    out.endArray()
+        .key("journal")
+        .beginObject()
+        .field("path", settings.journal.path)
+        .field("bytes", bytes)
+        .field("schema_version", totals.schema_version)
+        .field("batches", totals.batches)
+        .field("events", totals.events)
+        .field("deliveries", totals.deliveries)
+        .field("dead_letters", totals.dead_letters)
+        .endObject()
+        .endObject();
+    std::cout << out.text() << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;

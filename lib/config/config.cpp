@@ -20,6 +20,9 @@
 #include <set>
 #include <sstream>
 
+#include "common/text.h"
+#include "common/url.h"
+
 namespace mews::config {
 namespace {
 
@@ -51,19 +54,6 @@ std::string_view stripInlineComment(std::string_view value) {
       return trim(value.substr(0, i));
   if (!value.empty() && (value[0] == ';' || value[0] == '#')) return {};
   return trim(value);
-}
-
-std::vector<std::string> splitList(std::string_view text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
-    if (!item.empty()) items.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
-  }
-  return items;
 }
 
 Millis durationIn(std::string_view text, Millis min, Millis max) {
@@ -164,7 +154,7 @@ const std::vector<KeySpec>& keySpecs() {
       {"server", "tokens", "list of secrets", "", true, true,
        "comma-separated shared secrets; a post must carry one as ?token= (several allow rotation)",
        [](Settings& s, TargetSettings*, std::string_view v) {
-         auto tokens = splitList(v);
+         auto tokens = text::splitList(v);
          if (tokens.empty()) throw ValueError{"at least one token is required"};
          for (const auto& token : tokens) {
            if (token.size() < 16) throw ValueError{"each token needs at least 16 characters"};
@@ -226,7 +216,7 @@ const std::vector<KeySpec>& keySpecs() {
            if (uri.getHost().empty()) throw ValueError{"has no host"};
            if (!uri.getUserInfo().empty()) throw ValueError{"must not carry user:password; use header.Authorization"};
          } catch (const Poco::Exception& e) {
-           throw ValueError{fmt::format("is not a URL ({})", e.displayText())};
+           throw ValueError{fmt::format("is not a URL ({})", maskUrl(e.displayText()))};
          }
          t->url = v;
        }},
@@ -246,7 +236,7 @@ const std::vector<KeySpec>& keySpecs() {
            t->events.clear();
            return;
          }
-         auto events = splitList(v);
+         auto events = text::splitList(v);
          if (events.empty()) throw ValueError{"use * or list at least one event type"};
          for (const auto& event : events)
            if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
@@ -301,9 +291,10 @@ const KeySpec* findSpec(std::string_view section, std::string_view name) {
 }
 
 std::string maskedValue(const KeySpec& spec, std::string_view value) {
+  if (spec.name == "url") return maskUrl(value);  // a key in its query, a password in its user information
   if (!spec.secret) return std::string(value);
   if (value.empty()) return "(not set)";
-  if (spec.name == "tokens") return fmt::format("({} set, masked)", splitList(value).size());
+  if (spec.name == "tokens") return fmt::format("({} set, masked)", text::splitList(value).size());
   return "(set, masked)";
 }
 
@@ -565,8 +556,11 @@ Settings loadSettings(const std::string& path, Secrets secrets) {
 std::vector<KeyDoc> keyTable() {
   std::vector<KeyDoc> docs;
   for (const auto& spec : keySpecs())
-    docs.push_back({std::string(spec.section), std::string(spec.name), std::string(spec.type),
-                    std::string(spec.default_value), std::string(spec.doc)});
+    docs.push_back({spec.section == "target" ? "target.NAME" : std::string(spec.section), std::string(spec.name),
+                    std::string(spec.type), std::string(spec.default_value), spec.required, std::string(spec.doc)});
+  // Read by loadHeaders(), not through the table: any name, one key each.
+  docs.push_back({"target.NAME", "header.NAME", "text", "", false,
+                  "an extra header sent with every delivery to this target (value masked by check-config)"});
   return docs;
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "delivery/body.h"
 #include "delivery/signature.h"
 
@@ -29,20 +30,18 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 constexpr int kClaimAhead = 4;
 
 std::string eventFilter(const config::TargetSettings& target) {
-  std::string joined;
-  for (const auto& event : target.events) joined += (joined.empty() ? "" : ",") + event;
-  return joined;
+  return text::joinList(target.events);
 }
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
-  std::string out = "{";
+  json::Writer out;
+  out.beginObject();
   for (const auto& [name, value] : headers) {
     const bool configured = std::any_of(target.headers.begin(), target.headers.end(),
                                         [&sent = name](const auto& header) { return header.first == sent; });
-    if (out.size() > 1) out += ',';
-    out += json::quote(name) + ":" + json::quote(configured ? "(masked)" : value);
+    out.field(name, configured ? std::string_view("(masked)") : std::string_view(value));
   }
-  return out + "}";
+  return std::move(out.endObject()).text();
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include <Poco/String.h>
 #include <fmt/format.h>
 
+#include "common/url.h"
+
 namespace mews::delivery {
 namespace {
 
@@ -45,7 +47,9 @@ namespace {
 // Why `next` is not followed from `from` under `policy`; empty when it is.
 std::string redirectRefusal(config::RedirectPolicy policy, const Poco::URI& origin, const Poco::URI& from,
                             const Poco::URI& next) {
-  const std::string where = next.getScheme() + "://" + next.getAuthority();
+  // The Location is the target's: a password or a signed query in it stays out
+  // of the journal and the log.
+  const std::string where = maskUrl(next.getScheme() + "://" + next.getAuthority());
   switch (policy) {
     case config::RedirectPolicy::None:
       return "redirect not followed (redirects = none): " + where;

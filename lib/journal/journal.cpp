@@ -109,6 +109,16 @@ std::optional<std::uint64_t> freeDiskBytes(const std::string& path) {
   return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
+std::uint64_t journalDiskBytes(const std::string& path) {
+  std::uint64_t total = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code missing;
+    const auto size = std::filesystem::file_size(path + suffix, missing);
+    if (!missing) total += size;
+  }
+  return total;
+}
+
 void Journal::recordReadyProbe(std::int64_t now_ms) {
   db_.cached(
          "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?)"

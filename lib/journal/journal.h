@@ -44,6 +44,11 @@ struct Savepoints {
 // at `path`; nullopt when it cannot be told.
 std::optional<std::uint64_t> freeDiskBytes(const std::string& path);
 
+// What the journal at `path` takes on disk: the database file, its write-ahead
+// log (-wal) and the WAL's shared-memory index (-shm); a missing one counts 0.
+// The one size `status` and /metrics report.
+std::uint64_t journalDiskBytes(const std::string& path);
+
 class Journal {
  public:
   // Opens (creating if needed) and migrates to the binary's schema version.

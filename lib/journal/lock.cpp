@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -13,7 +14,10 @@
 namespace mews::journal {
 
 JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path + ".lock") {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  // An operator in the relay's group may read the lock (to find the admin
+  // address) but not write it; flock() works on a read-only descriptor.
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot open lock file {}: {}", path_, std::strerror(errno)));
   int rc = 0;
   do rc = ::flock(fd_, LOCK_EX | LOCK_NB);
@@ -22,7 +26,9 @@ JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path +
 }
 
 void JournalLock::publish(const std::string& text) {
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+  // 0640 also for a lock file an older version created 0600: the group reads it.
+  if (::fchmod(fd_, 0640) != 0 || ::ftruncate(fd_, 0) != 0 ||
+      ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     throw std::runtime_error(fmt::format("cannot write lock file {}: {}", path_, std::strerror(errno)));
 }
 

@@ -5,6 +5,9 @@
 // being told whether a relay is running: when the lock is taken, it asks the
 // relay's admin listener instead. The kernel drops the lock when the holder
 // dies, kill -9 included.
+//
+// The lock file is created 0640: members of the relay's group (its operators,
+// see admin/credential.h) open it read-only to learn the admin address.
 #pragma once
 
 #include <string>

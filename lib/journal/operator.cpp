@@ -194,13 +194,6 @@ std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>
   return requeue(journal, deliveries, now_ms);
 }
 
-std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run) {
-  std::vector<std::int64_t> ids;
-  for (const auto& letter : listDeadLetters(journal, filter))
-    if (letter.state == stateName(Dead)) ids.push_back(letter.id);
-  return replayDeadLetters(journal, ids, now_ms, dry_run);
-}
-
 std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
                             std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run) {
   static const std::string window = fmt::format(

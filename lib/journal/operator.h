@@ -83,7 +83,6 @@ std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id)
 // Returns how many were (or, with dry_run, would be) requeued.
 std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
                                bool dry_run);
-std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run);
 // Ids among `ids` that are not dead letters (for the error message).
 std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids);
 

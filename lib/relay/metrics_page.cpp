@@ -1,7 +1,5 @@
 #include "relay/metrics_page.h"
 
-#include <filesystem>
-
 #include "common/clock.h"
 #include "common/log.h"
 #include "journal/operator.h"
@@ -43,14 +41,9 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
              "Groups that failed as a whole (disk full, I/O error, below min_free): nothing in them acknowledged.");
   out.sample("mews_relay_journal_failed_commits_total", {}, static_cast<double>(writer.failed_groups.value()));
 
-  std::uint64_t size = 0;
-  for (const char* suffix : {"", "-wal"}) {
-    std::error_code error;
-    const auto bytes = std::filesystem::file_size(path + suffix, error);
-    if (!error) size += bytes;
-  }
-  out.family("mews_relay_journal_size_bytes", "gauge", "Journal file plus its write-ahead log.");
-  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(size));
+  out.family("mews_relay_journal_size_bytes", "gauge",
+             "Journal on disk: the database file, its write-ahead log and its shared-memory index.");
+  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(journal::journalDiskBytes(path)));
   if (const auto free_bytes = journal::freeDiskBytes(path)) {
     out.family("mews_relay_journal_disk_free_bytes", "gauge", "Free disk where the journal lives (see min_free).");
     out.sample("mews_relay_journal_disk_free_bytes", {}, static_cast<double>(*free_bytes));

@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "common/text.h"
+#include "common/url.h"
 #include "relay/metrics_page.h"
 
 namespace mews::relay {
@@ -30,8 +32,9 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
+  credential_ = std::make_unique<admin::CredentialFile>(settings_.journal.path);
   admin_ = std::make_unique<admin::AdminServer>(
-      settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
+      settings_, *writer_, clock, credential_->value(), [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
         return renderMetrics(
             {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
@@ -59,6 +62,12 @@ void Relay::start() {
              {"admin", admin_->address()},
              {"journal", settings_.journal.path},
              {"targets", std::to_string(settings_.targets.size())}});
+  for (const auto& target : settings_.targets)
+    log::info("relay", "target",
+              {{"name", target.name},
+               {"url", maskUrl(target.url)},
+               {"mode", target.mode == config::DeliveryMode::Batch ? "batch" : "event"},
+               {"events", target.acceptsAllEvents() ? "*" : text::joinList(target.events)}});
 }
 
 void Relay::stop() {
@@ -66,6 +75,7 @@ void Relay::stop() {
   stopped_ = true;
   ingest_->stop();
   admin_->stop();
+  credential_.reset();
   delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();
