@@ -7,7 +7,6 @@
 #include <Poco/StreamCopier.h>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -18,6 +17,7 @@
 #include "admin/credential.h"
 #include "cli.h"
 #include "common/clock.h"
+#include "common/json_scan.h"
 #include "common/text.h"
 #include "common/units.h"
 #include "journal/lock.h"
@@ -133,19 +133,34 @@ namespace {
 
 // The relay's answer: {"count": N}, or {"error": "..."} with a status other than 200.
 std::int64_t countFromAnswer(int status, const std::string& body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element answer;
-  if (parser.parse(body).get(answer) != simdjson::SUCCESS || !answer.is_object())
-    throw std::runtime_error(fmt::format("unexpected answer from the relay (HTTP {}): {}", status, body));
-  if (status != Poco::Net::HTTPResponse::HTTP_OK) {
-    std::string_view error;
-    if (answer["error"].get_string().get(error) != simdjson::SUCCESS) error = body;
-    throw std::runtime_error(std::string(error));
+  const auto unexpected = [&] {
+    return std::runtime_error(fmt::format("unexpected answer from the relay (HTTP {}): {}", status, body));
+  };
+  std::optional<std::string> error;
+  std::optional<std::int64_t> count;
+  json::Scanner scanner(body);
+  if (!scanner.begin() || !scanner.enterObject()) throw unexpected();
+  std::string_view name;
+  while (scanner.nextMember(name)) {
+    json::Kind kind{};
+    if (!scanner.peek(kind)) break;
+    const std::size_t value_at = scanner.offset();
+    if (json::equals(name, "error") && kind == json::Kind::String) {
+      std::string_view raw;
+      if (scanner.string(raw)) error = json::decode(raw);
+    } else if (json::equals(name, "count") && kind == json::Kind::Number && scanner.skipValue()) {
+      const std::string_view digits = std::string_view(body).substr(value_at, scanner.offset() - value_at);
+      std::int64_t value = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      if (ec == std::errc{} && end == digits.data() + digits.size()) count = value;
+    } else {
+      scanner.skipValue();
+    }
   }
-  std::int64_t count = 0;
-  if (answer["count"].get_int64().get(count) != simdjson::SUCCESS)
-    throw std::runtime_error("unexpected answer from the relay: " + body);
-  return count;
+  if (scanner.failed() || !scanner.end()) throw unexpected();
+  if (status != Poco::Net::HTTPResponse::HTTP_OK) throw std::runtime_error(error.value_or(body));
+  if (!count) throw unexpected();
+  return *count;
 }
 
 std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_path) {

@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/text.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 
 namespace mews::cli {
 namespace {
@@ -55,7 +56,8 @@ int list(const GlobalOptions& options, const std::vector<std::string>& args) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& l : letters)
     rows.push_back({std::to_string(l.id), l.target, l.event_types.empty() ? "-" : l.event_types,
-                    std::to_string(l.attempts), l.died_at, l.reason + (l.state == "dead" ? "" : " (replayed)"),
+                    std::to_string(l.attempts), l.died_at,
+                    l.reason + (l.state == journal::stateName(journal::DeliveryState::Dead) ? "" : " (replayed)"),
                     l.last_error.value_or("-")});
   printTable({"ID", "TARGET", "EVENT TYPES", "ATTEMPTS", "DIED AT", "REASON", "LAST ERROR"}, rows);
   return kExitOk;
@@ -106,7 +108,8 @@ int show(const GlobalOptions& options, const std::vector<std::string>& args) {
       "last error:  {}\n\n",
       l.id, line(l.target), l.delivery_id, l.batch_id,
       detail->event_seq ? fmt::format(" (event {})", *detail->event_seq) : std::string(), line(l.reason),
-      l.state == "dead" ? "" : fmt::format(" (replayed, now {})", line(l.state)),
+      l.state == journal::stateName(journal::DeliveryState::Dead) ? ""
+                                                                  : fmt::format(" (replayed, now {})", line(l.state)),
       l.event_types.empty() ? "-" : line(l.event_types), line(l.received_at), line(l.died_at), l.attempts,
       line(l.last_error.value_or("-")));
   std::cout << "headers sent (last attempt):\n  " << (detail->headers_sent.empty() ? "-" : line(detail->headers_sent))

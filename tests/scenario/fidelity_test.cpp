@@ -4,12 +4,15 @@
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <atomic>
 #include <set>
 #include <thread>
 
+#include "admin/credential.h"
 #include "relay/relay.h"
+#include "support/operator_fixture.h"
 #include "support/sink.h"
 #include "support/test_support.h"
 
@@ -138,7 +141,13 @@ TEST_CASE("a dead letter of such a batch replays, and the replay carries the sam
   CHECK(bodiesOf(each) == expectedEvents(events));
 
   refuse = false;
-  const auto replayed = test::httpRequest(test::adminPort(*relay), "POST", "/admin/replay?dead");
+  std::vector<std::int64_t> dead_ids;
+  for (std::int64_t id = 1; id <= dead; ++id) dead_ids.push_back(id);
+  const std::uint16_t admin_port = test::adminPort(*relay);
+  const auto replayed =
+      test::adminRequest(admin_port, "POST", fmt::format("/admin/replay?ids={}", fmt::join(dead_ids, ",")),
+                         {{"Host", fmt::format("127.0.0.1:{}", admin_port)},
+                          {"Authorization", "Bearer " + admin::readCredential(journal)}});
   REQUIRE(replayed.status == 200);
   CHECK(replayed.body == fmt::format(R"({{"count":{}}})", dead));
   REQUIRE(test::waitUntil(
