@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -12,18 +13,64 @@
 
 namespace mews::journal {
 
+namespace {
+
+bool lockExclusive(int fd) {
+  int rc = 0;
+  do rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  while (rc != 0 && errno == EINTR);
+  return rc == 0;
+}
+
+bool sameFile(const std::string& path, int fd) {
+  struct stat at_path {};
+  struct stat held {};
+  return ::stat(path.c_str(), &at_path) == 0 && ::fstat(fd, &held) == 0 && at_path.st_dev == held.st_dev &&
+         at_path.st_ino == held.st_ino;
+}
+
+}  // namespace
+
 JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path + ".lock") {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot open lock file {}: {}", path_, std::strerror(errno)));
-  int rc = 0;
-  do rc = ::flock(fd_, LOCK_EX | LOCK_NB);
-  while (rc != 0 && errno == EINTR);
-  held_ = rc == 0;
+  held_ = lockExclusive(fd_);
 }
 
 void JournalLock::publish(const std::string& text) {
+  const std::lock_guard lock(mutex_);
+  write(text);
+  published_ = text;
+}
+
+void JournalLock::write(const std::string& text) {
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     throw std::runtime_error(fmt::format("cannot write lock file {}: {}", path_, std::strerror(errno)));
+}
+
+JournalLock::Check JournalLock::reclaim() {
+  const std::lock_guard lock(mutex_);
+  if (!held_) return {Check::State::Lost, fmt::format("lock file {} is not held", path_)};
+  if (sameFile(path_, fd_)) return {};
+  const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return {Check::State::Lost, fmt::format("lock file {} was removed or replaced, and cannot be opened again: {}",
+                                            path_, std::strerror(errno))};
+  if (!lockExclusive(fd)) {
+    ::close(fd);
+    return {Check::State::Lost,
+            fmt::format("lock file {} was removed or replaced, and another process holds the new one", path_)};
+  }
+  ::close(fd_);  // releases the lock on the old file, which is no longer anyone's
+  fd_ = fd;
+  try {
+    write(published_);
+  } catch (const std::exception& e) {
+    // Held all the same; a command that finds it taken says it cannot reach the relay.
+    return {Check::State::Reclaimed,
+            fmt::format("lock file {} was removed or replaced and locked again ({})", path_, e.what())};
+  }
+  return {Check::State::Reclaimed, fmt::format("lock file {} was removed or replaced and locked again", path_)};
 }
 
 std::string JournalLock::readPublished(const std::string& journal_path) {
