@@ -22,11 +22,11 @@ bool lockExclusive(int fd) {
   return rc == 0;
 }
 
-bool sameFile(const std::string& path, int fd) {
-  struct stat at_path {};
+void identify(int fd, dev_t& device, ino_t& inode) {
   struct stat held {};
-  return ::stat(path.c_str(), &at_path) == 0 && ::fstat(fd, &held) == 0 && at_path.st_dev == held.st_dev &&
-         at_path.st_ino == held.st_ino;
+  if (::fstat(fd, &held) != 0) return;  // left 0: the next check finds it changed and locks again
+  device = held.st_dev;
+  inode = held.st_ino;
 }
 
 }  // namespace
@@ -35,6 +35,7 @@ JournalLock::JournalLock(const std::string& journal_path) : path_(journal_path +
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot open lock file {}: {}", path_, std::strerror(errno)));
   held_ = lockExclusive(fd_);
+  identify(fd_, device_, inode_);
 }
 
 void JournalLock::publish(const std::string& text) {
@@ -51,7 +52,8 @@ void JournalLock::write(const std::string& text) {
 JournalLock::Check JournalLock::reclaim() {
   const std::lock_guard lock(mutex_);
   if (!held_) return {Check::State::Lost, fmt::format("lock file {} is not held", path_)};
-  if (sameFile(path_, fd_)) return {};
+  struct stat at_path {};
+  if (::stat(path_.c_str(), &at_path) == 0 && at_path.st_dev == device_ && at_path.st_ino == inode_) return {};
   const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0)
     return {Check::State::Lost, fmt::format("lock file {} was removed or replaced, and cannot be opened again: {}",
@@ -63,6 +65,7 @@ JournalLock::Check JournalLock::reclaim() {
   }
   ::close(fd_);  // releases the lock on the old file, which is no longer anyone's
   fd_ = fd;
+  identify(fd_, device_, inode_);
   try {
     write(published_);
   } catch (const std::exception& e) {

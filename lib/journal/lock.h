@@ -13,6 +13,8 @@
 // file now at the path (creating it), or reports that another process holds it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <mutex>
 #include <string>
 
@@ -50,6 +52,9 @@ class JournalLock {
   std::mutex mutex_;
   std::string path_;
   int fd_ = -1;
+  // The locked file's identity, to compare with the path's in one stat call.
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
   bool held_ = false;
   std::string published_;
 };

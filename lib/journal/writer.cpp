@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kFilesChanged = "journal file was removed or replaced under the relay";
 constexpr const char* kCannotSave = "journal file was removed or replaced; the relay cannot save its copy yet";
 constexpr const char* kRefused = "another file is at the journal's path; writes refused until an operator acts";
-constexpr const char* kLockLost = "another process holds the journal lock";
+constexpr const char* kLockLost = "journal lock is held by another process or cannot be taken";
 
 std::string reasonFor(const SqliteError& e) {
   switch (e.primary()) {
@@ -103,7 +103,7 @@ void JournalWriter::run() {
       std::unique_lock lock(mutex_);
       if (!wake_.wait_for(lock, options_.idle_check, [this] { return stopping_ || !queue_.empty(); })) {
         lock.unlock();
-        prepare();  // nothing to write: check (and recover) all the same
+        prepare(true);  // nothing to write: check (and recover) all the same
         continue;
       }
       if (queue_.empty()) return;  // stopping, and everything queued is done
@@ -142,7 +142,7 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     failGroup(group, WriteOutcome::Status::StorageFailure, low);
     return;
   }
-  if (const std::string refused = prepare(); !refused.empty()) {
+  if (const std::string refused = prepare(false); !refused.empty()) {
     failGroup(group, WriteOutcome::Status::StorageFailure, refused);
     return;
   }
@@ -228,17 +228,21 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
   for (std::size_t i = 0; i < group.size(); ++i) group[i].promise.set_value(std::move(outcomes[i]));
 }
 
-std::string JournalWriter::prepare() {
+std::string JournalWriter::prepare(bool idle) {
   // The files first: restoring a journal re-creates its directory, which the
   // lock file needs when the directory was renamed away.
-  if (std::string problem = checkFiles(); !problem.empty()) return problem;
-  return checkLock();
-}
-
-std::string JournalWriter::checkFiles() {
-  if (!journal_) return saved_copy_.empty() ? reopen("journal reopened after a failed commit") : restoreSavedCopy();
-  const std::string changes = journal_->files().changes();
-  return changes.empty() ? std::string() : detach(changes);
+  std::string problem;
+  if (!journal_) {
+    problem = saved_copy_.empty() ? reopen("journal reopened after a failed commit") : restoreSavedCopy();
+  } else if (idle) {
+    // A group checks them before its COMMIT (and a change found then rolls
+    // it back), so only here when there is no group.
+    if (const std::string changes = journal_->files().changes(); !changes.empty()) problem = detach(changes);
+  }
+  // The lock even when the files are not ready, so that a lock file removed
+  // with them is taken again as soon as the journal is back.
+  std::string lock_problem = checkLock();
+  return problem.empty() ? lock_problem : problem;
 }
 
 std::string JournalWriter::checkLock() {
@@ -257,7 +261,7 @@ std::string JournalWriter::checkLock() {
     case JournalLock::Check::State::Lost:
       if (logged_lock_loss_.empty()) metrics_.file_faults.add();
       logOnce(logged_lock_loss_, check.detail,
-              "journal lock lost to another process; writes refused until it lets go (is a second relay running?)",
+              "journal lock lost; writes refused until it is held again (is a second relay running?)",
               {{"detail", check.detail}});
       break;
   }

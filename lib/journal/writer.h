@@ -4,7 +4,7 @@
 //   submitters (HTTP threads, the delivery dispatcher and workers, the admin listener)
 //        | submit(job) -> future
 //        v
-//   [queue] --writer thread--> check files and lock; BEGIN IMMEDIATE; job; job; ...;
+//   [queue] --writer thread--> check lock; BEGIN IMMEDIATE; job; job; ...;
 //                              check files; COMMIT; check files --> fulfil futures
 //
 // Invariants:
@@ -25,10 +25,10 @@
 //   reopened before the next group. Until it can be (file still read-only,
 //   missing), every group fails with the reason; the writer retries at each
 //   group and every `idle_check` without one, so it recovers by itself.
-// - Before each group, before its COMMIT and after it, the writer compares the
-//   files it holds (journal, -wal, -shm: device and inode) with those at the
-//   path, and before each group it checks it still holds the lock
-//   (journal/lock.h). A connection whose files were removed, renamed or
+// - Before each COMMIT and after it (and every `idle_check` without a group),
+//   the writer compares the files it holds (journal, -wal, -shm: device and
+//   inode) with those at the path, and before each group it checks it still
+//   holds the lock (journal/lock.h): 7 stat calls per group. A connection whose files were removed, renamed or
 //   replaced keeps writing where no restart looks. So when they differ:
 //   * the group fails with the reason (503): rolled back when found before
 //     COMMIT; when found only after it, the commit is in the saved copy but
@@ -142,8 +142,7 @@ class JournalWriter {
   // Each returns "" when the journal is ready for a group, else why not (a
   // reason safe to show a client), having tried to recover and logged what
   // happened. Writer thread only.
-  std::string prepare();
-  std::string checkFiles();
+  std::string prepare(bool idle);
   std::string checkLock();
   std::string detach(const std::string& changes);
   std::string restoreSavedCopy();

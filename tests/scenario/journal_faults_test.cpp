@@ -329,6 +329,24 @@ TEST_CASE("journal files removed or renamed under the running relay: 503 with th
       [&] { return acked.countIn(journal, "deliveries", " AND state = 'delivered'") == acked.size(); }, 10s));
 }
 
+TEST_CASE("journal removed while nothing writes: put back within about a second, lock included") {
+  test::TempDir dir;
+  test::Sink sink;
+  const std::string journal = dir.file("relay.db");
+  auto relay = test::startRelay(relayIni(journal, sink.url()));
+  Acked acked;
+  acked.add(post(relay->ingestPort(), 0));
+  REQUIRE(test::waitUntil([&] { return acked.countIn(journal, "deliveries", " AND state = 'delivered'") == 1; }, 10s));
+  const auto removed = std::chrono::steady_clock::now();
+  for (const char* suffix : {"", "-wal", "-shm", ".lock"}) fs::remove(journal + suffix);
+  CHECK(test::waitUntil([&] { return fs::exists(journal) && fs::exists(journal + ".lock"); }, 3s));
+  MESSAGE("put back "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - removed).count()
+          << " ms after the removal, without a write");
+  CHECK(acked.countIn(journal) == 1);
+  acked.add(post(relay->ingestPort(), 1));
+}
+
 TEST_CASE("after the journal is put back, delivery follows it without a restart") {
   test::TempDir dir;
   test::Sink sink;
@@ -535,9 +553,9 @@ TEST_CASE("the journal's lock file removed: taken again, so a second relay canno
   auto relay = test::startRelay(ini);
   Acked acked;
   acked.add(post(relay->ingestPort(), 0));
-  fs::remove(journal + ".lock");
 
   SUBCASE("nobody else took it: locked again at the next write") {
+    fs::remove(journal + ".lock");
     acked.add(post(relay->ingestPort(), 1));
     CHECK(fs::exists(journal + ".lock"));
     CHECK(journal::JournalLock::readPublished(journal).find("admin=" + relay->adminAddress()) != std::string::npos);
@@ -547,15 +565,20 @@ TEST_CASE("the journal's lock file removed: taken again, so a second relay canno
           std::string::npos);
   }
   SUBCASE("another process took the new lock first: 503 until it lets go") {
-    auto other = std::make_unique<journal::JournalLock>(journal);  // its own open file: flock conflicts
+    std::unique_ptr<journal::JournalLock> other;
+    {
+      WriterGate gate(relay->writer());  // so that the relay cannot take it again first
+      fs::remove(journal + ".lock");
+      other = std::make_unique<journal::JournalLock>(journal);  // its own open file: flock conflicts
+    }
     REQUIRE(other->held());
     const auto refused = post(relay->ingestPort(), 1);
     CHECK(refused.status == 503);
-    CHECK(refused.body.find("another process holds the journal lock") != std::string::npos);
+    CHECK(refused.body.find("journal lock is held by another process") != std::string::npos);
     const auto readiness = ready(*relay);
     CHECK(readiness.status == 503);
-    CHECK(readiness.body.find("another process holds the journal lock") != std::string::npos);
-    CHECK(log.text().find("journal lock lost to another process") != std::string::npos);
+    CHECK(readiness.body.find("journal lock is held by another process") != std::string::npos);
+    CHECK(log.text().find("journal lock lost; writes refused until it is held again") != std::string::npos);
     other.reset();
     acked.add(post(relay->ingestPort(), 2));
     CHECK(ready(*relay).status == 200);
