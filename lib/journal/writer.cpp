@@ -279,7 +279,8 @@ std::string JournalWriter::detach(const std::string& changes) {
   } catch (const std::exception& e) {
     // The open connection is now the only copy: keep it, and try again at the
     // next group (after space was freed, say).
-    logOnce(logged_save_error_, e.what(),
+    // Logged once until a save succeeds (each attempt names a new file).
+    logOnce(logged_save_error_, "failing",
             "cannot save the journal the relay holds; retrying at each write (do not stop the relay: it holds the "
             "only copy)",
             {{"path", options_.path}, {"error", e.what()}});
