@@ -178,6 +178,9 @@ void DeliveryEngine::dispatchLoop() {
     }
     std::chrono::milliseconds wait = kMaxIdleWait;
     try {
+      // Another file at the path: the writer put the journal back there after it
+      // was removed (journal/writer.h); the old connection would read the old file.
+      if (reader && reader->anotherFileAtPath()) reader.reset();
       if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
       const std::int64_t now = clock_.wallMillis();
       maintain(now);

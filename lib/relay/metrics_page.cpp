@@ -40,6 +40,9 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
   out.family("mews_relay_journal_failed_commits_total", "counter",
              "Groups that failed as a whole (disk full, I/O error, below min_free): nothing in them acknowledged.");
   out.sample("mews_relay_journal_failed_commits_total", {}, static_cast<double>(writer.failed_groups.value()));
+  out.family("mews_relay_journal_file_faults_total", "counter",
+             "Journal files or its lock found removed, renamed or replaced under the relay (see the log).");
+  out.sample("mews_relay_journal_file_faults_total", {}, static_cast<double>(writer.file_faults.value()));
 
   out.family("mews_relay_journal_size_bytes", "gauge",
              "Journal on disk: the database file, its write-ahead log and its shared-memory index.");

@@ -11,8 +11,9 @@ namespace mews::relay {
 
 namespace {
 
-journal::WriterOptions writerOptions(const config::Settings& settings) {
+journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock& lock) {
   journal::WriterOptions options;
+  options.lock = &lock;
   options.path = settings.journal.path;
   options.journal.max_size_bytes = settings.journal.max_size;
   options.min_free_bytes = settings.journal.min_free;
@@ -28,7 +29,7 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   if (!lock_->held())
     throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
                              " is locked): is mews-relay already serving it?");
-  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_));
+  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, *lock_));
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
