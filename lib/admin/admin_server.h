@@ -10,6 +10,10 @@
 //   POST /admin/replay?dead=1[&target=T][&since_ms=..][&until_ms=..][&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
+//   /  and /console/...                the operator console (lib/console), with
+//                                      its own sign-in
+//
+// With [admin] tls_certificate set the listener speaks only HTTPS (TLS 1.2+).
 //
 // Answers are one JSON object: {"count": N} or {"error": "...", ...}.
 // Requests carry no secrets and none are logged.
@@ -21,6 +25,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "console/console.h"
 #include "journal/writer.h"
 
 namespace Poco::Net {
@@ -32,13 +37,15 @@ namespace mews::admin {
 class AdminServer {
  public:
   AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-              std::function<void()> on_requeued, std::function<std::string()> render_metrics);
+              std::function<void()> on_requeued, std::function<std::string()> render_metrics,
+              std::shared_ptr<console::Console> console = nullptr);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   void start();
   void stop();
   [[nodiscard]] std::string address() const;  // "127.0.0.1:PORT", the bound port
+  [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;
 
@@ -47,6 +54,7 @@ class AdminServer {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::string host_;
   std::uint16_t port_ = 0;
+  bool tls_ = false;
   bool stopped_ = false;
 };
 

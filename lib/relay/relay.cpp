@@ -30,13 +30,18 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
+  console_ = std::make_shared<console::Console>(
+      console::ConsoleSources{settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
+                              &ingest_->metrics(), [engine = delivery_.get()] { return engine->targets(); }});
   admin_ = std::make_unique<admin::AdminServer>(
       settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
         return renderMetrics(
             {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
-      });
-  lock_->publish("admin=" + admin_->address() + "\n");
+      },
+      console_);
+  // The CLI reads where to send its changes, and whether that listener speaks TLS.
+  lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));
 }
 
 Relay::~Relay() {
@@ -48,6 +53,7 @@ void Relay::start() {
   log::error("relay", "UNSAFE BUILD: batches are acknowledged before they are committed (chaos negative control)");
 #endif
   delivery_->start();
+  console_->start();
   admin_->start();
   ingest_->start();
   log::info("relay", "serving",
@@ -66,6 +72,7 @@ void Relay::stop() {
   stopped_ = true;
   ingest_->stop();
   admin_->stop();
+  console_->stop();
   delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();
