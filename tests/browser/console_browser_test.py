@@ -334,6 +334,35 @@ def run(args):
         if args.screenshots:
             browser.screenshot(os.path.join(args.screenshots, "dead-letter-hostile.png"))
 
+        # Usable at 1024 px and on a phone (no sideways scrolling of the page),
+        # without the script, and from the keyboard.
+        for width, height, mobile in ((1024, 768, False), (390, 844, True)):
+            browser.viewport(width, height, mobile=mobile)
+            for path in ("/console/", "/console/dead-letters", f"/console/dead-letters/{hostile['id']}"):
+                browser.goto(base + path, "/console/")
+                # Against the device width: a phone widens its layout viewport to fit what overflows.
+                page_width = browser.evaluate("document.documentElement.scrollWidth")
+                check(page_width <= width, f"{path} fits {width} px without sideways scrolling ({page_width} px)")
+        browser.viewport(1280, 900)
+        browser.send("Emulation.setScriptExecutionDisabled", {"value": True})
+        browser.goto(f"{base}/console/dead-letters", "/console/dead-letters")
+        check(browser.evaluate("!document.querySelector('[data-selection-button]').disabled && "
+                               "document.querySelectorAll('input[name=id]:not(:disabled)').length >= 1"),
+              "without the script the list still offers its rows and 'Replay selected'")
+        browser.send("Emulation.setScriptExecutionDisabled", {"value": False})
+        browser.goto(f"{base}/console/dead-letters", "/console/dead-letters")
+        for _ in range(40):
+            if browser.evaluate("(document.activeElement.getAttribute('href') || '').startsWith("
+                                "'/console/dead-letters/')"):
+                break
+            browser.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "Tab", "code": "Tab",
+                                                    "windowsVirtualKeyCode": 9})
+            browser.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Tab", "code": "Tab",
+                                                    "windowsVirtualKeyCode": 9})
+        browser.press_enter()
+        browser.loaded("/console/deliveries/")
+        check(browser.text("h1").startswith("Dead letter"), "the keyboard alone reaches and opens a dead letter")
+
         # Refusals, each beside the same request that passes.
         csrf = browser.evaluate("document.querySelector('input[name=csrf]').value")
         cookie = f"mews_console={session_cookie['value']}"
