@@ -194,7 +194,7 @@ void Console::handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServe
 void Console::route(Request& r) {
   if (r.path == "/" || r.path == "/console") return r.redirect("/console/");
   // DNS rebinding: a foreign name in Host means a page elsewhere is talking to us.
-  if (!web::hostAllowed(r.http.getHost(), listen_host_, settings_.console.host_names)) {
+  if (!web::hostAllowed(r.http.get("Host", ""), listen_host_, settings_.console.host_names)) {
     log::warn("console", "request refused: host not accepted", {{"remote", r.remote}});
     return r.send(HTTPResponse::HTTP_MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
                   "this host name is not accepted; use the relay's address or add the name to [console] "
@@ -216,7 +216,7 @@ void Console::route(Request& r) {
 
   if (r.post) {
     // A post must come from our own page: the browser says where it came from.
-    if (!web::originMatches(r.http.get("Origin", ""), r.http.getHost(), tls_)) {
+    if (!web::originMatches(r.http.get("Origin", ""), r.http.get("Host", ""), tls_)) {
       log::warn("console", "post refused: origin does not match", {{"path", r.path}, {"remote", r.remote}});
       return r.html(HTTPResponse::HTTP_FORBIDDEN,
                     pages::message({"Refused"}, "Refused", "This form was not sent from this console's own page."));

@@ -10,6 +10,8 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/Pipe.h>
 #include <Poco/PipeStream.h>
 #include <Poco/Process.h>
@@ -191,6 +193,28 @@ TEST_CASE("without a credential the console is closed and says how to open it") 
             .status == 403);
   CHECK(request(port, "GET", "/").location == "/console/");
   CHECK(request(port, "GET", "/healthz").status == 200);  // the rest of the admin listener is unchanged
+}
+
+TEST_CASE("a password hash that a webhook token matches stops the relay at start") {
+  test::TempDir dir;
+  const std::string ini = test::relayConfig(
+      dir.file("relay.db"),
+      fmt::format("[console]\npassword_hash = {}\n", console::hashPassword(test::kToken, console::kMinIterations)));
+  CHECK_THROWS_WITH(relay::Relay(config::parseSettings(ini, "t.ini")),
+                    doctest::Contains("is the hash of a webhook token"));
+}
+
+TEST_CASE("a request without Host is refused, not failed") {
+  test::TempDir dir;
+  auto relay = test::startRelay(test::relayConfig(dir.file("relay.db"), consoleSection()));
+  // Raw bytes: Poco's client would add a Host header of its own.
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", test::adminPort(*relay)));
+  socket.setReceiveTimeout(Poco::Timespan(10, 0));
+  const std::string head = "GET /console/sign-in HTTP/1.0\r\n\r\n";
+  socket.sendBytes(head.data(), static_cast<int>(head.size()));
+  char buffer[64] = {};
+  const int got = socket.receiveBytes(buffer, sizeof buffer - 1);
+  CHECK(std::string(buffer, static_cast<std::size_t>(std::max(got, 0))).rfind("HTTP/1.0 421", 0) == 0);
 }
 
 TEST_CASE("sign-in: a wrong password 401, five failures then 429 for the right one too; sessions expire") {
