@@ -20,6 +20,7 @@
 #include <chrono>
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include "common/clock.h"
 #include "config/config.h"
@@ -391,4 +392,35 @@ TEST_CASE("the admin listener over TLS: the console with Secure cookies, and the
   CHECK(cli.wait() == 0);
   CHECK(printed == "replayed 1 delivery (through the running relay)\n");
   CHECK(test::queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'dead'") == 2);
+}
+
+TEST_CASE("console-password: a hash line from stdin that verifies; a short password is refused") {
+  auto run = [](const std::string& input) {
+    Poco::Pipe in_pipe, out_pipe, err_pipe;
+    auto process = Poco::Process::launch(MEWS_RELAY_BINARY, {"console-password"}, &in_pipe, &out_pipe, &err_pipe);
+    {
+      Poco::PipeOutputStream in(in_pipe);
+      in << input;
+    }
+    in_pipe.close(Poco::Pipe::CLOSE_WRITE);
+    Poco::PipeInputStream out(out_pipe);
+    Poco::PipeInputStream err(err_pipe);
+    std::string printed(std::istreambuf_iterator<char>(out), {});
+    std::string errors(std::istreambuf_iterator<char>(err), {});
+    return std::tuple{process.wait(), printed, errors};
+  };
+  const auto [made, line, quiet] = run(kPassword + "\n");
+  CHECK(made == 0);
+  CHECK(quiet.empty());  // not a terminal: no prompt, nothing but the line
+  REQUIRE(line.size() > 1);
+  std::string error;
+  const auto hash = console::parsePasswordHash(line.substr(0, line.size() - 1), error);
+  REQUIRE(hash);
+  CHECK(hash->iterations == console::kDefaultIterations);
+  CHECK(console::Credential::fromHash(*hash).verify(kPassword));
+
+  const auto [refused, nothing, why] = run("short\n");
+  CHECK(refused == 1);
+  CHECK(nothing.empty());
+  CHECK(why == "error: the password needs at least 12 characters\n");
 }
