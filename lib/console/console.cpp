@@ -237,7 +237,7 @@ void Console::route(Request& r) {
     if (r.post) return signInPost(r);
     const auto session = sessions_.find(r.cookie(kSessionCookie).value_or(""), r.now_ms);
     if (session) return r.redirect("/console/");
-    return signInPage(r, r.query.get("signed_out") ? "" : "", HTTPResponse::HTTP_OK);
+    return signInPage(r, "", HTTPResponse::HTTP_OK);
   }
 
   const auto session = sessions_.find(r.cookie(kSessionCookie).value_or(""), r.now_ms);

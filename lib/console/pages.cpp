@@ -187,7 +187,16 @@ std::string overview(const Chrome& chrome, const Overview& view) {
         q.dead > 0 ? fmt::format(R"(<a class="alert" href="{}">{}</a>)", escape(target_link), q.dead) : "0",
         oldest ? web::ageText(view.now_ms - *oldest) : "-", last_error);
   }
-  body += "</tbody></table></div></section>";
+  body += "</tbody></table></div>";
+  const bool any_open = std::any_of(view.targets.begin(), view.targets.end(),
+                                    [](const TargetRow& row) { return row.circuit != "closed"; });
+  if (any_open)
+    body +=
+        "<p class=\"muted\">A circuit is <strong>open</strong> when its target kept failing: its queue waits, "
+        "in order and spending no attempts, while the relay probes the target (<strong>half-open</strong>: a "
+        "probe is out). It drains by itself when the target answers again; nothing to do unless it stays down "
+        "past its max_age.</p>";
+  body += "</section>";
 
   body += fmt::format(
       "<section aria-labelledby=\"activity\"><h2 id=\"activity\">Deliveries and failures, last {} h</h2>"
