@@ -475,9 +475,7 @@ void Console::overview(Request& r, const Session& session) {
   view.journal.min_free = settings_.journal.min_free;
   view.journal.max_size = settings_.journal.max_size;
 
-  const auto window = journal::ingestSince(reader, r.now_ms - kHourMs);
-  view.ingest.batches_hour = window.batches;
-  view.ingest.events_hour = window.events;
+  view.ingest.batches_hour = journal::batchesSince(reader, r.now_ms - kHourMs);
   view.ingest.rejected_since_start = rejectionsSince(0);
   view.ingest.rejected_hour = rejectionsSince(r.now_ms - kHourMs);
   view.ingest.uptime_ms = r.now_ms - started_ms_;

@@ -236,8 +236,8 @@ std::string overview(const Chrome& chrome, const Overview& view) {
 
   const auto& in = view.ingest;
   body += "<section aria-labelledby=\"ingest\"><h2 id=\"ingest\">Ingest</h2><dl class=\"facts\">";
-  body += fmt::format("<dt>Last hour</dt><dd>{} batch{}, {} event{}</dd>", in.batches_hour,
-                      in.batches_hour == 1 ? "" : "es", in.events_hour, in.events_hour == 1 ? "" : "s");
+  body +=
+      fmt::format("<dt>Last hour</dt><dd>{} batch{} received</dd>", in.batches_hour, in.batches_hour == 1 ? "" : "es");
   std::string rows;
   for (std::size_t i = 0; i < in.rejected_since_start.size(); ++i) {
     const auto& [reason, total] = in.rejected_since_start[i];

@@ -50,7 +50,6 @@ struct JournalFacts {
 
 struct IngestFacts {
   std::int64_t batches_hour = 0;
-  std::int64_t events_hour = 0;
   std::vector<std::pair<std::string, std::uint64_t>> rejected_since_start;  // reason, count
   std::vector<std::pair<std::string, std::uint64_t>> rejected_hour;
   std::int64_t uptime_ms = 0;

@@ -473,15 +473,10 @@ std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity
   return out;
 }
 
-IngestWindow ingestSince(Journal& reader, std::int64_t since_ms) {
-  Statement select(reader.db(), "SELECT count(*), coalesce(sum(event_count), 0) FROM batches WHERE received_at >= ?");
+std::int64_t batchesSince(Journal& reader, std::int64_t since_ms) {
+  Statement select(reader.db(), "SELECT count(*) FROM batches WHERE received_at >= ?");
   select.bind(1, iso(since_ms));
-  IngestWindow window;
-  if (select.step()) {
-    window.batches = select.columnInt(0);
-    window.events = select.columnInt(1);
-  }
-  return window;
+  return select.step() ? select.columnInt(0) : 0;
 }
 
 std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run) {

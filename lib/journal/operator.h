@@ -190,11 +190,9 @@ struct ActivityBucket {
 std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
                                                                                  std::int64_t bucket_ms, int buckets);
 
-struct IngestWindow {
-  std::int64_t batches = 0;
-  std::int64_t events = 0;
-};
-IngestWindow ingestSince(Journal& reader, std::int64_t since_ms);
+// Batches received since `since_ms`: an index-only count (batches_received_at);
+// the events would need each batch's row, 2 KB bodies and all.
+std::int64_t batchesSince(Journal& reader, std::int64_t since_ms);
 
 // Deletes the matching dead letters that died at or before `as_of_ms` (and
 // their dead deliveries, as purgeDeadLetters does). Returns how many letters.
