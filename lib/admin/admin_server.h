@@ -9,6 +9,10 @@
 //   POST /admin/replay?ids=1,2[&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
+//   /  and /console/...                the operator console (lib/console), with
+//                                      its own sign-in
+//
+// With [admin] tls_certificate set the listener speaks only HTTPS (TLS 1.2+).
 //
 // Who may do what (request_guard.h): every request must name this listener in
 // its Host (421 otherwise: DNS rebinding), or carry no Host at all on a path
@@ -29,6 +33,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "console/console.h"
 #include "journal/writer.h"
 
 namespace Poco::Net {
@@ -41,7 +46,8 @@ class AdminServer {
  public:
   // `credential`: what /admin/* requests must present (CredentialFile::value()).
   AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-              std::string credential, std::function<void()> on_requeued, std::function<std::string()> render_metrics);
+              std::string credential, std::function<void()> on_requeued, std::function<std::string()> render_metrics,
+              std::shared_ptr<console::Console> console = nullptr);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -50,6 +56,7 @@ class AdminServer {
   // Where the CLI reaches it: "127.0.0.1:PORT" ("[::1]:PORT"), the bound port;
   // a wildcard listener is reached on loopback.
   [[nodiscard]] std::string address() const;
+  [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;
 
@@ -58,6 +65,7 @@ class AdminServer {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::string host_;
   std::uint16_t port_ = 0;
+  bool tls_ = false;
   bool stopped_ = false;
 };
 
