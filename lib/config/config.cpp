@@ -212,7 +212,7 @@ const std::vector<KeySpec>& keySpecs() {
       {"console", "host_names", "list of names", "", false, false,
        "names the console may be reached by (Host header) besides loopback and the admin listen address",
        [](Settings& s, TargetSettings*, std::string_view v) {
-         auto names = splitList(v);
+         auto names = text::splitList(v);
          for (const auto& name : names)
            if (!isIdentifier(name)) throw ValueError{fmt::format("'{}' is not a host name", name)};
          s.console.host_names = std::move(names);

@@ -18,6 +18,7 @@
 #include "console/pages.h"
 #include "console/web.h"
 #include "journal/journal.h"
+#include "journal/queue.h"
 
 namespace mews::console {
 
@@ -638,8 +639,10 @@ void Console::actionPage(Request& r, const Session& session, int number) {
   if (states.size() > 200) states.resize(200);
   view.states = std::move(states);
   pages::Chrome chrome{result->summary, session.csrf, "dead-letters", deadLetterTotal(reader)};
-  const bool settled = std::all_of(view.states.begin(), view.states.end(),
-                                   [](const auto& s) { return s.second == "delivered" || s.second == "dead"; });
+  const bool settled = std::all_of(view.states.begin(), view.states.end(), [](const auto& s) {
+    return s.second == journal::stateName(journal::DeliveryState::Delivered) ||
+           s.second == journal::stateName(journal::DeliveryState::Dead);
+  });
   if (!settled) {
     chrome.refresh_seconds = 3;
     chrome.refresh_without_script = true;

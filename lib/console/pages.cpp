@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "console/chart.h"
 #include "console/web.h"
+#include "journal/queue.h"
 
 namespace mews::console::pages {
 namespace {
@@ -323,7 +324,7 @@ std::string deadLetters(const Chrome& chrome, const DeadLetterList& view) {
       "<th scope=\"col\">Died</th><th scope=\"col\">Reason</th><th scope=\"col\">Target's answer</th>"
       "<th scope=\"col\" class=\"num\">Attempts</th><th scope=\"col\">State</th></tr></thead><tbody>";
   for (const auto& l : view.page.letters) {
-    const bool dead = l.state == "dead";
+    const bool dead = l.state == journal::stateName(journal::DeliveryState::Dead);
     const std::string open = fmt::format("/console/dead-letters/{}", l.id);
     const auto answer = view.answers.find(l.delivery_id);
     std::string answer_text = answerText(l.last_status, l.last_error);
@@ -364,7 +365,7 @@ std::string detail(const Chrome& chrome, const Detail& view) {
 
   // What to do, first.
   const std::string live = fmt::format(R"(data-delivery="{}" data-state="{}")", d.id, escape(d.state));
-  if (d.state == "dead" && letter) {
+  if (d.state == journal::stateName(journal::DeliveryState::Dead) && letter) {
     body += fmt::format(
         "<div class=\"callout bad\"><p><strong>{}</strong> {}. When the cause is fixed, replay it: it is sent again "
         "with the same <code>webhook-id</code> and a fresh attempt budget.</p>"
@@ -376,13 +377,14 @@ std::string detail(const Chrome& chrome, const Detail& view) {
             : fmt::format("could not take it: {} ({})", escape(reasonText(letter->reason)),
                           answerText(letter->last_status, letter->last_error)),
         hidden("csrf", chrome.csrf), hidden("id", std::to_string(letter->id)), letter->id);
-  } else if (d.state == "delivered") {
+  } else if (d.state == journal::stateName(journal::DeliveryState::Delivered)) {
     body += fmt::format(R"(<div class="callout ok"><p>Delivered {}.</p></div>)", timeText(d.updated_at, view.now_ms));
   } else {
     body += fmt::format(R"(<div class="callout"><p>State: <span class="live" {}>{}</span>. {}</p></div>)", live,
                         stateBadge(d.state),
-                        d.state == "dead" ? "Dead, and no longer in the dead letters (purged)."
-                                          : "Waiting to be sent; this page shows the outcome when it arrives.");
+                        d.state == journal::stateName(journal::DeliveryState::Dead)
+                            ? "Dead, and no longer in the dead letters (purged)."
+                            : "Waiting to be sent; this page shows the outcome when it arrives.");
   }
 
   body += "<dl class=\"facts wide\">";

@@ -288,7 +288,7 @@ DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
                                const std::optional<DeadLetterCursor>& newer_than, int limit) {
   const Where where = whereFor(query);
   const bool backwards = newer_than.has_value() && !older_than.has_value();
-  std::string sql = std::string(kLetterColumns) + where.sql;
+  std::string sql = std::string(letterColumns()) + where.sql;
   if (older_than) sql += kOlderThan;
   if (backwards) sql += kNewerThan;
   sql += backwards ? " ORDER BY l.died_at ASC, l.id ASC LIMIT ?" : " ORDER BY l.died_at DESC, l.id DESC LIMIT ?";
@@ -320,7 +320,7 @@ std::int64_t countDeadLetters(Journal& reader, const DeadLetterQuery& query) {
 std::vector<std::int64_t> deadLetterIdsMatching(Journal& reader, const DeadLetterQuery& query) {
   const Where where = whereFor(query);
   Statement select(reader.db(), "SELECT l.id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id" +
-                                    where.sql + " AND d.state = 'dead' ORDER BY l.id");
+                                    where.sql + " AND d.state = " + sqlStates({Dead}) + " ORDER BY l.id");
   bindWhere(select, where);
   std::vector<std::int64_t> ids;
   while (select.step()) ids.push_back(select.columnInt(0));
@@ -382,7 +382,7 @@ std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t deliv
     events.bindNull(2);
   while (events.step()) detail.batch_event_types.push_back(events.columnText(0));
 
-  Statement letter(reader.db(), std::string(kLetterColumns) + " WHERE l.delivery_id = ?");
+  Statement letter(reader.db(), std::string(letterColumns()) + " WHERE l.delivery_id = ?");
   letter.bind(1, delivery_id);
   if (letter.step()) detail.dead_letter = readLetter(letter);
 
@@ -416,17 +416,18 @@ std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::st
   // Counts are ranges of deliveries_queue (target, state, id); the oldest
   // waiting row is the smallest id of three ranges (ids grow with created_at).
   Statement select(reader.db(),
-                   "SELECT"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'pending')"
-                   " + (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'retry_wait'),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'in_flight'),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'dead'),"
-                   " (SELECT created_at FROM deliveries WHERE id = (SELECT min(m) FROM ("
-                   "   SELECT min(id) AS m FROM deliveries WHERE target = ?1 AND state = 'pending'"
-                   "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = 'retry_wait'"
-                   "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = 'in_flight'))),"
-                   " t.circuit, t.consecutive_failures, t.last_error, t.last_error_at, t.last_success_at"
-                   " FROM (SELECT 1) LEFT JOIN target_state t ON t.target = ?1");
+                   fmt::format("SELECT"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {0})"
+                               " + (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {1}),"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {2}),"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {3}),"
+                               " (SELECT created_at FROM deliveries WHERE id = (SELECT min(m) FROM ("
+                               "   SELECT min(id) AS m FROM deliveries WHERE target = ?1 AND state = {0}"
+                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {1}"
+                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {2}))),",
+                               sqlStates({Pending}), sqlStates({RetryWait}), sqlStates({InFlight}), sqlStates({Dead})) +
+                       " t.circuit, t.consecutive_failures, t.last_error, t.last_error_at, t.last_success_at"
+                       " FROM (SELECT 1) LEFT JOIN target_state t ON t.target = ?1");
   std::vector<TargetQueue> out;
   for (const auto& target : targets) {
     select.bind(1, target);
@@ -452,10 +453,11 @@ std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::st
 std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
                                                                                  std::int64_t bucket_ms, int buckets) {
   Statement select(reader.db(),
-                   "SELECT d.target, (CAST(strftime('%s', a.started_at) AS INTEGER) * 1000 - ?2) / ?3,"
-                   " a.outcome = 'delivered', count(*)"
-                   " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
-                   " WHERE a.started_at >= ?1 GROUP BY 1, 2, 3");
+                   fmt::format("SELECT d.target, (CAST(strftime('%s', a.started_at) AS INTEGER) * 1000 - ?2) / ?3,"
+                               " a.outcome = '{}', count(*)"
+                               " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+                               " WHERE a.started_at >= ?1 GROUP BY 1, 2, 3",
+                               outcomeName(AttemptOutcome::Delivered)));
   select.bind(1, iso(since_ms)).bind(2, since_ms).bind(3, bucket_ms);
   std::vector<std::pair<std::string, std::vector<ActivityBucket>>> out;
   while (select.step()) {
@@ -489,9 +491,8 @@ std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, s
   if (dry_run) return letters;
   // As purgeDeadLetters: the dead deliveries go (their attempts and letters
   // cascade); a letter already replayed keeps its delivery, which is live work.
-  Statement deliveries(
-      journal.db(), "DELETE FROM deliveries WHERE state = 'dead' AND id IN (SELECT l.delivery_id FROM dead_letters l" +
-                        where.sql + ")");
+  Statement deliveries(journal.db(), "DELETE FROM deliveries WHERE state = " + sqlStates({Dead}) +
+                                         " AND id IN (SELECT l.delivery_id FROM dead_letters l" + where.sql + ")");
   bindWhere(deliveries, where);
   deliveries.run();
   Statement rest(journal.db(),
