@@ -55,9 +55,9 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     }
     out += fmt::format(
         "],\"journal\":{{\"path\":{},\"bytes\":{},\"schema_version\":{},\"batches\":{},\"events\":{},"
-        "\"deliveries\":{},\"dead_letters\":{}}}}}",
+        "\"deliveries\":{},\"dead_letters\":{},\"unrouted_batches\":{}}}}}",
         json::quote(settings.journal.path), bytes, totals.schema_version, totals.batches, totals.events,
-        totals.deliveries, totals.dead_letters);
+        totals.deliveries, totals.dead_letters, totals.unrouted_batches);
     std::cout << out << "\n";
     return kExitOk;
   }
@@ -70,9 +70,9 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   printTable({"TARGET", "PENDING", "IN FLIGHT", "DELIVERED 24H", "DEAD", "OLDEST PENDING", "CIRCUIT", "LAST ERROR"},
              rows);
   std::cout << fmt::format(
-      "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters\n",
+      "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters, {} unrouted\n",
       settings.journal.path, static_cast<double>(bytes) / (1024.0 * 1024.0), totals.schema_version, totals.batches,
-      totals.events, totals.deliveries, totals.dead_letters);
+      totals.events, totals.deliveries, totals.dead_letters, totals.unrouted_batches);
   return kExitOk;
 }
 

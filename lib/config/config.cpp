@@ -109,6 +109,20 @@ bool isIdentifier(std::string_view text) {
   });
 }
 
+// `*`, or a list of Mews ids (GUIDs), kept lowercased: Mews writes them in
+// lowercase, and an operator's copy in capitals must still match.
+std::vector<std::string> idFilter(std::string_view text) {
+  if (text == "*") return {};
+  auto ids = splitList(text);
+  if (ids.empty()) throw ValueError{"use * or list at least one id"};
+  for (auto& id : ids) {
+    if (id == "*") throw ValueError{"* stands alone; it cannot be part of a list"};
+    if (!isIdentifier(id)) throw ValueError{fmt::format("'{}' is not an id (letters, digits, '-', '_', '.')", id)};
+    id = lower(id);
+  }
+  return ids;
+}
+
 // Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
 void checkSigningSecret(std::string_view text) {
   constexpr std::string_view kPrefix = "whsec_";
@@ -252,6 +266,12 @@ const std::vector<KeySpec>& keySpecs() {
            if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
          t->events = std::move(events);
        }},
+      {"target", "enterprises", "* or list of ids", "*", false, false,
+       "* or a comma-separated list of EnterpriseIds (properties) whose batches this target wants",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->enterprises = idFilter(v); }},
+      {"target", "integrations", "* or list of ids", "*", false, false,
+       "* or a comma-separated list of IntegrationIds whose batches this target wants",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->integrations = idFilter(v); }},
       {"target", "timeout", "duration 100ms..5m", "10s", false, false,
        "connect plus whole-request limit for one attempt",
        [](Settings&, TargetSettings* t, std::string_view v) { t->timeout = durationIn(v, 100 * kMs, 300 * kSecond); }},
@@ -541,6 +561,14 @@ Settings loadFrom(Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini, const std
 
 bool TargetSettings::accepts(std::string_view discriminator) const {
   return events.empty() || std::find(events.begin(), events.end(), discriminator) != events.end();
+}
+
+bool TargetSettings::acceptsProperty(const std::optional<std::string>& enterprise_id,
+                                     const std::optional<std::string>& integration_id) const {
+  auto listed = [](const std::vector<std::string>& filter, const std::optional<std::string>& id) {
+    return filter.empty() || (id && std::find(filter.begin(), filter.end(), lower(*id)) != filter.end());
+  };
+  return listed(enterprises, enterprise_id) && listed(integrations, integration_id);
 }
 
 Settings parseSettings(const std::string& ini_text, const std::string& name, Secrets secrets) {

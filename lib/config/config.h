@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -64,7 +65,9 @@ struct TargetSettings {
   std::string name;
   std::string url;
   DeliveryMode mode = DeliveryMode::Batch;
-  std::vector<std::string> events;  // empty: every event ("*")
+  std::vector<std::string> events;        // empty: every event ("*")
+  std::vector<std::string> enterprises;   // EnterpriseIds, lowercased; empty: every property ("*")
+  std::vector<std::string> integrations;  // IntegrationIds, lowercased; empty: every integration ("*")
   Millis timeout{};
   int max_attempts = 0;
   Millis backoff_min{};
@@ -78,6 +81,10 @@ struct TargetSettings {
   [[nodiscard]] bool acceptsAllEvents() const { return events.empty(); }
   // True when the target's filter lets `discriminator` (or an Action) through.
   [[nodiscard]] bool accepts(std::string_view discriminator) const;
+  // True when the target wants batches of this property and integration. A
+  // filtered target never gets a batch that does not name the id it filters on.
+  [[nodiscard]] bool acceptsProperty(const std::optional<std::string>& enterprise_id,
+                                     const std::optional<std::string>& integration_id) const;
 };
 
 // One line of `check-config`: the effective value, secrets already masked.

@@ -261,6 +261,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     // The ack. Reached only with a committed outcome: the batch is on disk.
     shared_->metrics.batches[kind].add();
     shared_->metrics.events[kind].add(event_count);
+    if (shared_batch->deliveries.empty()) shared_->metrics.unrouted[kind].add();
     if (shared_->on_committed && !shared_batch->deliveries.empty()) shared_->on_committed();
     send(response, HTTPResponse::HTTP_ACCEPTED,
          fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));

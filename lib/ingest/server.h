@@ -64,8 +64,9 @@ inline constexpr std::size_t kRejectionCount = 9;
 std::string_view rejectionName(Rejection rejection);
 
 struct IngestMetrics {
-  std::array<metrics::Counter, 3> batches;  // by journal::BatchKind
-  std::array<metrics::Counter, 3> events;   // by journal::BatchKind
+  std::array<metrics::Counter, 3> batches;   // by journal::BatchKind
+  std::array<metrics::Counter, 3> events;    // by journal::BatchKind
+  std::array<metrics::Counter, 3> unrouted;  // acknowledged batches no target wanted, by journal::BatchKind
   std::array<metrics::Counter, kRejectionCount> rejected;
 };
 

@@ -112,6 +112,7 @@ JournalTotals journalTotals(Journal& reader) {
   totals.events = reader.count("events");
   totals.deliveries = reader.count("deliveries");
   totals.dead_letters = reader.count("dead_letters");
+  totals.unrouted_batches = reader.db().queryInt("SELECT count(*) FROM batches WHERE unrouted = 1");
   totals.schema_version = schemaVersion(reader.db());
   return totals;
 }

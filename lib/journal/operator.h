@@ -31,6 +31,7 @@ struct JournalTotals {
   std::int64_t events = 0;
   std::int64_t deliveries = 0;
   std::int64_t dead_letters = 0;
+  std::int64_t unrouted_batches = 0;  // journaled, but no target wanted them (batches.unrouted)
   int schema_version = 0;
 };
 JournalTotals journalTotals(Journal& reader);

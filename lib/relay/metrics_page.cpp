@@ -25,6 +25,11 @@ void ingestFamilies(Exposition& out, const ingest::IngestMetrics& ingest) {
   for (const auto kind : kKinds)
     out.sample("mews_relay_events_received_total", {{"kind", journal::kindName(kind)}},
                static_cast<double>(ingest.events[static_cast<std::size_t>(kind)].value()));
+  out.family("mews_relay_batches_unrouted_total", "counter",
+             "Batches acknowledged and journaled that no target wanted (property or event filters), by kind.");
+  for (const auto kind : kKinds)
+    out.sample("mews_relay_batches_unrouted_total", {{"kind", journal::kindName(kind)}},
+               static_cast<double>(ingest.unrouted[static_cast<std::size_t>(kind)].value()));
   out.family("mews_relay_requests_rejected_total", "counter", "Requests not acknowledged, by reason.");
   for (std::size_t i = 0; i < ingest::kRejectionCount; ++i)
     out.sample("mews_relay_requests_rejected_total",
