@@ -205,6 +205,12 @@ const std::vector<KeySpec>& keySpecs() {
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_certificate = v; }},
       {"server", "tls_private_key", "file (PEM)", "", false, false, "the private key of tls_certificate",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_private_key = v; }},
+      {"server", "resend_window", "duration 0s..1d", "1h", false, false,
+       "a byte-identical post for the same IntegrationId of a batch committed after the relay answered 503 is"
+       " answered 202 with that batch's id within this (0s: off); nothing else is deduplicated",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.server.resend_window = durationIn(v, Millis{0}, kDay);
+       }},
       {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},

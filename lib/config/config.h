@@ -35,6 +35,7 @@ struct ServerSettings {
   std::uint64_t min_body_rate = 0;  // bytes/s a body must average after its first second; 0: off
   std::string tls_certificate;      // PEM; set together with tls_private_key, or neither
   std::string tls_private_key;
+  Millis resend_window{};  // a byte-identical resend of a batch committed after a 503 is recognised within this; 0: off
 };
 
 struct AdminSettings {

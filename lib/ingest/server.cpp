@@ -22,6 +22,7 @@
 #include "delivery/routing.h"
 #include "ingest/connection_guard.h"
 #include "ingest/payload.h"
+#include "ingest/resend_guard.h"
 #include "ingest/token.h"
 
 namespace mews::ingest {
@@ -38,6 +39,7 @@ struct IngestServer::Shared {
   std::function<void()> on_committed;
   IngestMetrics metrics;
   std::unique_ptr<ConnectionGuard> guard;
+  std::unique_ptr<ResendGuard> resends;
 
   void countRejected(Rejection rejection) { metrics.rejected[static_cast<std::size_t>(rejection)].add(); }
 };
@@ -117,7 +119,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     // --log-level warn the accepted path costs no formatting at all.
     if (outcome.status == HTTPResponse::HTTP_ACCEPTED) {
       if (log::enabled(log::Level::Info))
-        log::info("ingest", "batch accepted",
+        log::info("ingest", outcome.reason.empty() ? "batch accepted" : outcome.reason,
                   {{"status", status},
                    {"path", std::string(pathOnly(request.getURI()))},
                    {"remote", remote(request)},
@@ -239,13 +241,28 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     batch.received_at_ms = shared_->clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
+    if (const auto original =
+            shared_->resends->originalOf(batch.summary.integration_id, batch.body, batch.received_at_ms)) {
+      // Mews's resend of a batch committed after we answered 503: it is in the
+      // journal (read back committed), so this is an ack of stored data.
+      shared_->metrics.resends.add();
+      send(response, HTTPResponse::HTTP_ACCEPTED,
+           fmt::format(R"({{"batch":{},"events":{},"resend":true}})", *original, batch.summary.events.size()));
+      return {HTTPResponse::HTTP_ACCEPTED, *original, batch.summary.events.size(), "resend recognised; nothing stored"};
+    }
     batch.deliveries = delivery::planDeliveries(batch.summary, shared_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
-    auto future = shared_->writer.submit(
-        [shared_batch](journal::Journal& journal) { return journal.insertBatch(*shared_batch); });
+    auto inserted_id = std::make_shared<std::atomic<std::int64_t>>(0);
+    auto future = shared_->writer
+                      .submit([shared_batch, inserted_id](journal::Journal& journal) {
+                        const std::int64_t id = journal.insertBatch(*shared_batch);
+                        inserted_id->store(id);
+                        return id;
+                      })
+                      .share();
 #ifdef MEWS_RELAY_UNSAFE_ACK_BEFORE_COMMIT
     // The negative control of scripts/chaos (a CMake option, never in a
     // release): the ack without waiting for the commit. Batches acked this way
@@ -253,8 +270,13 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     send(response, HTTPResponse::HTTP_ACCEPTED, fmt::format(R"({{"batch":0,"events":{}}})", event_count));
     return {HTTPResponse::HTTP_ACCEPTED, 0, event_count, {}};
 #endif
-    if (future.wait_for(kCommitWait) != std::future_status::ready)
+    if (future.wait_for(kCommitWait) != std::future_status::ready) {
+      // Queued behind the batch: if it commits after all, Mews's resend is recognised.
+      if (shared_->resends->enabled())
+        shared_->writer.submit(shared_->resends->lateCommitJob(
+            future, inserted_id, shared_batch->body, shared_batch->received_at_ms, shared_->clock.wallMillis()));
       return reject(request, response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
+    }
     const journal::WriteOutcome outcome = future.get();
     if (!outcome.committed()) return reject(request, response, Rejection::Unavailable, outcome.error, Body::Consumed);
 
@@ -371,6 +393,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
                            std::function<void()> on_committed)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
+  shared_->resends = std::make_unique<ResendGuard>(settings.journal.path, server.resend_window, clock.wallMillis());
   shared_->guard = std::make_unique<ConnectionGuard>(
       server.request_timeout, server.min_body_rate, !server.tls_certificate.empty(),
       [shared = shared_.get()](const std::string& remote) {

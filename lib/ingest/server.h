@@ -9,7 +9,9 @@
 // The ack invariant: 202 is written only after JournalWriter reported the
 // commit that contains the batch (synchronous=FULL: on disk). Any other outcome,
 // including the commit taking longer than kCommitWait, answers 503 so that Mews
-// retries; a batch committed after such a 503 is delivered anyway (at least once).
+// retries; a batch committed after such a 503 is delivered anyway (at least once),
+// and its byte-identical resend within [server] resend_window is answered 202
+// with its id without storing anything (resend_guard.h).
 //
 // Slow clients: a request must arrive whole within [server] request_timeout,
 // and after its first second a body must average [server] min_body_rate;
@@ -68,6 +70,7 @@ struct IngestMetrics {
   std::array<metrics::Counter, 3> events;    // by journal::BatchKind
   std::array<metrics::Counter, 3> unrouted;  // acknowledged batches no target wanted, by journal::BatchKind
   std::array<metrics::Counter, kRejectionCount> rejected;
+  metrics::Counter resends;  // posts answered 202 with a late-committed batch's id, nothing stored
 };
 
 class IngestServer {

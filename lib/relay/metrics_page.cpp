@@ -30,6 +30,9 @@ void ingestFamilies(Exposition& out, const ingest::IngestMetrics& ingest) {
   for (const auto kind : kKinds)
     out.sample("mews_relay_batches_unrouted_total", {{"kind", journal::kindName(kind)}},
                static_cast<double>(ingest.unrouted[static_cast<std::size_t>(kind)].value()));
+  out.family("mews_relay_resends_recognised_total", "counter",
+             "Posts byte-identical to a batch committed after a 503, answered 202 with its id; nothing stored.");
+  out.sample("mews_relay_resends_recognised_total", {}, static_cast<double>(ingest.resends.value()));
   out.family("mews_relay_requests_rejected_total", "counter", "Requests not acknowledged, by reason.");
   for (std::size_t i = 0; i < ingest::kRejectionCount; ++i)
     out.sample("mews_relay_requests_rejected_total",
