@@ -23,8 +23,9 @@ int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>&
     std::string out = "{\"file\":" + json::quote(settings.source_file) + ",\"settings\":[";
     bool first = true;
     for (const auto& entry : settings.effective) {
-      out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{}}}", first ? "" : ",", json::quote(entry.section),
-                         json::quote(entry.key), json::quote(entry.value));
+      out += fmt::format("{}{{\"section\":{},\"key\":{},\"value\":{},\"reloadable\":{}}}", first ? "" : ",",
+                         json::quote(entry.section), json::quote(entry.key), json::quote(entry.value),
+                         !entry.restart_only);
       first = false;
     }
     std::cout << out << "]}\n";
@@ -37,7 +38,10 @@ int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>&
       section = entry.section;
       std::cout << fmt::format("\n[{}]\n", section);
     }
-    std::cout << fmt::format("{:<16} = {}\n", entry.key, entry.value);
+    if (entry.restart_only)
+      std::cout << fmt::format("{:<16} = {:<24} ; restart to change\n", entry.key, entry.value);
+    else
+      std::cout << fmt::format("{:<16} = {}\n", entry.key, entry.value);
   }
   return kExitOk;
 }
@@ -49,6 +53,8 @@ Command checkConfigCommand() {
           "usage: mews-relay [-c FILE] check-config [--json]\n\n"
           "Loads and validates the configuration and prints every effective setting,\n"
           "defaults included. Tokens, signing secrets and header values are masked.\n"
+          "Keys marked \"restart to change\" keep their running value at a reload\n"
+          "(SIGHUP); every other key, targets included, changes with it.\n"
           "Exit 1 with the file, key and reason of every problem found.\n\n"
           "example:\n  mews-relay -c /etc/mews-relay/mews-relay.ini check-config\n",
           runCheckConfig};

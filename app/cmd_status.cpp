@@ -2,6 +2,7 @@
 // the last 24 h, what is dead, the oldest waiting work, the circuit and the
 // last error; then the journal's size and totals.
 #include <fmt/format.h>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -33,7 +34,17 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   const std::int64_t now = SystemClock::instance().wallMillis();
   std::vector<std::string> names;
   for (const auto& target : settings.targets) names.push_back(target.name);
-  const auto targets = journal::targetStatus(reader, names, now);
+  auto targets = journal::targetStatus(reader, names, now);
+  // A target removed from the configuration whose work still waits: shown, not hidden.
+  std::vector<std::string> unknown;
+  for (const auto& work : journal::unknownTargets(reader, names)) unknown.push_back(work.target);
+  for (auto& status : journal::targetStatus(reader, unknown, now)) {
+    status.circuit = "unknown target";
+    targets.push_back(std::move(status));
+  }
+  auto configured = [&](const journal::TargetStatus& t) {
+    return std::find(names.begin(), names.end(), t.target) != names.end();
+  };
   const auto totals = journal::journalTotals(reader);
   const std::uint64_t bytes = journalBytes(settings.journal.path);
   auto oldestAge = [&](const journal::TargetStatus& t) -> std::optional<std::int64_t> {
@@ -48,10 +59,10 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
       const auto age = oldestAge(t);
       out += fmt::format(
           "{}{{\"target\":{},\"pending\":{},\"in_flight\":{},\"delivered_24h\":{},\"dead\":{},"
-          "\"oldest_pending_age_s\":{},\"circuit\":{},\"last_error\":{}}}",
+          "\"oldest_pending_age_s\":{},\"circuit\":{},\"last_error\":{},\"configured\":{}}}",
           i ? "," : "", json::quote(t.target), t.pending, t.in_flight, t.delivered_24h, t.dead,
-          age ? std::to_string(*age / 1000) : "null", json::quote(t.circuit),
-          t.last_error ? json::quote(*t.last_error) : "null");
+          age ? std::to_string(*age / 1000) : "null", json::quote(configured(t) ? t.circuit : "unknown"),
+          t.last_error ? json::quote(*t.last_error) : "null", configured(t));
     }
     out += fmt::format(
         "],\"journal\":{{\"path\":{},\"bytes\":{},\"schema_version\":{},\"batches\":{},\"events\":{},"
@@ -69,6 +80,11 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   }
   printTable({"TARGET", "PENDING", "IN FLIGHT", "DELIVERED 24H", "DEAD", "OLDEST PENDING", "CIRCUIT", "LAST ERROR"},
              rows);
+  for (const auto& name : unknown)
+    std::cout << fmt::format(
+        "\ntarget {0} is not in {1}; its work stays in the journal until you add [target.{0}] back, move it\n"
+        "(mews-relay replay --from {0} --to TARGET) or delete it (mews-relay dlq purge --from {0})\n",
+        name, settings.source_file);
   std::cout << fmt::format(
       "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters, {} unrouted\n",
       settings.journal.path, static_cast<double>(bytes) / (1024.0 * 1024.0), totals.schema_version, totals.batches,
@@ -83,6 +99,8 @@ Command statusCommand() {
           "usage: mews-relay [-c FILE] status [--json]\n\n"
           "Per target: pending (waiting or due for retry), in flight, delivered in the\n"
           "last 24 h, dead, age of the oldest waiting work, circuit state, last error;\n"
+          "a target no longer configured whose work still waits is listed as an\n"
+          "\"unknown target\";\n"
           "then the journal's size and totals. Reads the journal read-only: safe while\n"
           "the relay runs.\n\n"
           "example:\n  mews-relay -c /etc/mews-relay/mews-relay.ini status\n",

@@ -10,8 +10,10 @@
 #include <Poco/URI.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <charconv>
 #include <map>
+#include <mutex>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -25,6 +27,13 @@ struct AdminServer::Shared {
   const Clock& clock;
   std::function<void()> on_requeued;
   std::function<std::string()> render_metrics;
+  mutable std::mutex targets_mutex;
+  std::vector<std::string> targets;  // of the running configuration
+
+  [[nodiscard]] bool configured(const std::string& name) const {
+    const std::lock_guard lock(targets_mutex);
+    return std::find(targets.begin(), targets.end(), name) != targets.end();
+  }
 };
 
 namespace {
@@ -129,11 +138,14 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
+      const auto to = text(query, "to");
+      if (to && !shared_->configured(*to)) return notConfigured(response, *to);
       auto unknown = std::make_shared<std::vector<std::int64_t>>();
       const auto outcome = shared_->writer
-                               .submit([ids, unknown, now, dry_run](journal::Journal& journal) -> std::int64_t {
+                               .submit([ids, unknown, now, dry_run, to](journal::Journal& journal) -> std::int64_t {
                                  *unknown = journal::unknownDeadLetters(journal, ids);
                                  if (!unknown->empty()) return 0;
+                                 if (to) return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
                                  return journal::replayDeadLetters(journal, ids, now, dry_run);
                                })
                                .get();
@@ -160,6 +172,8 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
           },
           !dry_run);
     }
+    const auto to = text(query, "to");
+    if (to && !shared_->configured(*to)) return notConfigured(response, *to);
     if (query.count("dead") != 0) {
       journal::DeadLetterFilter filter;
       filter.target = text(query, "target");
@@ -167,16 +181,54 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       filter.until_ms = number(query, "until_ms");
       return apply(
           response,
-          [filter, now, dry_run](journal::Journal& journal) {
-            return journal::replayDeadMatching(journal, filter, now, dry_run);
+          [filter, now, dry_run, to](journal::Journal& journal) {
+            if (!to) return journal::replayDeadMatching(journal, filter, now, dry_run);
+            std::vector<std::int64_t> ids;
+            for (const auto& letter : journal::listDeadLetters(journal, filter))
+              if (letter.state == "dead") ids.push_back(letter.id);
+            return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
           },
           !dry_run);
     }
-    throw std::invalid_argument("say ids, dead or received_since_ms");
+    if (const auto from = text(query, "from")) {
+      if (!to) throw std::invalid_argument("from needs to");
+      if (shared_->configured(*from)) return stillConfigured(response, *from);
+      return apply(
+          response,
+          [from = *from, to = *to, now, dry_run](journal::Journal& journal) {
+            return journal::retargetWork(journal, from, to, now, dry_run);
+          },
+          !dry_run);
+    }
+    throw std::invalid_argument("say ids, dead, received_since_ms or from");
+  }
+
+  static void notConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
+    send(response, HTTPResponse::HTTP_CONFLICT,
+         fmt::format(
+             R"({{"error":{}}})",
+             json::quote(fmt::format("no target '{}' in the running configuration (reload it first?)", target))));
+  }
+
+  static void stillConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
+    send(response, HTTPResponse::HTTP_CONFLICT,
+         fmt::format(R"({{"error":{}}})",
+                     json::quote(fmt::format("target '{}' is in the running configuration: its work is its own; remove "
+                                             "it and reload first",
+                                             target))));
   }
 
   void purge(Poco::Net::HTTPServerResponse& response, const std::map<std::string, std::string>& query) const {
     const bool dry_run = query.count("dry_run") != 0;
+    if (const auto from = text(query, "from")) {
+      if (shared_->configured(*from)) return stillConfigured(response, *from);
+      return apply(
+          response,
+          [from = *from, dry_run](journal::Journal& journal) {
+            return journal::purgeTargetWork(journal, from, dry_run);
+          },
+          false);
+    }
     const auto older_than = number(query, "older_than_ms");
     std::optional<std::int64_t> cutoff;
     if (older_than) cutoff = shared_->clock.wallMillis() - *older_than;
@@ -204,8 +256,8 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
                          std::function<void()> on_requeued, std::function<std::string()> render_metrics)
-    : shared_(std::make_shared<Shared>(
-          Shared{settings, writer, clock, std::move(on_requeued), std::move(render_metrics)})) {
+    : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_requeued), std::move(render_metrics))) {
+  for (const auto& target : settings.targets) shared_->targets.push_back(target.name);
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
   Poco::Net::ServerSocket socket;
@@ -231,6 +283,11 @@ void AdminServer::stop() {
   if (stopped_) return;
   stopped_ = true;
   server_->stopAll(false);
+}
+
+void AdminServer::setTargets(std::vector<std::string> names) {
+  const std::lock_guard lock(shared_->targets_mutex);
+  shared_->targets = std::move(names);
 }
 
 std::string AdminServer::address() const {

@@ -9,7 +9,13 @@
 //   POST /admin/replay?ids=1,2[&dry_run=1]
 //   POST /admin/replay?dead=1[&target=T][&since_ms=..][&until_ms=..][&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
+//   POST /admin/replay?ids=..|dead=1..&to=T     dead letters re-targeted to T
+//   POST /admin/replay?from=S&to=T[&dry_run=1]  a removed target's work to T
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
+//   POST /admin/purge?from=S[&dry_run=1]        a removed target's work, deleted
+//
+// `to` must be a target of the running configuration, `from` must not be one
+// (its work belongs to it while it is configured): 409 otherwise.
 //
 // Answers are one JSON object: {"count": N} or {"error": "...", ...}.
 // Requests carry no secrets and none are logged.
@@ -18,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "config/config.h"
@@ -39,6 +46,8 @@ class AdminServer {
   void start();
   void stop();
   [[nodiscard]] std::string address() const;  // "127.0.0.1:PORT", the bound port
+  // The running configuration's target names (a reload changes them).
+  void setTargets(std::vector<std::string> names);
 
   struct Shared;
 

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "common/units.h"
 
 namespace mews::config {
@@ -53,6 +54,10 @@ struct DeliverySettings {
   int workers = 0;
 };
 
+struct LogSettings {
+  log::Level level = log::Level::Info;  // `serve --log-level` overrides it
+};
+
 enum class DeliveryMode { Batch, Event };
 
 // Which 307/308 redirects a target's deliveries follow.
@@ -79,6 +84,9 @@ struct TargetSettings {
   std::vector<std::pair<std::string, std::string>> headers;
   RedirectPolicy redirects = RedirectPolicy::SameOrigin;
 
+  // A reload compares a target's old and new settings.
+  bool operator==(const TargetSettings&) const = default;
+
   [[nodiscard]] bool acceptsAllEvents() const { return events.empty(); }
   // True when the target's filter lets `discriminator` (or an Action) through.
   [[nodiscard]] bool accepts(std::string_view discriminator) const;
@@ -93,6 +101,7 @@ struct EffectiveSetting {
   std::string section;
   std::string key;
   std::string value;
+  bool restart_only = false;  // a reload (SIGHUP) cannot change it; see restartOnly()
 };
 
 struct Settings {
@@ -101,6 +110,7 @@ struct Settings {
   AdminSettings admin;
   JournalSettings journal;
   DeliverySettings delivery;
+  LogSettings log;
   std::vector<TargetSettings> targets;
   std::vector<EffectiveSetting> effective;
 };
@@ -109,6 +119,11 @@ struct Settings {
 // operator's commands (status, dlq, replay, migrate), which use none, may run
 // without the environment variables that hold them.
 enum class Secrets { Required, Optional };
+
+// Keys a running relay cannot change on reload (listeners, their limits, TLS,
+// the journal, the worker pool): a changed value waits for a restart.
+// Everything else, [target.*] included, applies at the reload.
+[[nodiscard]] bool restartOnly(std::string_view section, std::string_view key);
 
 // Reads and validates `path`. Throws ConfigError.
 Settings loadSettings(const std::string& path, Secrets secrets = Secrets::Required);

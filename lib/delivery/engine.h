@@ -30,6 +30,14 @@
 // retrying; the row stays in_flight and is released at the next start at the
 // latest, so the attempt is repeated rather than lost (at least once).
 //
+// Reload: reconfigure() hands over new target settings; the dispatcher applies
+// them between two passes. Targets are kept by name: an unchanged target keeps
+// everything, a changed one keeps its queue, counters and metrics (and its
+// circuit, unless its url changed), an added one starts closed, a removed one
+// is no longer dispatched — its claimed but unsent work goes back to pending,
+// and everything it had waits in the journal under its name (see `status`).
+// An attempt in progress finishes with the settings it was dispatched with.
+//
 // Time comes from Clock (a monotonic-advanced wall clock; see common/clock.h),
 // so tests move time instead of sleeping.
 #pragma once
@@ -63,7 +71,7 @@ struct TargetMetrics {
 
 struct TargetSnapshot {
   std::string name;
-  const TargetMetrics* metrics = nullptr;  // lives as long as the engine
+  std::shared_ptr<const TargetMetrics> metrics;
   CircuitState circuit = CircuitState::Closed;
   int in_flight = 0;
   int consecutive_failures = 0;
@@ -85,14 +93,24 @@ class DeliveryEngine {
   void stop();
   // New work may be due (a batch was committed, a replay, a test moved the clock).
   void wake();
+  // A reload: the targets and retention of `settings` apply from the
+  // dispatcher's next pass (see the header). Workers are not reconfigured.
+  void reconfigure(const config::Settings& settings);
 
   [[nodiscard]] std::vector<TargetSnapshot> targets() const;
 
  private:
-  struct Target {
+  // What a reload replaces for a target; an attempt holds the version it was
+  // dispatched with.
+  struct TargetConfig {
     config::TargetSettings settings;
     std::unique_ptr<TargetClient> client;
-    std::unique_ptr<TargetMetrics> metrics = std::make_unique<TargetMetrics>();
+  };
+  // A target's runtime state, kept by name across reloads. `config` is swapped
+  // by the dispatcher thread only, under mutex_.
+  struct Target {
+    std::shared_ptr<const TargetConfig> config;
+    std::shared_ptr<TargetMetrics> metrics = std::make_shared<TargetMetrics>();
     CircuitBreaker circuit;
     int in_flight = 0;  // claimed: queued for a worker or being sent
     int sending = 0;    // requests open to the target (<= concurrency)
@@ -101,11 +119,15 @@ class DeliveryEngine {
   };
   struct WorkItem {
     journal::DueDelivery due;
-    std::size_t target = 0;
+    std::shared_ptr<Target> target;
+    std::shared_ptr<const TargetConfig> config;  // the settings it is sent with
     std::string body;
     bool probe = false;
   };
 
+  static std::shared_ptr<const TargetConfig> makeConfig(const config::TargetSettings& settings);
+  // On the dispatcher thread, between passes: the settings reconfigure() left.
+  void applyReload();
   bool releaseLeftInFlight();
   void dispatchLoop();
   // One pass over the targets; true when something was dispatched.
@@ -123,7 +145,8 @@ class DeliveryEngine {
   void release(const std::vector<std::int64_t>& ids);
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
 
-  std::vector<Target> targets_;
+  // Changed only by the dispatcher thread, under mutex_; other threads read it under mutex_.
+  std::vector<std::shared_ptr<Target>> targets_;
   journal::JournalWriter& writer_;
   const Clock& clock_;
   std::string journal_path_;
@@ -137,6 +160,7 @@ class DeliveryEngine {
   std::condition_variable work_ready_;
   std::condition_variable stopped_;
   std::deque<WorkItem> work_;
+  std::shared_ptr<const config::Settings> reload_;  // handed over by reconfigure(), not applied yet
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t next_prune_ms_ = 0;

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "common/json.h"
+#include "common/snapshot.h"
 #include "common/log.h"
 #include "delivery/routing.h"
 #include "ingest/connection_guard.h"
@@ -29,13 +30,19 @@ namespace mews::ingest {
 
 using Poco::Net::HTTPResponse;
 
+// What a reload replaces: read once per request, which keeps its version to the end.
+struct IngestConfig {
+  explicit IngestConfig(const config::Settings& s) : settings(s), tokens(s.server.tokens) {}
+  config::Settings settings;
+  TokenSet tokens;
+};
+
 struct IngestServer::Shared {
   Shared(const config::Settings& s, journal::JournalWriter& w, const Clock& c, std::function<void()> on_commit)
-      : settings(s), writer(w), clock(c), tokens(s.server.tokens), on_committed(std::move(on_commit)) {}
-  config::Settings settings;
+      : config(std::make_shared<const IngestConfig>(s)), writer(w), clock(c), on_committed(std::move(on_commit)) {}
+  Snapshot<IngestConfig> config;
   journal::JournalWriter& writer;
   const Clock& clock;
-  TokenSet tokens;
   std::function<void()> on_committed;
   IngestMetrics metrics;
   std::unique_ptr<ConnectionGuard> guard;
@@ -174,7 +181,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   // for a bounded time first. A client that announced far more than max_body
   // is not waited for.
   void drainBriefly(Poco::Net::HTTPServerRequest& request) const {
-    const std::uint64_t max_body = shared_->settings.server.max_body;
+    const std::uint64_t max_body = shared_->config.get()->settings.server.max_body;
     if (request.hasContentLength() && static_cast<std::uint64_t>(request.getContentLength64()) > 2 * max_body) return;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     std::uint64_t budget = 2 * max_body;
@@ -198,7 +205,9 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
 
   Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                  ConnectionGuard::Entry& entry) {
-    const config::ServerSettings& server = shared_->settings.server;
+    // This request's configuration: a reload meanwhile does not change it.
+    const std::shared_ptr<const IngestConfig> current = shared_->config.get();
+    const config::ServerSettings& server = current->settings.server;
     const std::string& uri = request.getURI();
     const std::string_view path = pathOnly(uri);
     // A body we will not read must not be parsed as the next request.
@@ -212,14 +221,14 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     const std::string_view query = path.size() < uri.size() ? std::string_view(uri).substr(path.size() + 1) : "";
     const std::string token = queryParameter(query, "token");
     if (token.empty()) return reject(request, response, Rejection::Unauthorized, "token missing", unread);
-    if (!shared_->tokens.accepts(token))
+    if (!current->tokens.accepts(token))
       return reject(request, response, Rejection::Unauthorized, "token not accepted", unread);
     const std::string too_large = fmt::format("body is larger than max_body ({} bytes)", server.max_body);
     if (request.hasContentLength() && request.getContentLength64() > static_cast<Poco::Int64>(server.max_body))
       return reject(request, response, Rejection::TooLarge, too_large, unread);
 
     journal::IncomingBatch batch;
-    switch (readBody(request, entry, batch.body)) {
+    switch (readBody(request, entry, server.max_body, batch.body)) {
       case BodyRead::Complete:
         break;
       case BodyRead::TooLarge:
@@ -250,7 +259,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
            fmt::format(R"({{"batch":{},"events":{},"resend":true}})", *original, batch.summary.events.size()));
       return {HTTPResponse::HTTP_ACCEPTED, *original, batch.summary.events.size(), "resend recognised; nothing stored"};
     }
-    batch.deliveries = delivery::planDeliveries(batch.summary, shared_->settings.targets);
+    batch.deliveries = delivery::planDeliveries(batch.summary, current->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
 
@@ -295,9 +304,9 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   // Reads the body one socket read at a time (std::istream::read would block
   // until its whole buffer is filled), reporting progress to the guard, whose
   // watchdog cuts off a body that stalls or trickles. At most max_body bytes are kept.
-  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry& entry, std::string& body) const {
+  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry& entry, std::uint64_t max_body,
+                    std::string& body) const {
     const ConnectionGuard& guard = *shared_->guard;
-    const std::uint64_t max_body = shared_->settings.server.max_body;
     if (request.hasContentLength()) body.reserve(static_cast<std::size_t>(request.getContentLength64()));
     std::streambuf& source = *request.stream().rdbuf();
     char buffer[16384];
@@ -445,6 +454,10 @@ void IngestServer::stop() {
   server_->stop();
   notify_stopped_();
   pool_->joinAll();
+}
+
+void IngestServer::reconfigure(const config::Settings& settings) {
+  shared_->config.set(std::make_shared<const IngestConfig>(settings));
 }
 
 std::uint16_t IngestServer::port() const {

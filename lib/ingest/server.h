@@ -88,6 +88,11 @@ class IngestServer {
   // Stops accepting, lets requests in progress finish (their commits
   // included), closes idle keep-alive connections.
   void stop();
+  // A reload: tokens, path, max_body and the targets (routing) of `settings`
+  // apply to requests that start after this call; requests in progress finish
+  // with the configuration they started with. The listener, its connection
+  // limits and timeouts, TLS and resend_window stay as they were at start.
+  void reconfigure(const config::Settings& settings);
   [[nodiscard]] std::uint16_t port() const;
   [[nodiscard]] const IngestMetrics& metrics() const;
 

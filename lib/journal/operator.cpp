@@ -1,6 +1,7 @@
 #include "journal/operator.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 
 #include "common/clock.h"
 #include "journal/migrations.h"
@@ -229,6 +230,98 @@ std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died
       .run();
   journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
   return letters;
+}
+
+std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector<std::string>& configured) {
+  // The distinct targets one index seek at a time (deliveries_queue leads with
+  // target): a handful of targets, however many deliveries.
+  Statement next(reader.db(), "SELECT min(target) FROM deliveries WHERE target > ?");
+  Statement counts(reader.db(),
+                   "SELECT"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait')),"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'in_flight'),"
+                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'dead')");
+  std::vector<UnknownTargetWork> found;
+  std::string after;
+  for (;;) {
+    next.bind(1, after);
+    if (!next.step() || next.columnIsNull(0)) break;
+    after = next.columnText(0);
+    next.reset();
+    if (std::find(configured.begin(), configured.end(), after) != configured.end()) continue;
+    counts.bind(1, after);
+    if (counts.step()) {
+      UnknownTargetWork work{after, counts.columnInt(0), counts.columnInt(1), counts.columnInt(2)};
+      if (work.waiting + work.in_flight + work.dead > 0) found.push_back(std::move(work));
+    }
+    counts.reset();
+  }
+  return found;
+}
+
+std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
+                                 std::int64_t now_ms, bool dry_run) {
+  Statement select(journal.db(),
+                   "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
+                   " WHERE l.id = ? AND d.state = 'dead'");
+  Statement move(journal.db(),
+                 "UPDATE deliveries SET target = ?1, state = 'pending', attempts = 0, due_at = ?2, age_from = ?2,"
+                 " updated_at = ?2 WHERE id = ?3 AND state = 'dead'");
+  Statement letter(journal.db(), "UPDATE dead_letters SET target = ?1 WHERE delivery_id = ?2");
+  std::int64_t moved = 0;
+  for (const auto id : ids) {
+    select.bind(1, id);
+    const bool dead = select.step();
+    const std::int64_t delivery = dead ? select.columnInt(0) : 0;
+    select.reset();
+    if (!dead) continue;
+    if (dry_run) {
+      ++moved;
+      continue;
+    }
+    move.bind(1, to).bind(2, iso(now_ms)).bind(3, delivery).run();
+    if (journal.db().changes() == 0) continue;
+    letter.bind(1, to).bind(2, delivery).run();
+    ++moved;
+  }
+  return moved;
+}
+
+std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
+                          bool dry_run) {
+  const std::string which = " FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait', 'dead')";
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*)" + which);
+    count.bind(1, from);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  journal.db()
+      .prepare("UPDATE dead_letters SET target = ?2 WHERE delivery_id IN (SELECT id" + which + ")")
+      .bind(1, from)
+      .bind(2, to)
+      .run();
+  journal.db()
+      .prepare(
+          "UPDATE deliveries SET target = ?2, state = 'pending', attempts = 0, due_at = ?3, age_from = ?3,"
+          " updated_at = ?3 WHERE id IN (SELECT id" +
+          which + ")")
+      .bind(1, from)
+      .bind(2, to)
+      .bind(3, iso(now_ms))
+      .run();
+  return journal.db().changes();
+}
+
+std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run) {
+  const std::string which = " FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait', 'dead')";
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*)" + which);
+    count.bind(1, from);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  // Dead letters and attempts cascade with their deliveries.
+  journal.db().prepare("DELETE FROM deliveries WHERE id IN (SELECT id" + which + ")").bind(1, from).run();
+  return journal.db().changes();
 }
 
 }  // namespace mews::journal

@@ -90,9 +90,11 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   std::vector<std::string> names;
   for (const auto& target : sources.targets) names.push_back(target.name);
   std::vector<journal::TargetStatus> statuses;
+  std::vector<journal::UnknownTargetWork> unknown;
   try {
     journal::Journal reader(sources.settings.journal.path, journal::JournalOptions{0, true});
     statuses = journal::targetStatus(reader, names, sources.now_ms);
+    unknown = journal::unknownTargets(reader, names);
   } catch (const std::exception& e) {
     log::warn("admin", "metrics: cannot read the journal", {{"error", e.what()}});
     return false;
@@ -113,6 +115,11 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   out.family("mews_relay_dead_letters", "gauge", "Deliveries in the dead letters now, by target.");
   for (const auto& status : statuses)
     out.sample("mews_relay_dead_letters", {{"target", status.target}}, static_cast<double>(status.dead));
+  out.family("mews_relay_unknown_target_deliveries", "gauge",
+             "Undelivered deliveries (waiting, in flight or dead) of a target that is no longer configured.");
+  for (const auto& work : unknown)
+    out.sample("mews_relay_unknown_target_deliveries", {{"target", work.target}},
+               static_cast<double>(work.waiting + work.in_flight + work.dead));
   return true;
 }
 

@@ -1,8 +1,12 @@
 #include "relay/relay.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <algorithm>
 #include <filesystem>
 
 #include "common/log.h"
+#include "journal/operator.h"
 #include "relay/metrics_page.h"
 
 namespace mews::relay {
@@ -59,6 +63,51 @@ void Relay::start() {
              {"admin", admin_->address()},
              {"journal", settings_.journal.path},
              {"targets", std::to_string(settings_.targets.size())}});
+  warnAboutUnknownTargets(settings_.targets);
+}
+
+void Relay::reload(const config::Settings& next) {
+  // Restart-only keys keep their running value: each changed one is named.
+  std::vector<std::string> waiting;
+  for (const auto& entry : next.effective) {
+    if (!entry.restart_only) continue;
+    const auto running = std::find_if(settings_.effective.begin(), settings_.effective.end(),
+                                      [&](const auto& e) { return e.section == entry.section && e.key == entry.key; });
+    if (running != settings_.effective.end() && running->value != entry.value)
+      waiting.push_back(fmt::format("[{}] {}", entry.section, entry.key));
+  }
+  ingest_->reconfigure(next);
+  delivery_->reconfigure(next);
+  std::vector<std::string> names;
+  for (const auto& target : next.targets) names.push_back(target.name);
+  admin_->setTargets(names);
+  log::info("relay", "configuration reloaded",
+            {{"file", next.source_file},
+             {"tokens", std::to_string(next.server.tokens.size())},
+             {"targets", fmt::format("{}", fmt::join(names, ","))}});
+  if (!waiting.empty())
+    log::warn("relay", "changed settings that take effect only after a restart; their running values stay",
+              {{"settings", fmt::format("{}", fmt::join(waiting, ", "))}});
+  warnAboutUnknownTargets(next.targets);
+}
+
+void Relay::warnAboutUnknownTargets(const std::vector<config::TargetSettings>& targets) const {
+  std::vector<std::string> names;
+  for (const auto& target : targets) names.push_back(target.name);
+  try {
+    journal::Journal reader(settings_.journal.path, journal::JournalOptions{0, true});
+    for (const auto& work : journal::unknownTargets(reader, names))
+      log::warn("relay", "work for a target that is not configured waits in the journal",
+                {{"target", work.target},
+                 {"waiting", std::to_string(work.waiting)},
+                 {"in_flight", std::to_string(work.in_flight)},
+                 {"dead", std::to_string(work.dead)},
+                 {"what_to_do", fmt::format("add [target.{0}] back, or: replay --from {0} --to TARGET, or: dlq purge "
+                                            "--from {0}",
+                                            work.target)}});
+  } catch (const std::exception& e) {
+    log::warn("relay", "cannot read the journal for work of unknown targets", {{"error", e.what()}});
+  }
 }
 
 void Relay::stop() {

@@ -1,5 +1,6 @@
 #include "support/relay_process.h"
 
+#include <Poco/Exception.h>
 #include <Poco/Pipe.h>
 #include <Poco/Process.h>
 #include <signal.h>
@@ -39,7 +40,11 @@ RelayProcess::RelayProcess(const std::string& config_path) : err_pipe_(std::make
 }
 
 RelayProcess::~RelayProcess() {
-  stop();
+  try {
+    stop();
+  } catch (const std::exception&) {
+    // Already reaped (it died by a signal and stop() saw it): nothing left to stop.
+  }
 }
 
 long RelayProcess::pid() const {
@@ -53,19 +58,24 @@ void RelayProcess::signal(int signal_number) const {
 int RelayProcess::stop() {
   if (stopped_) return exit_;
   stopped_ = true;
-  if (Poco::Process::tryWait(*handle_) == -1) signal(SIGTERM);
   int status = -1;
-  const bool exited = waitUntil(
-      [&] {
-        status = Poco::Process::tryWait(*handle_);
-        return status != -1;
-      },
-      std::chrono::seconds(20));
-  if (!exited) {
-    Poco::Process::kill(*handle_);
-    handle_->wait();
+  try {
+    if (Poco::Process::tryWait(*handle_) == -1) signal(SIGTERM);
+    const bool exited = waitUntil(
+        [&] {
+          status = Poco::Process::tryWait(*handle_);
+          return status != -1;
+        },
+        std::chrono::seconds(20));
+    if (!exited) {
+      Poco::Process::kill(*handle_);
+      handle_->wait();
+      status = -1;
+    }
+  } catch (const Poco::Exception&) {
+    status = -1;  // reaped already
   }
-  exit_ = exited ? status : -1;
+  exit_ = status;
   if (reader_.joinable()) reader_.join();
   return exit_;
 }
