@@ -5,6 +5,7 @@
 #include <Poco/Process.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <regex>
 #include <stdexcept>
 
@@ -22,6 +23,9 @@ RelayProcess::RelayProcess(const std::string& config_path) : err_pipe_(std::make
     for (;;) {
       const int got = err_pipe_->readBytes(buffer, sizeof buffer);
       if (got <= 0) return;
+      // Also on the test's stderr, like an in-process relay's: the test log is
+      // where scripts/test looks for leaked secrets.
+      std::fwrite(buffer, 1, static_cast<std::size_t>(got), stderr);
       const std::lock_guard lock(mutex_);
       log_.append(buffer, static_cast<std::size_t>(got));
     }
