@@ -11,10 +11,14 @@
 #include <charconv>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <regex>
 
+#include "admin/credential.h"
 #include "cli.h"
 #include "common/clock.h"
+#include "common/json_scan.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "journal/lock.h"
 
@@ -79,7 +83,22 @@ std::int64_t parseIdArg(const std::string& text) {
   return id;
 }
 
-void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+int parseCountArg(const std::string& flag, const std::string& text) {
+  int count = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+  if (ec != std::errc{} || end != text.data() + text.size() || count <= 0)
+    throw UsageError(
+        fmt::format("{} '{}' is not a whole number from 1 to {}", flag, text, std::numeric_limits<int>::max()));
+  return count;
+}
+
+void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& raw_rows) {
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(raw_rows.size());
+  for (const auto& raw : raw_rows) {
+    auto& row = rows.emplace_back();
+    for (const auto& cell : raw) row.push_back(text::terminalLine(cell));
+  }
   std::vector<std::size_t> widths(headers.size());
   for (std::size_t c = 0; c < headers.size(); ++c) widths[c] = headers[c].size();
   for (const auto& row : rows)
@@ -117,16 +136,51 @@ journal::Journal openReader(const config::Settings& settings) {
 
 namespace {
 
+// The relay's answer: {"count": N}, or {"error": "..."} with a status other than 200.
+std::int64_t countFromAnswer(int status, const std::string& body) {
+  const auto unexpected = [&] {
+    return std::runtime_error(fmt::format("unexpected answer from the relay (HTTP {}): {}", status, body));
+  };
+  std::optional<std::string> error;
+  std::optional<std::int64_t> count;
+  json::Scanner scanner(body);
+  if (!scanner.begin() || !scanner.enterObject()) throw unexpected();
+  std::string_view name;
+  while (scanner.nextMember(name)) {
+    json::Kind kind{};
+    if (!scanner.peek(kind)) break;
+    const std::size_t value_at = scanner.offset();
+    if (json::equals(name, "error") && kind == json::Kind::String) {
+      std::string_view raw;
+      if (scanner.string(raw)) error = json::decode(raw);
+    } else if (json::equals(name, "count") && kind == json::Kind::Number && scanner.skipValue()) {
+      const std::string_view digits = std::string_view(body).substr(value_at, scanner.offset() - value_at);
+      std::int64_t value = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      if (ec == std::errc{} && end == digits.data() + digits.size()) count = value;
+    } else {
+      scanner.skipValue();
+    }
+  }
+  if (scanner.failed() || !scanner.end()) throw unexpected();
+  if (status != Poco::Net::HTTPResponse::HTTP_OK) throw std::runtime_error(error.value_or(body));
+  if (!count) throw unexpected();
+  return *count;
+}
+
 std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_path) {
   const std::string published = journal::JournalLock::readPublished(journal_path);
   std::smatch match;
   if (!std::regex_search(published, match, std::regex(R"(admin=(\S+))")))
     throw std::runtime_error(fmt::format("a relay holds {}.lock but published no admin address", journal_path));
+  // Only the relay's operators can read it (admin/credential.h); others stop here.
+  const std::string credential = admin::readCredential(journal_path);
   const Poco::Net::SocketAddress address(match[1].str());
   Poco::Net::HTTPClientSession session(address);
   session.setTimeout(Poco::Timespan(60, 0));
   Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, admin_path, Poco::Net::HTTPMessage::HTTP_1_1);
   request.setContentLength(0);
+  request.set("Authorization", "Bearer " + credential);
   std::string body;
   Poco::Net::HTTPResponse response;
   try {
@@ -136,15 +190,7 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
     throw std::runtime_error(
         fmt::format("the running relay's admin listener {} did not answer: {}", address.toString(), e.displayText()));
   }
-  if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
-    std::smatch error;
-    const std::string reason =
-        std::regex_search(body, error, std::regex(R"re("error":"((?:[^"\\]|\\.)*)")re")) ? error[1].str() : body;
-    throw std::runtime_error(reason);
-  }
-  if (!std::regex_search(body, match, std::regex(R"("count":(\d+))")))
-    throw std::runtime_error("unexpected answer from the relay: " + body);
-  return std::stoll(match[1]);
+  return countFromAnswer(static_cast<int>(response.getStatus()), body);
 }
 
 }  // namespace

@@ -33,7 +33,11 @@ class Flags {
 std::int64_t parseTimeArg(const std::string& flag, const std::string& text, std::int64_t now_ms);
 std::int64_t parseDurationArg(const std::string& flag, const std::string& text);
 std::int64_t parseIdArg(const std::string& text);
+// A count for `flag` (e.g. --limit): 1 or more; UsageError naming the flag otherwise.
+int parseCountArg(const std::string& flag, const std::string& text);
 
+// Cells are text from the journal, some of it from outside: each is printed
+// through text::terminalLine, so no control sequence reaches the terminal.
 void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 std::string ageText(std::int64_t millis);
 

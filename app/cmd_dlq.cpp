@@ -6,28 +6,36 @@
 #include "cli_support.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/text.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 
 namespace mews::cli {
 namespace {
 
-std::string optionalJson(const std::optional<std::int64_t>& value) {
-  return value ? std::to_string(*value) : "null";
-}
-std::string optionalJson(const std::optional<std::string>& value) {
-  return value ? json::quote(*value) : "null";
+void letterJson(json::Writer& out, const journal::DeadLetter& l) {
+  out.beginObject()
+      .field("id", l.id)
+      .field("delivery_id", l.delivery_id)
+      .field("batch_id", l.batch_id)
+      .field("target", l.target)
+      .field("event_types", l.event_types)
+      .field("attempts", l.attempts)
+      .field("last_status", l.last_status)
+      .field("last_error", l.last_error)
+      .field("reason", l.reason)
+      .field("received_at", l.received_at)
+      .field("died_at", l.died_at)
+      .field("state", l.state)
+      .endObject();
 }
 
-std::string letterJson(const journal::DeadLetter& l) {
-  return fmt::format(
-      "{{\"id\":{},\"delivery_id\":{},\"batch_id\":{},\"target\":{},\"event_types\":{},\"attempts\":{},"
-      "\"last_status\":{},\"last_error\":{},\"reason\":{},\"received_at\":{},\"died_at\":{},\"state\":{}}}",
-      l.id, l.delivery_id, l.batch_id, json::quote(l.target), json::quote(l.event_types), l.attempts,
-      optionalJson(l.last_status), optionalJson(l.last_error), json::quote(l.reason), json::quote(l.received_at),
-      json::quote(l.died_at), json::quote(l.state));
+// Each verb reads its flags before the config, so a usage error is one whatever the config.
+config::Settings operatorSettings(const GlobalOptions& options) {
+  return config::loadSettings(options.config_path, config::Secrets::Optional);
 }
 
-int list(const config::Settings& settings, const std::vector<std::string>& args) {
+int list(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {"--target", "--since", "--limit"}, {"--json"});
   expectNoArguments(flags.positionals());
   journal::DeadLetterFilter filter;
@@ -35,28 +43,31 @@ int list(const config::Settings& settings, const std::vector<std::string>& args)
   if (const auto since = flags.value("--since"))
     filter.since_ms = parseTimeArg("--since", *since, SystemClock::instance().wallMillis());
   filter.limit = 100;
-  if (const auto limit = flags.value("--limit")) filter.limit = static_cast<int>(parseIdArg(*limit));
-  auto reader = openReader(settings);
+  if (const auto limit = flags.value("--limit")) filter.limit = parseCountArg("--limit", *limit);
+  auto reader = openReader(operatorSettings(options));
   const auto letters = journal::listDeadLetters(reader, filter);
   if (flags.has("--json")) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < letters.size(); ++i) out += (i ? "," : "") + letterJson(letters[i]);
-    std::cout << out << "]\n";
+    json::Writer out;
+    out.beginArray();
+    for (const auto& letter : letters) letterJson(out, letter);
+    std::cout << std::move(out.endArray()).text() << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& l : letters)
     rows.push_back({std::to_string(l.id), l.target, l.event_types.empty() ? "-" : l.event_types,
-                    std::to_string(l.attempts), l.died_at, l.reason + (l.state == "dead" ? "" : " (replayed)"),
+                    std::to_string(l.attempts), l.died_at,
+                    l.reason + (l.state == journal::stateName(journal::DeliveryState::Dead) ? "" : " (replayed)"),
                     l.last_error.value_or("-")});
   printTable({"ID", "TARGET", "EVENT TYPES", "ATTEMPTS", "DIED AT", "REASON", "LAST ERROR"}, rows);
   return kExitOk;
 }
 
-int show(const config::Settings& settings, const std::vector<std::string>& args) {
+int show(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {}, {"--json"});
   if (flags.positionals().size() != 1) throw UsageError("dlq show takes one dead letter id");
   const std::int64_t id = parseIdArg(flags.positionals()[0]);
+  const config::Settings settings = operatorSettings(options);
   auto reader = openReader(settings);
   const auto detail = journal::showDeadLetter(reader, id);
   if (!detail) {
@@ -64,23 +75,29 @@ int show(const config::Settings& settings, const std::vector<std::string>& args)
     return kExitFailed;
   }
   if (flags.has("--json")) {
-    std::string attempts = "[";
-    for (std::size_t i = 0; i < detail->attempts.size(); ++i) {
-      const auto& a = detail->attempts[i];
-      attempts += fmt::format(
-          "{}{{\"started_at\":{},\"duration_ms\":{},\"status\":{},\"error\":{},\"outcome\":{},"
-          "\"response_excerpt\":{}}}",
-          i ? "," : "", json::quote(a.started_at), a.duration_ms, optionalJson(a.status), optionalJson(a.error),
-          json::quote(a.outcome), json::quote(a.response_excerpt));
-    }
-    std::cout << fmt::format(
-        "{{\"dead_letter\":{},\"kind\":{},\"event_seq\":{},\"payload\":{},\"headers_sent\":{},"
-        "\"attempts\":{}]}}\n",
-        letterJson(detail->letter), json::quote(detail->kind), optionalJson(detail->event_seq),
-        json::quote(detail->payload), detail->headers_sent.empty() ? "{}" : detail->headers_sent, attempts);
+    json::Writer out;
+    out.beginObject().key("dead_letter");
+    letterJson(out, detail->letter);
+    out.field("kind", detail->kind).field("event_seq", detail->event_seq).field("payload", detail->payload);
+    // Written by the relay as a JSON object (header values masked).
+    out.key("headers_sent").raw(detail->headers_sent.empty() ? "{}" : detail->headers_sent);
+    out.key("attempts").beginArray();
+    for (const auto& a : detail->attempts)
+      out.beginObject()
+          .field("started_at", a.started_at)
+          .field("duration_ms", a.duration_ms)
+          .field("status", a.status)
+          .field("error", a.error)
+          .field("outcome", a.outcome)
+          .field("response_excerpt", a.response_excerpt)
+          .endObject();
+    std::cout << std::move(out.endArray().endObject()).text() << "\n";
     return kExitOk;
   }
+  // Everything below but numbers and times may have come from outside (a
+  // target's answer, Mews's event types and payload): escaped for the terminal.
   const auto& l = detail->letter;
+  auto line = [](std::string_view text) { return text::terminalLine(text); };
   std::cout << fmt::format(
       "dead letter {}  target {}  delivery {}  batch {}{}\n"
       "reason:      {}{}\n"
@@ -89,25 +106,28 @@ int show(const config::Settings& settings, const std::vector<std::string>& args)
       "died:        {}\n"
       "attempts:    {}\n"
       "last error:  {}\n\n",
-      l.id, l.target, l.delivery_id, l.batch_id,
-      detail->event_seq ? fmt::format(" (event {})", *detail->event_seq) : std::string(), l.reason,
-      l.state == "dead" ? "" : fmt::format(" (replayed, now {})", l.state), l.event_types.empty() ? "-" : l.event_types,
-      l.received_at, l.died_at, l.attempts, l.last_error.value_or("-"));
-  std::cout << "headers sent (last attempt):\n  " << (detail->headers_sent.empty() ? "-" : detail->headers_sent)
+      l.id, line(l.target), l.delivery_id, l.batch_id,
+      detail->event_seq ? fmt::format(" (event {})", *detail->event_seq) : std::string(), line(l.reason),
+      l.state == journal::stateName(journal::DeliveryState::Dead) ? ""
+                                                                  : fmt::format(" (replayed, now {})", line(l.state)),
+      l.event_types.empty() ? "-" : line(l.event_types), line(l.received_at), line(l.died_at), l.attempts,
+      line(l.last_error.value_or("-")));
+  std::cout << "headers sent (last attempt):\n  " << (detail->headers_sent.empty() ? "-" : line(detail->headers_sent))
             << "\n\nattempts:\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : detail->attempts)
     rows.push_back({a.started_at, fmt::format("{}ms", a.duration_ms), a.status ? std::to_string(*a.status) : "-",
                     a.outcome, a.error.value_or("-"), a.response_excerpt.substr(0, 60)});
   printTable({"STARTED", "DURATION", "STATUS", "OUTCOME", "ERROR", "RESPONSE"}, rows);
-  std::cout << fmt::format("\npayload ({} batch, {} bytes):\n{}\n", detail->kind, detail->payload.size(),
-                           detail->payload);
+  std::cout << fmt::format("\npayload ({} batch, {} bytes):\n{}\n", line(detail->kind), detail->payload.size(),
+                           text::terminalBlock(detail->payload));
   return kExitOk;
 }
 
 // `dlq purge --from S`: the waiting and dead work of a target removed from the configuration.
-int purgeRemovedTarget(const config::Settings& settings, const Flags& flags, const std::string& from) {
+int purgeRemovedTarget(const GlobalOptions& options, const Flags& flags, const std::string& from) {
   if (flags.value("--older-than")) throw UsageError("--from and --older-than do not go together");
+  const config::Settings settings = operatorSettings(options);
   if (isConfigured(settings, from))
     throw std::runtime_error(
         fmt::format("target '{}' is in {}: its work is its own; remove the target and reload before purging its work",
@@ -120,17 +140,24 @@ int purgeRemovedTarget(const config::Settings& settings, const Flags& flags, con
        fmt::format("/admin/purge?from={}{}", from, dry_run ? "&dry_run=1" : "")},
       via_relay);
   if (flags.has("--json"))
-    std::cout << fmt::format("{{\"purged\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
+    std::cout << std::move(json::Writer()
+                               .beginObject()
+                               .field("purged", count)
+                               .field("dry_run", dry_run)
+                               .field("via_relay", via_relay)
+                               .endObject())
+                     .text()
+              << "\n";
   else
     std::cout << fmt::format("{} {} deliver{} of {}{}\n", dry_run ? "would purge" : "purged", count,
                              count == 1 ? "y" : "ies", from, via_relay ? " (through the running relay)" : "");
   return kExitOk;
 }
 
-int purge(const config::Settings& settings, const std::vector<std::string>& args) {
+int purge(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {"--older-than", "--from"}, {"--dry-run", "--json"});
   expectNoArguments(flags.positionals());
-  if (const auto from = flags.value("--from")) return purgeRemovedTarget(settings, flags, *from);
+  if (const auto from = flags.value("--from")) return purgeRemovedTarget(options, flags, *from);
   std::optional<std::int64_t> older_than;
   if (const auto value = flags.value("--older-than")) older_than = parseDurationArg("--older-than", *value);
   const bool dry_run = flags.has("--dry-run");
@@ -139,6 +166,7 @@ int purge(const config::Settings& settings, const std::vector<std::string>& args
   std::string admin_path = "/admin/purge?";
   if (older_than) admin_path += fmt::format("older_than_ms={}&", *older_than);
   if (dry_run) admin_path += "dry_run=1";
+  const config::Settings settings = operatorSettings(options);
   bool via_relay = false;
   const std::int64_t count = applyChange(
       settings,
@@ -146,7 +174,14 @@ int purge(const config::Settings& settings, const std::vector<std::string>& args
        admin_path},
       via_relay);
   if (flags.has("--json"))
-    std::cout << fmt::format("{{\"purged\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
+    std::cout << std::move(json::Writer()
+                               .beginObject()
+                               .field("purged", count)
+                               .field("dry_run", dry_run)
+                               .field("via_relay", via_relay)
+                               .endObject())
+                     .text()
+              << "\n";
   else
     std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count,
                              count == 1 ? "" : "s", via_relay ? " (through the running relay)" : "");
@@ -158,10 +193,9 @@ int runDlq(const GlobalOptions& options, const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   const std::string& verb = args[0];
   if (verb != "list" && verb != "show" && verb != "purge") throw UsageError(fmt::format("unknown dlq verb '{}'", verb));
-  const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
-  if (verb == "list") return list(settings, rest);
-  if (verb == "show") return show(settings, rest);
-  return purge(settings, rest);
+  if (verb == "list") return list(options, rest);
+  if (verb == "show") return show(options, rest);
+  return purge(options, rest);
 }
 
 }  // namespace
@@ -179,7 +213,10 @@ Command dlqCommand() {
           "       asks nothing, prints how many. --from S deletes instead the waiting and\n"
           "       dead work of S, a target removed from the configuration (see status)\n"
           "TIME is ISO 8601 (2026-11-27T10:00:00Z) or an age (2h, 3d). Safe while the relay\n"
-          "runs: purge then goes through the relay's admin listener.\n\n"
+          "runs: purge then goes through the relay's admin listener, presenting the\n"
+          "credential the relay wrote to <journal>.admin (its operators can read it).\n"
+          "Text from outside (answers, errors, event types, payload) is shown with\n"
+          "control characters escaped (\\x1b); --json keeps it exact.\n\n"
           "examples:\n  mews-relay dlq list --target pms --since 1d\n  mews-relay dlq show 42\n"
           "  mews-relay dlq purge --older-than 30d --dry-run\n  mews-relay dlq purge --from old_pms --dry-run\n",
           runDlq};

@@ -6,7 +6,10 @@
 #include "cli.h"
 #include "cli_support.h"
 #include "common/clock.h"
+#include "common/json.h"
+#include "common/text.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 
 namespace mews::cli {
 namespace {
@@ -24,12 +27,6 @@ std::vector<std::int64_t> idsFrom(const std::vector<std::string>& positionals) {
     while (std::cin >> word) ids.push_back(parseIdArg(word));  // `-`: ids from stdin, like postsuper
   }
   return ids;
-}
-
-std::string joined(const std::vector<std::int64_t>& ids) {
-  std::string out;
-  for (const auto id : ids) out += (out.empty() ? "" : ",") + std::to_string(id);
-  return out;
 }
 
 int runReplay(const GlobalOptions& options, const std::vector<std::string>& args) {
@@ -82,14 +79,14 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
         const auto unknown = journal::unknownDeadLetters(reader, ids);
         if (!unknown.empty())
           throw std::runtime_error(
-              fmt::format("no dead letter with id {} in {}", joined(unknown), settings.journal.path));
+              fmt::format("no dead letter with id {} in {}", text::joinList(unknown), settings.journal.path));
       } else {
         journal::DeadLetterFilter filter;
         filter.target = flags.value("--target");
         if (const auto since = flags.value("--since")) filter.since_ms = parseTimeArg("--since", *since, now);
         if (const auto until = flags.value("--until")) filter.until_ms = parseTimeArg("--until", *until, now);
         for (const auto& letter : journal::listDeadLetters(reader, filter))
-          if (letter.state == "dead") ids.push_back(letter.id);
+          if (letter.state == journal::stateName(journal::DeliveryState::Dead)) ids.push_back(letter.id);
       }
     }
     // In steps, so that a replay of thousands neither holds the writer long nor
@@ -104,7 +101,7 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
                               if (to) return journal::retargetDeadLetters(journal, step, *to, now, dry_run);
                               return journal::replayDeadLetters(journal, step, now, dry_run);
                             },
-                            "/admin/replay?ids=" + joined(step) + to_suffix + suffix},
+                            "/admin/replay?ids=" + text::joinList(step) + to_suffix + suffix},
                            via_relay);
       if (progress)
         std::cerr << fmt::format("\r{} {}/{}", dry_run ? "checked" : "replayed", start + step.size(), ids.size());
@@ -127,7 +124,14 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
                         via_relay);
   }
   if (flags.has("--json")) {
-    std::cout << fmt::format("{{\"replayed\":{},\"dry_run\":{},\"via_relay\":{}}}\n", count, dry_run, via_relay);
+    std::cout << std::move(json::Writer()
+                               .beginObject()
+                               .field("replayed", count)
+                               .field("dry_run", dry_run)
+                               .field("via_relay", via_relay)
+                               .endObject())
+                     .text()
+              << "\n";
   } else {
     std::cout << fmt::format("{} {} deliver{}{}{}\n", dry_run ? "would replay" : "replayed", count,
                              count == 1 ? "y" : "ies", to ? " to " + *to : std::string(),
@@ -154,8 +158,8 @@ Command replayCommand() {
           "configured target T instead of their own. --from S --to T moves the waiting\n"
           "and dead work of S, a target removed from the configuration (see status),\n"
           "to T. TIME is ISO 8601 or an age (2h, 3d).\n"
-          "While the relay runs, the change goes through its admin listener and is\n"
-          "picked up at once.\n\n"
+          "While the relay runs, the change goes through its admin listener (with the\n"
+          "credential the relay wrote to <journal>.admin) and is picked up at once.\n\n"
           "examples:\n  mews-relay replay 17 18\n  mews-relay dlq list --json | jq '.[].id' | mews-relay replay -\n"
           "  mews-relay replay --dead --target pms --since 2h\n"
           "  mews-relay replay --received-since 2026-11-27T08:00:00Z --target crm\n"

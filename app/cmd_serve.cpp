@@ -1,5 +1,8 @@
 // `serve`: runs the relay until SIGINT or SIGTERM, then shuts down cleanly;
 // SIGHUP re-reads the configuration (see relay.h for what a reload changes).
+// SIGHUP never stops it: a reload that fails leaves the running configuration
+// as it was (its default action would end the process with 129, which
+// systemd's Restart=on-failure does not count as a failure to restart).
 #include <fmt/format.h>
 #include <pthread.h>
 #include <csignal>
@@ -28,15 +31,33 @@ void reload(const GlobalOptions& options, relay::Relay& relay) {
     for (std::string line; std::getline(lines, line);)
       log::error("relay", "reload refused; the running configuration stays", {{"error", line}});
     return;
+  } catch (const std::exception& e) {
+    log::error("relay", "reload refused; the running configuration stays", {{"error", e.what()}});
+    return;
   }
-  applyLogLevel(options, next);
-  relay.reload(next);
+  try {
+    applyLogLevel(options, next);
+    relay.reload(next);
+  } catch (const std::exception& e) {
+    // Not expected (the file validated); the relay keeps serving either way.
+    log::error("relay", "reload failed part way; send SIGHUP again or restart", {{"error", e.what()}});
+  }
+}
+
+// SIGINT or SIGTERM, once one arrives; each SIGHUP meanwhile reloads.
+int waitForStopSignal(const GlobalOptions& options, const sigset_t& signals, relay::Relay& relay) {
+  for (;;) {
+    int received = 0;
+    if (sigwait(&signals, &received) != 0) continue;
+    if (received != SIGHUP) return received;
+    reload(options, relay);
+  }
 }
 
 int runServe(const GlobalOptions& options, const std::vector<std::string>& args) {
   expectNoArguments(args);
-  // Block the signals before any thread starts, so every thread inherits the
-  // mask and only sigwait() below receives them.
+  // Block the handled signals before any thread starts, so every thread
+  // inherits the mask and only sigwait() below receives them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -51,12 +72,7 @@ int runServe(const GlobalOptions& options, const std::vector<std::string>& args)
   relay::Relay relay(std::move(settings));
   relay.start();
 
-  int received = 0;
-  for (;;) {
-    sigwait(&signals, &received);
-    if (received != SIGHUP) break;
-    reload(options, relay);
-  }
+  const int received = waitForStopSignal(options, signals, relay);
   log::info("relay", "stopping", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
   relay.stop();
   return kExitOk;
@@ -75,7 +91,7 @@ Command serveCommand() {
           "warning names them); a file with an error changes nothing and each error\n"
           "is logged. SIGINT or SIGTERM stops accepting, finishes requests in\n"
           "progress and exits 0.\n\n"
-          "example:\n  MEWS_RELAY_TOKEN=... mews-relay -c /etc/mews-relay/mews-relay.ini serve\n"
+          "examples:\n  MEWS_RELAY_TOKEN=... mews-relay -c /etc/mews-relay/mews-relay.ini serve\n"
           "  kill -HUP $(pidof mews-relay)\n",
           runServe};
 }

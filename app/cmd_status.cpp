@@ -1,9 +1,9 @@
 // `status`: per target, what waits, what is in flight, what was delivered in
 // the last 24 h, what is dead, the oldest waiting work, the circuit and the
-// last error; then the journal's size and totals.
+// last error; then the journal's size (journal::journalDiskBytes: the file,
+// its WAL and its shared-memory index, as /metrics reports it) and totals.
 #include <fmt/format.h>
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 
 #include "cli.h"
@@ -15,16 +15,6 @@
 
 namespace mews::cli {
 namespace {
-
-std::uint64_t journalBytes(const std::string& path) {
-  std::uint64_t total = 0;
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::error_code ignored;
-    const auto size = std::filesystem::file_size(path + suffix, ignored);
-    if (!ignored) total += size;
-  }
-  return total;
-}
 
 int runStatus(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {}, {"--json"});
@@ -46,30 +36,43 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     return std::find(names.begin(), names.end(), t.target) != names.end();
   };
   const auto totals = journal::journalTotals(reader);
-  const std::uint64_t bytes = journalBytes(settings.journal.path);
+  const std::uint64_t bytes = journal::journalDiskBytes(settings.journal.path);
   auto oldestAge = [&](const journal::TargetStatus& t) -> std::optional<std::int64_t> {
     if (!t.oldest_pending_at) return std::nullopt;
     return now - parseIsoMillis(*t.oldest_pending_at).value_or(now);
   };
 
   if (flags.has("--json")) {
-    std::string out = "{\"targets\":[";
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-      const auto& t = targets[i];
+    json::Writer out;
+    out.beginObject().key("targets").beginArray();
+    for (const auto& t : targets) {
       const auto age = oldestAge(t);
-      out += fmt::format(
-          "{}{{\"target\":{},\"pending\":{},\"in_flight\":{},\"delivered_24h\":{},\"dead\":{},"
-          "\"oldest_pending_age_s\":{},\"circuit\":{},\"last_error\":{},\"configured\":{}}}",
-          i ? "," : "", json::quote(t.target), t.pending, t.in_flight, t.delivered_24h, t.dead,
-          age ? std::to_string(*age / 1000) : "null", json::quote(configured(t) ? t.circuit : "unknown"),
-          t.last_error ? json::quote(*t.last_error) : "null", configured(t));
+      out.beginObject()
+          .field("target", t.target)
+          .field("pending", t.pending)
+          .field("in_flight", t.in_flight)
+          .field("delivered_24h", t.delivered_24h)
+          .field("dead", t.dead)
+          .field("oldest_pending_age_s", age ? std::optional<std::int64_t>(*age / 1000) : std::nullopt)
+          .field("circuit", configured(t) ? t.circuit : "unknown")
+          .field("last_error", t.last_error)
+          .field("configured", configured(t))
+          .endObject();
     }
-    out += fmt::format(
-        "],\"journal\":{{\"path\":{},\"bytes\":{},\"schema_version\":{},\"batches\":{},\"events\":{},"
-        "\"deliveries\":{},\"dead_letters\":{},\"unrouted_batches\":{}}}}}",
-        json::quote(settings.journal.path), bytes, totals.schema_version, totals.batches, totals.events,
-        totals.deliveries, totals.dead_letters, totals.unrouted_batches);
-    std::cout << out << "\n";
+    out.endArray()
+        .key("journal")
+        .beginObject()
+        .field("path", settings.journal.path)
+        .field("bytes", bytes)
+        .field("schema_version", totals.schema_version)
+        .field("batches", totals.batches)
+        .field("events", totals.events)
+        .field("deliveries", totals.deliveries)
+        .field("dead_letters", totals.dead_letters)
+        .field("unrouted_batches", totals.unrouted_batches)
+        .endObject()
+        .endObject();
+    std::cout << out.text() << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;

@@ -1,9 +1,7 @@
-# Embeds migrations/NNNN_name.sql into the binary at build time, so an installed
-# binary needs no source tree. The generated file is rewritten whenever a
-# migration changes or one is added (CONFIGURE_DEPENDS re-globs at build time).
-file(GLOB MEWS_RELAY_MIGRATION_FILES CONFIGURE_DEPENDS
-     ${PROJECT_SOURCE_DIR}/migrations/[0-9][0-9][0-9][0-9]_*.sql)
-list(SORT MEWS_RELAY_MIGRATION_FILES)
+# Embeds MEWS_RELAY_MIGRATION_FILES (globbed once, in the top-level
+# CMakeLists.txt) into the binary at build time, so an installed binary needs no
+# source tree. The generated file is rewritten whenever a migration changes or
+# one is added.
 
 # '|' joins the list: a ';' would split the -D argument into several.
 list(JOIN MEWS_RELAY_MIGRATION_FILES "|" MEWS_RELAY_MIGRATION_INPUTS)

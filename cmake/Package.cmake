@@ -20,8 +20,7 @@ file(WRITE ${CMAKE_BINARY_DIR}/packaging/mews-relay.ini "${packaged_config}")
 install(FILES ${CMAKE_BINARY_DIR}/packaging/mews-relay.ini ${PROJECT_SOURCE_DIR}/packaging/mews-relay.env
         DESTINATION /etc/mews-relay PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/mews-relay.service DESTINATION /lib/systemd/system)
-file(GLOB migration_files ${PROJECT_SOURCE_DIR}/migrations/*.sql)
-install(FILES ${migration_files} DESTINATION ${CMAKE_INSTALL_DATADIR}/mews-relay/migrations)
+install(FILES ${MEWS_RELAY_MIGRATION_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/mews-relay/migrations)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/packaging/copyright
               ${PROJECT_SOURCE_DIR}/examples/alerts.yml
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -15,8 +15,11 @@
 #include <map>
 #include <mutex>
 
+#include "admin/credential.h"
+#include "admin/request_guard.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "journal/operator.h"
 
 namespace mews::admin {
@@ -25,10 +28,13 @@ struct AdminServer::Shared {
   config::Settings settings;
   journal::JournalWriter& writer;
   const Clock& clock;
+  std::string credential;
   std::function<void()> on_requeued;
   std::function<std::string()> render_metrics;
+  std::string bound_host;  // set once bound, before the first request
+  std::uint16_t port = 0;
   mutable std::mutex targets_mutex;
-  std::vector<std::string> targets;  // of the running configuration
+  std::vector<std::string> targets;  // of the running configuration (a reload changes them)
 
   [[nodiscard]] bool configured(const std::string& name) const {
     const std::lock_guard lock(targets_mutex);
@@ -39,8 +45,9 @@ struct AdminServer::Shared {
 namespace {
 
 using Poco::Net::HTTPResponse;
+using Query = std::map<std::string, std::string>;
 
-std::optional<std::int64_t> number(const std::map<std::string, std::string>& query, const std::string& key) {
+std::optional<std::int64_t> number(const Query& query, const std::string& key) {
   const auto it = query.find(key);
   if (it == query.end()) return std::nullopt;
   std::int64_t value = 0;
@@ -50,51 +57,126 @@ std::optional<std::int64_t> number(const std::map<std::string, std::string>& que
   return value;
 }
 
-std::optional<std::string> text(const std::map<std::string, std::string>& query, const std::string& key) {
+std::optional<std::string> text(const Query& query, const std::string& key) {
   const auto it = query.find(key);
   if (it == query.end()) return std::nullopt;
   return it->second;
 }
+
+std::string errorJson(std::string_view reason) {
+  return std::move(json::Writer().beginObject().field("error", reason).endObject()).text();
+}
+
+std::string countJson(std::int64_t count) {
+  return std::move(json::Writer().beginObject().field("count", count).endObject()).text();
+}
+
+// Who may use a route, on top of the Host rule every request passes.
+enum class Access {
+  Anyone,    // health and metrics
+  Operator,  // the CLI's API: no Origin, the operator's credential
+};
 
 class AdminHandler final : public Poco::Net::HTTPRequestHandler {
  public:
   explicit AdminHandler(std::shared_ptr<AdminServer::Shared> shared) : shared_(std::move(shared)) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+    const std::string path = request.getURI().substr(0, request.getURI().find('?'));
     try {
       const Poco::URI uri(request.getURI());
-      std::map<std::string, std::string> query;
+      Query query;
       for (const auto& [key, value] : uri.getQueryParameters()) query[key] = value;
-      const std::string& path = uri.getPath();
-      const bool post = request.getMethod() == Poco::Net::HTTPRequest::HTTP_POST;
-      if (path == "/healthz") return send(response, HTTPResponse::HTTP_OK, R"({"status":"ok"})");
-      if (path == "/readyz") return ready(response);
-      if (path == "/metrics") {
-        const std::string page = shared_->render_metrics();
-        response.setStatusAndReason(HTTPResponse::HTTP_OK);
-        response.setContentType("text/plain; version=0.0.4; charset=utf-8");
-        return response.sendBuffer(page.data(), page.size());
-      }
-      if (path == "/admin/replay" && post) return replay(response, query);
-      if (path == "/admin/purge" && post) return purge(response, query);
-      send(response, HTTPResponse::HTTP_NOT_FOUND, R"({"error":"no such endpoint"})");
+      route(request, response, uri.getPath(), query);
     } catch (const std::invalid_argument& e) {
-      send(response, HTTPResponse::HTTP_BAD_REQUEST, fmt::format(R"({{"error":{}}})", json::quote(e.what())));
+      send(response, HTTPResponse::HTTP_BAD_REQUEST, errorJson(e.what()));
     } catch (const std::exception& e) {
-      log::error("admin", "request failed",
-                 {{"path", request.getURI().substr(0, request.getURI().find('?'))}, {"error", e.what()}});
-      send(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, fmt::format(R"({{"error":{}}})", json::quote(e.what())));
+      log::error("admin", "request failed", {{"path", path}, {"error", e.what()}});
+      send(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, errorJson(e.what()));
     }
   }
 
  private:
+  using Handle = void (AdminHandler::*)(Poco::Net::HTTPServerResponse&, const Query&) const;
+  struct Route {
+    std::string_view method;  // GET routes answer HEAD too
+    std::string_view path;
+    Access access;
+    Handle handle;
+  };
+
+  static const std::vector<Route>& routes() {
+    static const std::vector<Route> table{
+        {"GET", "/healthz", Access::Anyone, &AdminHandler::healthz},
+        {"GET", "/readyz", Access::Anyone, &AdminHandler::readyz},
+        {"GET", "/metrics", Access::Anyone, &AdminHandler::metrics},
+        {"POST", "/admin/replay", Access::Operator, &AdminHandler::replay},
+        {"POST", "/admin/purge", Access::Operator, &AdminHandler::purge},
+    };
+    return table;
+  }
+
+  void route(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, const std::string& path,
+             const Query& query) const {
+    const auto found = std::find_if(routes().begin(), routes().end(), [&](const Route& r) { return r.path == path; });
+    // A browser always sends a Host; a supervisor's HTTP/1.0 probe may not, and
+    // may read health and metrics without one. The operator's API wants one.
+    const bool probe = !request.has("Host") && (found == routes().end() || found->access == Access::Anyone);
+    if (!probe && !hostAllowed(request.get("Host", ""), shared_->bound_host, shared_->port))
+      return refuse(request, response, path, HTTPResponse::HTTP_MISDIRECTED_REQUEST,
+                    "the Host header does not name this listener");
+    if (found == routes().end()) return send(response, HTTPResponse::HTTP_NOT_FOUND, errorJson("no such endpoint"));
+    if (found->access == Access::Operator) {
+      if (request.has("Origin"))
+        return refuse(request, response, path, HTTPResponse::HTTP_FORBIDDEN,
+                      "the admin API does not answer browsers (the request carries an Origin)");
+      if (!credentialMatches(request.get("Authorization", ""), shared_->credential)) {
+        response.set("WWW-Authenticate", "Bearer");
+        return refuse(request, response, path, HTTPResponse::HTTP_UNAUTHORIZED,
+                      "the operator's credential is required: Authorization: Bearer <the content of " +
+                          credentialPath(shared_->settings.journal.path) + ">");
+      }
+    }
+    const std::string& method = request.getMethod();
+    if (method != found->method && !(found->method == "GET" && method == "HEAD")) {
+      response.set("Allow", std::string(found->method));
+      return send(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+                  errorJson(fmt::format("{} takes {}", path, found->method)));
+    }
+    (this->*found->handle)(response, query);
+  }
+
+  // The presented Host, Origin or credential stay out of the log: the path,
+  // who asked and why it was refused are enough to act on.
+  static void refuse(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                     const std::string& path, HTTPResponse::HTTPStatus status, const std::string& reason) {
+    log::warn("admin", "request refused",
+              {{"status", std::to_string(static_cast<int>(status))},
+               {"method", request.getMethod()},
+               {"path", path},
+               {"remote", request.clientAddress().toString()},
+               {"reason", reason}});
+    send(response, status, errorJson(reason));
+  }
+
   static void send(Poco::Net::HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& body) {
     response.setStatusAndReason(status);
     response.setContentType("application/json");
     response.sendBuffer(body.data(), body.size());
   }
 
-  void ready(Poco::Net::HTTPServerResponse& response) const {
+  void healthz(Poco::Net::HTTPServerResponse& response, const Query&) const {
+    send(response, HTTPResponse::HTTP_OK, R"({"status":"ok"})");
+  }
+
+  void metrics(Poco::Net::HTTPServerResponse& response, const Query&) const {
+    const std::string page = shared_->render_metrics();
+    response.setStatusAndReason(HTTPResponse::HTTP_OK);
+    response.setContentType("text/plain; version=0.0.4; charset=utf-8");
+    response.sendBuffer(page.data(), page.size());
+  }
+
+  void readyz(Poco::Net::HTTPServerResponse& response, const Query&) const {
     // One small write through the writer: it fails exactly when an ingest write
     // would (free disk below min_free, disk full, I/O error, journal
     // unavailable), with that reason.
@@ -103,65 +185,33 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       journal.recordReadyProbe(now);
       return std::int64_t{0};
     });
+    auto notReady = [](std::string_view reason) {
+      return std::move(json::Writer().beginObject().field("status", "not ready").field("reason", reason).endObject())
+          .text();
+    };
     if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  R"({"status":"not ready","reason":"journal commit is taking too long"})");
+      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady("journal commit is taking too long"));
     const auto outcome = probe.get();
-    if (!outcome.committed())
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  fmt::format(R"({{"status":"not ready","reason":{}}})", json::quote(outcome.error)));
+    if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady(outcome.error));
     send(response, HTTPResponse::HTTP_OK, R"({"status":"ready"})");
   }
 
   // Runs `job` on the writer and answers {"count": N}.
   void apply(Poco::Net::HTTPServerResponse& response, journal::JournalWriter::Job job, bool requeues) const {
     const auto outcome = shared_->writer.submit(std::move(job)).get();
-    if (!outcome.committed())
-      return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
+    if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, errorJson(outcome.error));
     if (requeues && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
-    send(response, HTTPResponse::HTTP_OK, fmt::format(R"({{"count":{}}})", outcome.value));
+    send(response, HTTPResponse::HTTP_OK, countJson(outcome.value));
   }
 
-  void replay(Poco::Net::HTTPServerResponse& response, const std::map<std::string, std::string>& query) const {
+  void replay(Poco::Net::HTTPServerResponse& response, const Query& query) const {
     const bool dry_run = query.count("dry_run") != 0;
     const std::int64_t now = shared_->clock.wallMillis();
-    if (const auto ids_text = text(query, "ids")) {
-      std::vector<std::int64_t> ids;
-      for (std::size_t start = 0; start <= ids_text->size();) {
-        const auto comma = ids_text->find(',', start);
-        const std::string one = ids_text->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        std::int64_t id = 0;
-        const auto [end, ec] = std::from_chars(one.data(), one.data() + one.size(), id);
-        if (ec != std::errc{} || end != one.data() + one.size()) throw std::invalid_argument("ids must be numbers");
-        ids.push_back(id);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      const auto to = text(query, "to");
-      if (to && !shared_->configured(*to)) return notConfigured(response, *to);
-      auto unknown = std::make_shared<std::vector<std::int64_t>>();
-      const auto outcome = shared_->writer
-                               .submit([ids, unknown, now, dry_run, to](journal::Journal& journal) -> std::int64_t {
-                                 *unknown = journal::unknownDeadLetters(journal, ids);
-                                 if (!unknown->empty()) return 0;
-                                 if (to) return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
-                                 return journal::replayDeadLetters(journal, ids, now, dry_run);
-                               })
-                               .get();
-      if (outcome.committed() && !unknown->empty()) {
-        std::string list;
-        for (const auto id : *unknown) list += (list.empty() ? "" : ",") + std::to_string(id);
-        return send(response, HTTPResponse::HTTP_NOT_FOUND,
-                    fmt::format(R"({{"error":"no dead letter with id {}","unknown":[{}]}})", list, list));
-      }
-      if (!outcome.committed())
-        return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                    fmt::format(R"({{"error":{}}})", json::quote(outcome.error)));
-      if (!dry_run && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
-      return send(response, HTTPResponse::HTTP_OK, fmt::format(R"({{"count":{}}})", outcome.value));
-    }
+    const auto to = text(query, "to");
+    if (to && !shared_->configured(*to)) return notConfigured(response, *to);
+    if (const auto ids_text = text(query, "ids")) return replayIds(response, *ids_text, to, now, dry_run);
     if (const auto since = number(query, "received_since_ms")) {
+      if (to) throw std::invalid_argument("to goes with ids or from, not with received_since_ms");
       const auto target = text(query, "target");
       if (!target) throw std::invalid_argument("target is required");
       const auto until = number(query, "until_ms");
@@ -169,24 +219,6 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
           response,
           [target = *target, since = *since, until, now, dry_run](journal::Journal& journal) {
             return journal::replayReceived(journal, target, since, until, now, dry_run);
-          },
-          !dry_run);
-    }
-    const auto to = text(query, "to");
-    if (to && !shared_->configured(*to)) return notConfigured(response, *to);
-    if (query.count("dead") != 0) {
-      journal::DeadLetterFilter filter;
-      filter.target = text(query, "target");
-      filter.since_ms = number(query, "since_ms");
-      filter.until_ms = number(query, "until_ms");
-      return apply(
-          response,
-          [filter, now, dry_run, to](journal::Journal& journal) {
-            if (!to) return journal::replayDeadMatching(journal, filter, now, dry_run);
-            std::vector<std::int64_t> ids;
-            for (const auto& letter : journal::listDeadLetters(journal, filter))
-              if (letter.state == "dead") ids.push_back(letter.id);
-            return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
           },
           !dry_run);
     }
@@ -200,25 +232,57 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
           },
           !dry_run);
     }
-    throw std::invalid_argument("say ids, dead, received_since_ms or from");
+    throw std::invalid_argument("say ids, received_since_ms or from");
   }
 
+  // 409: `to` must be a target of the running configuration.
   static void notConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
     send(response, HTTPResponse::HTTP_CONFLICT,
-         fmt::format(
-             R"({{"error":{}}})",
-             json::quote(fmt::format("no target '{}' in the running configuration (reload it first?)", target))));
+         errorJson(fmt::format("no target '{}' in the running configuration (reload it first?)", target)));
   }
 
+  // 409: `from` must not be one (its work belongs to it while it is configured).
   static void stillConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
     send(response, HTTPResponse::HTTP_CONFLICT,
-         fmt::format(R"({{"error":{}}})",
-                     json::quote(fmt::format("target '{}' is in the running configuration: its work is its own; remove "
-                                             "it and reload first",
-                                             target))));
+         errorJson(fmt::format(
+             "target '{}' is in the running configuration: its work is its own; remove it and reload first", target)));
   }
 
-  void purge(Poco::Net::HTTPServerResponse& response, const std::map<std::string, std::string>& query) const {
+  // All or nothing: an unknown id refuses the whole request (404, naming them).
+  // With `to`, the dead letters are re-targeted to it instead of replayed.
+  void replayIds(Poco::Net::HTTPServerResponse& response, const std::string& ids_text,
+                 const std::optional<std::string>& to, std::int64_t now, bool dry_run) const {
+    std::vector<std::int64_t> ids;
+    for (const auto& one : text::splitList(ids_text)) {
+      std::int64_t id = 0;
+      const auto [end, ec] = std::from_chars(one.data(), one.data() + one.size(), id);
+      if (ec != std::errc{} || end != one.data() + one.size()) throw std::invalid_argument("ids must be numbers");
+      ids.push_back(id);
+    }
+    if (ids.empty()) throw std::invalid_argument("ids names no id");
+    auto unknown = std::make_shared<std::vector<std::int64_t>>();
+    const auto outcome = shared_->writer
+                             .submit([ids, unknown, to, now, dry_run](journal::Journal& journal) -> std::int64_t {
+                               *unknown = journal::unknownDeadLetters(journal, ids);
+                               if (!unknown->empty()) return 0;
+                               if (to) return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
+                               return journal::replayDeadLetters(journal, ids, now, dry_run);
+                             })
+                             .get();
+    if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, errorJson(outcome.error));
+    if (!unknown->empty())
+      return send(response, HTTPResponse::HTTP_NOT_FOUND,
+                  std::move(json::Writer()
+                                .beginObject()
+                                .field("error", "no dead letter with id " + text::joinList(*unknown))
+                                .field("unknown", *unknown)
+                                .endObject())
+                      .text());
+    if (!dry_run && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
+    send(response, HTTPResponse::HTTP_OK, countJson(outcome.value));
+  }
+
+  void purge(Poco::Net::HTTPServerResponse& response, const Query& query) const {
     const bool dry_run = query.count("dry_run") != 0;
     if (const auto from = text(query, "from")) {
       if (shared_->configured(*from)) return stillConfigured(response, *from);
@@ -255,8 +319,10 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 }  // namespace
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-                         std::function<void()> on_requeued, std::function<std::string()> render_metrics)
-    : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_requeued), std::move(render_metrics))) {
+                         std::string credential, std::function<void()> on_requeued,
+                         std::function<std::string()> render_metrics)
+    : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(credential), std::move(on_requeued),
+                                       std::move(render_metrics))) {
   for (const auto& target : settings.targets) shared_->targets.push_back(target.name);
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
@@ -264,6 +330,8 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   socket.bind(address, true);
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
+  shared_->bound_host = host_;
+  shared_->port = port_;
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(4);
   params->setKeepAlive(false);
@@ -291,8 +359,10 @@ void AdminServer::setTargets(std::vector<std::string> names) {
 }
 
 std::string AdminServer::address() const {
-  const std::string host = host_ == "0.0.0.0" ? "127.0.0.1" : host_;
-  return fmt::format("{}:{}", host, port_);
+  const bool v6 = host_.find(':') != std::string::npos;
+  const bool wildcard = host_ == "0.0.0.0" || host_ == "::";
+  const std::string host = wildcard ? (v6 ? "::1" : "127.0.0.1") : host_;
+  return v6 ? fmt::format("[{}]:{}", host, port_) : fmt::format("{}:{}", host, port_);
 }
 
 }  // namespace mews::admin

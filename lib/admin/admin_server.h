@@ -7,18 +7,26 @@
 //                                      unavailable, free disk below min_free)
 //   GET  /metrics                      Prometheus text format (relay/metrics_page.h)
 //   POST /admin/replay?ids=1,2[&dry_run=1]
-//   POST /admin/replay?dead=1[&target=T][&since_ms=..][&until_ms=..][&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
-//   POST /admin/replay?ids=..|dead=1..&to=T     dead letters re-targeted to T
-//   POST /admin/replay?from=S&to=T[&dry_run=1]  a removed target's work to T
+//   POST /admin/replay?ids=1,2&to=T[&dry_run=1]   dead letters re-targeted to T
+//   POST /admin/replay?from=S&to=T[&dry_run=1]    a removed target's work to T
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
-//   POST /admin/purge?from=S[&dry_run=1]        a removed target's work, deleted
+//   POST /admin/purge?from=S[&dry_run=1]          a removed target's work, deleted
 //
 // `to` must be a target of the running configuration, `from` must not be one
 // (its work belongs to it while it is configured): 409 otherwise.
 //
+// Who may do what (request_guard.h): every request must name this listener in
+// its Host (421 otherwise: DNS rebinding), or carry no Host at all on a path
+// that is not /admin/* (a supervisor's HTTP/1.0 probe; browsers always send one); /admin/* (the CLI's API) refuses
+// any request with an Origin (403: a browser) and wants the operator's
+// credential (credential.h) as a Bearer token (401). Health and metrics need
+// no credential. Refusals are logged with the path, the remote address and
+// the reason, never with what was presented.
+//
 // Answers are one JSON object: {"count": N} or {"error": "...", ...}.
-// Requests carry no secrets and none are logged.
+// Routes are one table (routes() in the .cpp): a new surface on this listener
+// adds its rows there and keeps the Host rule.
 #pragma once
 
 #include <functional>
@@ -38,14 +46,17 @@ namespace mews::admin {
 
 class AdminServer {
  public:
+  // `credential`: what /admin/* requests must present (CredentialFile::value()).
   AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-              std::function<void()> on_requeued, std::function<std::string()> render_metrics);
+              std::string credential, std::function<void()> on_requeued, std::function<std::string()> render_metrics);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   void start();
   void stop();
-  [[nodiscard]] std::string address() const;  // "127.0.0.1:PORT", the bound port
+  // Where the CLI reaches it: "127.0.0.1:PORT" ("[::1]:PORT"), the bound port;
+  // a wildcard listener is reached on loopback.
+  [[nodiscard]] std::string address() const;
   // The running configuration's target names (a reload changes them).
   void setTargets(std::vector<std::string> names);
 

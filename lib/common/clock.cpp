@@ -22,10 +22,6 @@ std::int64_t SystemClock::wallMillis() const {
              .count();
 }
 
-std::chrono::steady_clock::time_point SystemClock::steadyNow() const {
-  return std::chrono::steady_clock::now();
-}
-
 const SystemClock& SystemClock::instance() {
   static const SystemClock clock;
   return clock;

@@ -23,14 +23,12 @@ class Clock {
   virtual ~Clock() = default;
   // Milliseconds since the Unix epoch, UTC.
   [[nodiscard]] virtual std::int64_t wallMillis() const = 0;
-  [[nodiscard]] virtual std::chrono::steady_clock::time_point steadyNow() const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   SystemClock();
   [[nodiscard]] std::int64_t wallMillis() const override;
-  [[nodiscard]] std::chrono::steady_clock::time_point steadyNow() const override;
   static const SystemClock& instance();
 
  private:
@@ -41,17 +39,12 @@ class SystemClock final : public Clock {
 // A clock that moves only when told to (tests).
 class ManualClock final : public Clock {
  public:
-  explicit ManualClock(std::int64_t wall_ms) : wall_ms_(wall_ms), steady_(std::chrono::steady_clock::now()) {}
+  explicit ManualClock(std::int64_t wall_ms) : wall_ms_(wall_ms) {}
   [[nodiscard]] std::int64_t wallMillis() const override { return wall_ms_.load(); }
-  [[nodiscard]] std::chrono::steady_clock::time_point steadyNow() const override {
-    return steady_ + std::chrono::milliseconds(wall_ms_.load() - start_ms_);
-  }
   void advance(std::chrono::milliseconds by) { wall_ms_ += by.count(); }
 
  private:
   std::atomic<std::int64_t> wall_ms_;
-  std::int64_t start_ms_ = wall_ms_.load();
-  std::chrono::steady_clock::time_point steady_;
 };
 
 // "2026-11-27T10:00:00.123Z": fixed width, so text order is time order.

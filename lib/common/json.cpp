@@ -2,14 +2,22 @@
 
 #include <fmt/format.h>
 
+#include "common/text.h"
+
 namespace mews::json {
 
 std::string quote(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 2);
   out += '"';
-  for (const char c : text) {
-    switch (c) {
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t start = pos;
+    const auto code_point = text::nextCodePoint(text, pos);
+    if (!code_point) {
+      out += "\\ufffd";
+      continue;
+    }
+    switch (*code_point) {
       case '"':
         out += "\\\"";
         break;
@@ -26,14 +34,76 @@ std::string quote(std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        if (text::isControl(*code_point))
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(*code_point));
         else
-          out += c;
+          out.append(text.substr(start, pos - start));
     }
   }
   out += '"';
   return out;
+}
+
+void Writer::separate() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (first_.empty()) return;
+  if (!first_.back()) out_ += ',';
+  first_.back() = false;
+}
+
+Writer& Writer::beginObject() {
+  separate();
+  out_ += '{';
+  first_.push_back(true);
+  return *this;
+}
+
+Writer& Writer::endObject() {
+  out_ += '}';
+  first_.pop_back();
+  return *this;
+}
+
+Writer& Writer::beginArray() {
+  separate();
+  out_ += '[';
+  first_.push_back(true);
+  return *this;
+}
+
+Writer& Writer::endArray() {
+  out_ += ']';
+  first_.pop_back();
+  return *this;
+}
+
+Writer& Writer::key(std::string_view name) {
+  separate();
+  out_ += quote(name);
+  out_ += ':';
+  after_key_ = true;
+  return *this;
+}
+
+Writer& Writer::value(std::string_view text) {
+  return literal(quote(text));
+}
+
+Writer& Writer::value(bool flag) {
+  return literal(flag ? "true" : "false");
+}
+
+Writer& Writer::value(std::nullptr_t) {
+  return literal("null");
+}
+
+Writer& Writer::literal(std::string_view json) {
+  separate();
+  out_.append(json);
+  return *this;
 }
 
 }  // namespace mews::json

@@ -20,6 +20,9 @@
 #include <set>
 #include <sstream>
 
+#include "common/text.h"
+#include "common/url.h"
+
 namespace mews::config {
 namespace {
 
@@ -42,8 +45,8 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-// Poco's INI reader keeps everything after '=' as the value; the contract's
-// examples put comments after values (`workers = 8 ; why`). A ';' or '#'
+// Poco's INI reader keeps everything after '=' as the value; operators put
+// comments after values (`workers = 8 ; why`). A ';' or '#'
 // preceded by white space starts a comment; one inside a value (`a;b`) does not.
 std::string_view stripInlineComment(std::string_view value) {
   for (std::size_t i = 1; i < value.size(); ++i)
@@ -51,19 +54,6 @@ std::string_view stripInlineComment(std::string_view value) {
       return trim(value.substr(0, i));
   if (!value.empty() && (value[0] == ';' || value[0] == '#')) return {};
   return trim(value);
-}
-
-std::vector<std::string> splitList(std::string_view text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
-    if (!item.empty()) items.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
-  }
-  return items;
 }
 
 Millis durationIn(std::string_view text, Millis min, Millis max) {
@@ -113,7 +103,7 @@ bool isIdentifier(std::string_view text) {
 // lowercase, and an operator's copy in capitals must still match.
 std::vector<std::string> idFilter(std::string_view text) {
   if (text == "*") return {};
-  auto ids = splitList(text);
+  auto ids = text::splitList(text);
   if (ids.empty()) throw ValueError{"use * or list at least one id"};
   for (auto& id : ids) {
     if (id == "*") throw ValueError{"* stands alone; it cannot be part of a list"};
@@ -178,7 +168,7 @@ const std::vector<KeySpec>& keySpecs() {
       {"server", "tokens", "list of secrets", "", true, true,
        "comma-separated shared secrets; a post must carry one as ?token= (several allow rotation)",
        [](Settings& s, TargetSettings*, std::string_view v) {
-         auto tokens = splitList(v);
+         auto tokens = text::splitList(v);
          if (tokens.empty()) throw ValueError{"at least one token is required"};
          for (const auto& token : tokens) {
            if (token.size() < 16) throw ValueError{"each token needs at least 16 characters"};
@@ -253,7 +243,7 @@ const std::vector<KeySpec>& keySpecs() {
            if (uri.getHost().empty()) throw ValueError{"has no host"};
            if (!uri.getUserInfo().empty()) throw ValueError{"must not carry user:password; use header.Authorization"};
          } catch (const Poco::Exception& e) {
-           throw ValueError{fmt::format("is not a URL ({})", e.displayText())};
+           throw ValueError{fmt::format("is not a URL ({})", maskUrl(e.displayText()))};
          }
          t->url = v;
        }},
@@ -273,7 +263,7 @@ const std::vector<KeySpec>& keySpecs() {
            t->events.clear();
            return;
          }
-         auto events = splitList(v);
+         auto events = text::splitList(v);
          if (events.empty()) throw ValueError{"use * or list at least one event type"};
          for (const auto& event : events)
            if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
@@ -334,9 +324,10 @@ const KeySpec* findSpec(std::string_view section, std::string_view name) {
 }
 
 std::string maskedValue(const KeySpec& spec, std::string_view value) {
+  if (spec.name == "url") return maskUrl(value);  // a key in its query, a password in its user information
   if (!spec.secret) return std::string(value);
   if (value.empty()) return "(not set)";
-  if (spec.name == "tokens") return fmt::format("({} set, masked)", splitList(value).size());
+  if (spec.name == "tokens") return fmt::format("({} set, masked)", text::splitList(value).size());
   return "(set, masked)";
 }
 
@@ -645,8 +636,11 @@ Settings loadSettings(const std::string& path, Secrets secrets) {
 std::vector<KeyDoc> keyTable() {
   std::vector<KeyDoc> docs;
   for (const auto& spec : keySpecs())
-    docs.push_back({std::string(spec.section), std::string(spec.name), std::string(spec.type),
-                    std::string(spec.default_value), std::string(spec.doc)});
+    docs.push_back({spec.section == "target" ? "target.NAME" : std::string(spec.section), std::string(spec.name),
+                    std::string(spec.type), std::string(spec.default_value), spec.required, std::string(spec.doc)});
+  // Read by loadHeaders(), not through the table: any name, one key each.
+  docs.push_back({"target.NAME", "header.NAME", "text", "", false,
+                  "an extra header sent with every delivery to this target (value masked by check-config)"});
   return docs;
 }
 

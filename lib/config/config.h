@@ -131,12 +131,14 @@ Settings loadSettings(const std::string& path, Secrets secrets = Secrets::Requir
 // The same, from INI text (tests, and the fuzzer); `name` stands for the file in messages.
 Settings parseSettings(const std::string& ini_text, const std::string& name, Secrets secrets = Secrets::Required);
 
-// One entry of the key table, for docs and `check-config --keys`.
+// One entry of the key table, as `check-config --keys` prints it; a test checks
+// that every entry is documented in examples/mews-relay.ini and the README.
 struct KeyDoc {
-  std::string section;
+  std::string section;  // "target.NAME" for the keys of every [target.NAME]
   std::string name;
   std::string type;
-  std::string default_value;
+  std::string default_value;  // empty: none (see required)
+  bool required = false;
   std::string doc;
 };
 std::vector<KeyDoc> keyTable();

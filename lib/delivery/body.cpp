@@ -1,25 +1,62 @@
 #include "delivery/body.h"
 
-#include <simdjson.h>
-
 #include <stdexcept>
 
-#include "common/json.h"
+#include "common/json_scan.h"
+#include "ingest/payload.h"
 
 namespace mews::delivery {
 namespace {
 
-simdjson::dom::element parseStored(simdjson::dom::parser& parser, const std::string& body) {
-  simdjson::dom::element root;
-  if (parser.parse(body).get(root) != simdjson::SUCCESS || !root.is_object())
-    throw std::runtime_error("stored batch body does not parse");
-  return root;
+ingest::BatchOutline outlineStored(const std::string& body) {
+  auto outlined = ingest::outlineBatch(body);
+  if (!outlined.ok()) throw std::runtime_error("stored batch body does not parse: " + outlined.error());
+  if (outlined.value().kind != journal::BatchKind::General)
+    throw std::runtime_error("stored batch body is no longer a General webhook");
+  return std::move(std::get<0>(outlined.result));
 }
 
-std::string_view discriminatorOf(simdjson::dom::element event) {
-  std::string_view name;
-  if (event["Discriminator"].get_string().get(name) != simdjson::SUCCESS) return {};
-  return name;
+std::string oneEvent(const ingest::BatchOutline& outline, std::int64_t seq) {
+  if (seq < 0 || static_cast<std::size_t>(seq) >= outline.events.size())
+    throw std::runtime_error("stored batch has no event at that position");
+  std::string out = "{";
+  if (outline.enterprise_member)
+    out.append("\"EnterpriseId\":").append(outline.members[*outline.enterprise_member].value) += ',';
+  if (outline.integration_member)
+    out.append("\"IntegrationId\":").append(outline.members[*outline.integration_member].value) += ',';
+  return out.append("\"Events\":[").append(outline.events[static_cast<std::size_t>(seq)].bytes).append("]}");
+}
+
+// The same test routing made at ingest, on the decoded discriminator.
+bool wanted(const config::TargetSettings& target, const ingest::BatchOutline::Event& event) {
+  if (event.discriminator.find('\\') == std::string_view::npos) return target.accepts(event.discriminator);
+  return target.accepts(json::decode(event.discriminator));
+}
+
+std::string filtered(const ingest::BatchOutline& outline, const config::TargetSettings& target) {
+  std::string out = "{";
+  for (std::size_t m = 0; m < outline.members.size(); ++m) {
+    const auto& member = outline.members[m];
+    // An earlier Events, shadowed by the last: readers ignore it, and it may
+    // hold events this target did not ask for.
+    if (member.is_events && m != outline.events_member) continue;
+    if (out.size() > 1) out += ',';
+    out.append(member.name) += ':';
+    if (m != outline.events_member) {
+      out.append(member.value);
+      continue;
+    }
+    out += '[';
+    bool first_event = true;
+    for (const auto& event : outline.events) {
+      if (!wanted(target, event)) continue;
+      if (!first_event) out += ',';
+      first_event = false;
+      out.append(event.bytes);
+    }
+    out += ']';
+  }
+  return out + "}";
 }
 
 }  // namespace
@@ -29,50 +66,12 @@ std::string buildBody(journal::BatchKind kind, const std::string& stored_body, s
   if (kind != journal::BatchKind::General) return stored_body;
   if (!event_seq && target.acceptsAllEvents()) return stored_body;
 
-  simdjson::dom::parser parser;
-  const simdjson::dom::element root = parseStored(parser, stored_body);
-  simdjson::dom::array events;
-  if (root["Events"].get_array().get(events) != simdjson::SUCCESS)
-    throw std::runtime_error("stored General batch has no Events array");
-
-  if (event_seq) {
-    std::string out = "{";
-    for (const char* member : {"EnterpriseId", "IntegrationId"}) {
-      simdjson::dom::element value;
-      if (root[member].get(value) == simdjson::SUCCESS)
-        out += json::quote(member) + ":" + simdjson::minify(value) + ",";
-    }
-    simdjson::dom::element event;
-    if (events.at(static_cast<std::size_t>(*event_seq)).get(event) != simdjson::SUCCESS)
-      throw std::runtime_error("stored batch has no event at that position");
-    return out + "\"Events\":[" + simdjson::minify(event) + "]}";
-  }
-
+  const ingest::BatchOutline outline = outlineStored(stored_body);
+  if (event_seq) return oneEvent(outline, *event_seq);
   bool all_match = true;
-  for (simdjson::dom::element event : events) all_match = all_match && target.accepts(discriminatorOf(event));
+  for (const auto& event : outline.events) all_match = all_match && wanted(target, event);
   if (all_match) return stored_body;
-
-  std::string out = "{";
-  bool first_member = true;
-  for (const auto field : simdjson::dom::object(root)) {
-    if (!first_member) out += ',';
-    first_member = false;
-    out += json::quote(field.key) + ":";
-    if (field.key != "Events") {
-      out += simdjson::minify(field.value);
-      continue;
-    }
-    out += '[';
-    bool first_event = true;
-    for (simdjson::dom::element event : events) {
-      if (!target.accepts(discriminatorOf(event))) continue;
-      if (!first_event) out += ',';
-      first_event = false;
-      out += simdjson::minify(event);
-    }
-    out += ']';
-  }
-  return out + "}";
+  return filtered(outline, target);
 }
 
 }  // namespace mews::delivery

@@ -1,6 +1,7 @@
 #include "delivery/engine.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 
@@ -8,6 +9,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "delivery/body.h"
 #include "delivery/signature.h"
 
@@ -28,20 +30,18 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 constexpr int kClaimAhead = 4;
 
 std::string eventFilter(const config::TargetSettings& target) {
-  std::string joined;
-  for (const auto& event : target.events) joined += (joined.empty() ? "" : ",") + event;
-  return joined;
+  return text::joinList(target.events);
 }
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
-  std::string out = "{";
+  json::Writer out;
+  out.beginObject();
   for (const auto& [name, value] : headers) {
     const bool configured = std::any_of(target.headers.begin(), target.headers.end(),
                                         [&sent = name](const auto& header) { return header.first == sent; });
-    if (out.size() > 1) out += ',';
-    out += json::quote(name) + ":" + json::quote(configured ? "(masked)" : value);
+    out.field(name, configured ? std::string_view("(masked)") : std::string_view(value));
   }
-  return out + "}";
+  return std::move(out.endObject()).text();
 }
 
 }  // namespace
@@ -64,7 +64,7 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
 std::shared_ptr<const DeliveryEngine::TargetConfig> DeliveryEngine::makeConfig(const config::TargetSettings& settings) {
   auto config = std::make_shared<TargetConfig>();
   config->settings = settings;
-  config->client = std::make_unique<TargetClient>(settings);
+  config->client = std::make_unique<TargetClient>(settings, watchdog_);
   return config;
 }
 
@@ -141,11 +141,10 @@ void DeliveryEngine::applyReload() {
     }
     retention_ = next->journal.retention;
   }
+  // A release that does not commit is kept in unreleased_ and settled before the next claim.
   if (!unsent.empty()) release(unsent);
   auto joined = [](const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& name : names) out += (out.empty() ? "" : ",") + name;
-    return out.empty() ? std::string("-") : out;
+    return names.empty() ? std::string("-") : text::joinList(names);
   };
   log::info("delivery", "targets reloaded",
             {{"added", joined(added)}, {"changed", joined(changed)}, {"removed", joined(removed)}});
@@ -166,6 +165,8 @@ void DeliveryEngine::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  // Attempts in progress end by their own deadline, and by this one at the latest.
+  watchdog_.cutAllBy(std::chrono::steady_clock::now() + kStopGrace);
   dispatcher_wake_.notify_all();
   work_ready_.notify_all();
   stopped_.notify_all();
@@ -178,8 +179,12 @@ void DeliveryEngine::stop() {
     const std::lock_guard lock(mutex_);
     for (const auto& item : work_) ids.push_back(item.due.id);
     work_.clear();
+    ids.insert(ids.end(), unreleased_.begin(), unreleased_.end());
+    unreleased_.clear();
   }
   if (!ids.empty()) release(ids);
+  if (!settleUnreleased())
+    log::warn("delivery", "claimed deliveries are released at the next start", {{"count", std::to_string(ids.size())}});
 }
 
 void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
@@ -187,9 +192,22 @@ void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
   const auto released =
       writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
           .get();
-  if (!released.committed())
-    log::warn("delivery", "could not release claimed deliveries; they are released at the next start",
-              {{"count", std::to_string(ids.size())}, {"error", released.error}});
+  if (released.committed()) return;
+  log::warn("delivery", "could not release claimed deliveries; retried before the next claim",
+            {{"count", std::to_string(ids.size())}, {"error", released.error}});
+  const std::lock_guard lock(mutex_);
+  unreleased_.insert(unreleased_.end(), ids.begin(), ids.end());
+}
+
+bool DeliveryEngine::settleUnreleased() {
+  std::vector<std::int64_t> ids;
+  {
+    const std::lock_guard lock(mutex_);
+    ids.swap(unreleased_);
+  }
+  if (!ids.empty()) release(ids);
+  const std::lock_guard lock(mutex_);
+  return unreleased_.empty();
 }
 
 void DeliveryEngine::wake() {
@@ -248,10 +266,14 @@ void DeliveryEngine::dispatchLoop() {
     }
     std::chrono::milliseconds wait = kMaxIdleWait;
     try {
+      // Another file at the path: the writer put the journal back there after it
+      // was removed (journal/writer.h); the old connection would read the old file.
+      if (reader && reader->anotherFileAtPath()) reader.reset();
       if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
       applyReload();
       const std::int64_t now = clock_.wallMillis();
       maintain(now);
+      if (!settleUnreleased()) throw std::runtime_error("claimed deliveries not yet released");
       if (dispatchDue(*reader, now)) continue;
       wait = idleWait(*reader, now);
     } catch (const std::exception& e) {
@@ -291,7 +313,12 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
                              return count;
                            })
                            .get();
-  if (!outcome.committed()) throw std::runtime_error("cannot claim deliveries: " + outcome.error);
+  if (!outcome.committed()) {
+    // The claim may still have reached the journal (see unreleased_).
+    const std::lock_guard lock(mutex_);
+    unreleased_.insert(unreleased_.end(), ids.begin(), ids.end());
+    throw std::runtime_error("cannot claim deliveries: " + outcome.error);
+  }
 
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)
@@ -308,12 +335,11 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       continue;
     } catch (const std::exception& e) {
       // A row that cannot be turned into a request is not dropped: it becomes a
-      // dead letter with the reason, for a person to look at.
-      journal::TargetStateRecord unchanged;
-      HttpAttempt failed;
-      failed.error = std::string("cannot build the request: ") + e.what();
-      failed.redirect_refused = true;
-      record(judge(item, failed, now_ms, unchanged), unchanged);
+      // dead letter with the reason, for a person to look at. Nothing was sent,
+      // so the target is not judged: its circuit stays as it is.
+      HttpAttempt unsent;
+      unsent.error = std::string("cannot build the request: ") + e.what();
+      record(judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms));
       continue;
     }
     {
@@ -385,6 +411,14 @@ std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std
 
 void DeliveryEngine::workerLoop() {
   pthread_setname_np(pthread_self(), "delivery");
+  // A send on a connection the target closed, or the deadline watchdog shut
+  // down, fails with EPIPE; the SIGPIPE that comes with it stays pending on
+  // this thread rather than ending the process (`serve` ignores it anyway; an
+  // embedding program, such as a test, may not).
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
   while (true) {
     WorkItem item;
     bool held_back = false;
@@ -441,18 +475,29 @@ void DeliveryEngine::deliver(WorkItem& item) {
     headers.emplace_back("webhook-signature", signPayload(settings.secret, id, started_ms / 1000, item.body));
   for (const auto& header : settings.headers) headers.push_back(header);
 
-  HttpAttempt attempt = item.config->client->post(item.body, headers);
-  journal::TargetStateRecord state;
-  journal::AttemptRecord result = judge(item, attempt, started_ms, state);
-  result.request_headers_json = headersJson(headers, settings);
+  const HttpAttempt attempt = item.config->client->post(item.body, headers);
+  if (attempt.abandoned) {
+    // The relay is stopping and the attempt came to nothing: not judged, sent
+    // again after the restart (same webhook-id).
+    log::info("delivery", "attempt abandoned at stop; released",
+              {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
+    release({item.due.id});
+    return;
+  }
+  Judged judged =
+      judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
+            started_ms);
+  judged.attempt.request_headers_json = headersJson(headers, settings);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
-  if (record(result, state)) item.target->metrics->outcomes[static_cast<std::size_t>(result.outcome)].add();
+  record(judged);
 }
 
-journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
-                                             journal::TargetStateRecord& state) {
+DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind,
+                                             std::int64_t started_ms) {
   const std::int64_t now = clock_.wallMillis();
-  journal::AttemptRecord record;
+  Judged judged;
+  judged.target = item.target;
+  journal::AttemptRecord& record = judged.attempt;
   record.delivery_id = item.due.id;
   record.target = item.config->settings.name;
   record.event_filter = eventFilter(item.config->settings);
@@ -461,81 +506,53 @@ journal::AttemptRecord DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.status = attempt.status;
   record.response_excerpt = attempt.response_excerpt;
   record.now_ms = now;
-  record.spends_attempt = !item.probe;
-  const AttemptVerdict verdict = attempt.redirect_refused ? AttemptVerdict::Reject : classify(attempt.status);
   record.error = attempt.error;
-  if (record.error.empty() && verdict != AttemptVerdict::Delivered && attempt.status)
-    record.error = fmt::format("HTTP {}", *attempt.status);
 
   const std::lock_guard lock(mutex_);
   // The attempt's settings (as dispatched) decide its retry; the circuit is the target's.
   Target& target = *item.target;
   const config::TargetSettings& settings = item.config->settings;
   const CircuitState before = target.circuit.state();
-  switch (verdict) {
-    case AttemptVerdict::Delivered:
-      record.outcome = journal::AttemptOutcome::Delivered;
-      target.circuit.onSuccess();
-      break;
-    case AttemptVerdict::Reject:
-      // The target answered: it is up, whatever it thought of this request.
-      record.outcome = journal::AttemptOutcome::Dead;
-      record.dead_reason = journal::DeadReason::Rejected;
-      record.spends_attempt = true;
-      target.circuit.onSuccess();
-      break;
-    case AttemptVerdict::Retry: {
-      const auto retry_after = parseRetryAfter(attempt.retry_after, now);
-      const int spent = item.due.attempts + (record.spends_attempt ? 1 : 0);
-      const Millis delay =
-          retryDelay(std::max(spent, 1), settings.backoff_min, settings.backoff_max, retry_after, random_);
-      const Millis probe_delay = retryDelay(target.circuit.consecutiveFailures() + 1, settings.backoff_min,
-                                            settings.backoff_max, retry_after, random_);
-      target.circuit.onFailure(now, probe_delay);
-      if (item.probe) {
-        record.outcome = journal::AttemptOutcome::ProbeFailed;
-        // Its place in receive order: the head of the queue it probes for.
-        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
-      } else if (spent >= settings.max_attempts) {
-        record.outcome = journal::AttemptOutcome::Dead;
-        record.dead_reason = journal::DeadReason::MaxAttempts;
-      } else if (target.circuit.state() != CircuitState::Closed) {
-        // The circuit is open: the probe paces the target now; back to its place
-        // in receive order, like the rest of the target's waiting work.
-        record.outcome = journal::AttemptOutcome::Retry;
-        record.next_due_ms = std::min(item.due.due_ms, item.due.age_from_ms);
-      } else {
-        record.outcome = journal::AttemptOutcome::Retry;
-        record.next_due_ms = now + delay.count();
-      }
-      break;
-    }
-  }
-  if (verdict != AttemptVerdict::Delivered) target.last_error = record.error;
+  const Decision decision =
+      decide({kind, attempt.status, attempt.retry_after}, item.due, item.probe, settings, target.circuit, now, random_);
+  target.circuit.apply(decision.circuit, now, decision.next_probe_delay);
+  record.outcome = decision.outcome;
+  record.dead_reason = decision.dead_reason;
+  record.spends_attempt = decision.spends_attempt;
+  record.next_due_ms = decision.next_due_ms;
+  const bool delivered = decision.outcome == journal::AttemptOutcome::Delivered;
+  if (record.error.empty() && !delivered && attempt.status) record.error = fmt::format("HTTP {}", *attempt.status);
+  if (decision.circuit == CircuitEvent::None) return judged;
+
+  if (!delivered) target.last_error = record.error;
   const CircuitState after = target.circuit.state();
   if (before != after && !(before == CircuitState::Open && after == CircuitState::HalfOpen))
     log::warn("delivery", after == CircuitState::Closed ? "circuit closed: target is back" : "circuit opened",
               {{"target", settings.name},
                {"failures", std::to_string(target.circuit.consecutiveFailures())},
                {"last_error", target.last_error}});
+  journal::TargetStateRecord& state = judged.target_state.emplace();
   state.target = settings.name;
   state.circuit = std::string(circuitName(after));
   state.consecutive_failures = target.circuit.consecutiveFailures();
-  if (verdict != AttemptVerdict::Delivered) state.last_error = record.error;
-  state.success = verdict == AttemptVerdict::Delivered;
+  if (!delivered) state.last_error = record.error;
+  state.success = delivered;
   state.opened = before == CircuitState::Closed && after == CircuitState::Open;
   state.now_ms = now;
-  return record;
+  return judged;
 }
 
-bool DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal::TargetStateRecord& state) {
-  const bool with_state = !state.target.empty();
+bool DeliveryEngine::record(const Judged& judged) {
+  const journal::AttemptRecord& attempt = judged.attempt;
   for (;;) {
     const auto outcome = writer_
-                             .submit([attempt, state, with_state](journal::Journal& journal) {
-                               const bool moved = journal::recordAttempt(journal, attempt);
-                               if (with_state) journal::saveTargetState(journal, state);
-                               if (state.opened) journal::requeueInReceiveOrder(journal, state.target, state.now_ms);
+                             .submit([judged](journal::Journal& journal) {
+                               const bool moved = journal::recordAttempt(journal, judged.attempt);
+                               if (const auto& state = judged.target_state) {
+                                 journal::saveTargetState(journal, *state);
+                                 if (state->opened)
+                                   journal::requeueInReceiveOrder(journal, state->target, state->now_ms);
+                               }
                                return static_cast<std::int64_t>(moved);
                              })
                              .get();
@@ -546,10 +563,10 @@ bool DeliveryEngine::record(const journal::AttemptRecord& attempt, const journal
     // On stop the row stays in_flight in the journal and is due again at the next start.
     if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
   }
+  judged.target->metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
   const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
   if (!log::enabled(level)) return true;
-  static constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe failed"};
-  log::write(level, "delivery", kOutcomes[static_cast<int>(attempt.outcome)],
+  log::write(level, "delivery", journal::outcomeName(attempt.outcome),
              {{"target", attempt.target},
               {"delivery", std::to_string(attempt.delivery_id)},
               {"status", attempt.status ? std::to_string(*attempt.status) : "-"},

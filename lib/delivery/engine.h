@@ -1,34 +1,34 @@
 // The delivery engine: a dispatcher thread and a pool of worker threads,
 // separate from the HTTP server's, that move journaled deliveries to their
-// targets.
-//
-// The state of one delivery row (deliveries.state), each arrow one guarded
-// UPDATE applied by the journal's single writer:
-//
-//                  claim                 2xx
-//   pending ------------------> in_flight -----> delivered
-//   retry_wait --(due)--------^     |  |
-//        ^                          |  +-------> dead (+ a dead_letters row): a 4xx other
-//        |   408/425/429/5xx/error  |            than 408/425/429, a refused redirect,
-//        +--------------------------+            or max_attempts spent
-//   pending <-- probe failed (circuit open: no attempt spent, place kept)
-//   pending <-- start-up / shutdown: in_flight released (nothing stays stuck)
-//   pending | retry_wait older than max_age --> dead
+// targets. The states a delivery goes through, and every move between them,
+// are in journal/queue.h; what an attempt's result means is decided by
+// delivery/policy.h (decide()); this module applies both.
 //
 // Dispatcher: per target, oldest due first, claiming up to four times the target's
 // concurrency ahead of the workers but never sending more than `concurrency`
 // requests at once, and while the target's circuit is open only one probe at a time (see
 // policy.h). It reads due work through its own read-only connection, claims it
-// through the writer, and hands it to the workers. It sleeps until the earliest
-// due time or until wake() (new batch committed); no polling. Every 5 s per
-// target it expires work past max_age; every minute it prunes delivered work
-// older than retention, in small steps.
+// through the writer, builds each request body from the journaled batch
+// (body.h), and hands it to the workers. A body that cannot be built becomes a
+// dead letter there and then, without touching the target's circuit. It sleeps
+// until the earliest due time or until wake() (new batch committed); no
+// polling. Every 5 s per target it expires work past max_age; every minute it
+// prunes delivered work older than retention, in small steps.
 //
-// Worker: builds nothing, decides nothing: sends the prepared request, turns
-// every result (status, timeout, reset, exception) into an attempt record and
-// hands it to the writer. If the record cannot be written (disk full) it keeps
-// retrying; the row stays in_flight and is released at the next start at the
-// latest, so the attempt is repeated rather than lost (at least once).
+// Worker: takes the first queued item whose target has a free sending slot,
+// adds the headers (webhook-id, timestamp, signature, the target's header.*),
+// sends it (http_client.h: the target's `timeout` bounds the whole attempt),
+// has decide() judge the result, moves the target's circuit as decided and
+// hands the attempt record (and the circuit's new state) to the writer. If the
+// record cannot be written (disk full) it keeps retrying; the row stays
+// in_flight and is released at the next start at the latest, so the attempt
+// is repeated rather than lost (at least once).
+//
+// Stop: no new attempt starts; attempts in progress end by their own deadline,
+// and at the latest kStopGrace after stop() (an attempt cut then is abandoned:
+// not judged, its delivery released to pending like the claimed work no worker
+// took). So stop() returns within min(longest target timeout, kStopGrace) plus
+// the time to write the last records.
 //
 // Reload: reconfigure() hands over new target settings; the dispatcher applies
 // them between two passes. Targets are kept by name: an unchanged target keeps
@@ -39,7 +39,8 @@
 // An attempt in progress finishes with the settings it was dispatched with.
 //
 // Time comes from Clock (a monotonic-advanced wall clock; see common/clock.h),
-// so tests move time instead of sleeping.
+// so tests move time instead of sleeping; attempt deadlines are on the
+// monotonic clock itself (they bound real waiting).
 #pragma once
 
 #include <array>
@@ -48,6 +49,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -55,6 +57,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "delivery/deadline.h"
 #include "delivery/http_client.h"
 #include "delivery/policy.h"
 #include "journal/queue.h"
@@ -65,7 +68,7 @@ namespace mews::delivery {
 
 // Exposed on /metrics, per target.
 struct TargetMetrics {
-  std::array<metrics::Counter, 4> outcomes;  // by journal::AttemptOutcome, counted once recorded
+  std::array<metrics::Counter, journal::kAttemptOutcomeCount> outcomes;  // by journal::AttemptOutcome, once recorded
   metrics::Histogram attempt_seconds{metrics::latencyBounds()};
 };
 
@@ -78,6 +81,9 @@ struct TargetSnapshot {
   std::string last_error;
 };
 
+// How long stop() lets attempts in progress run before it abandons them.
+inline constexpr std::chrono::milliseconds kStopGrace{10'000};
+
 class DeliveryEngine {
  public:
   DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock);
@@ -88,8 +94,9 @@ class DeliveryEngine {
   // Starts the threads; the dispatcher first releases rows a previous process
   // left in flight.
   void start();
-  // Stops dispatching; attempts in progress finish and are recorded; claimed
-  // work not yet started is released to pending.
+  // Stops dispatching; attempts in progress finish (by their deadline, at most
+  // kStopGrace from now) and are recorded; claimed work not yet started, and an
+  // attempt abandoned at kStopGrace, is released to pending.
   void stop();
   // New work may be due (a batch was committed, a replay, a test moved the clock).
   void wake();
@@ -125,7 +132,7 @@ class DeliveryEngine {
     bool probe = false;
   };
 
-  static std::shared_ptr<const TargetConfig> makeConfig(const config::TargetSettings& settings);
+  [[nodiscard]] std::shared_ptr<const TargetConfig> makeConfig(const config::TargetSettings& settings);
   // On the dispatcher thread, between passes: the settings reconfigure() left.
   void applyReload();
   bool releaseLeftInFlight();
@@ -136,15 +143,26 @@ class DeliveryEngine {
   std::chrono::milliseconds idleWait(journal::Journal& reader, std::int64_t now_ms);
   void workerLoop();
   void deliver(WorkItem& item);
-  journal::AttemptRecord judge(const WorkItem& item, const HttpAttempt& attempt, std::int64_t started_ms,
-                               journal::TargetStateRecord& state);
+  // An attempt as judged: what to record, and the target's new circuit state
+  // when the attempt moved it.
+  struct Judged {
+    std::shared_ptr<Target> target;
+    journal::AttemptRecord attempt;
+    std::optional<journal::TargetStateRecord> target_state;
+  };
+  // Has decide() judge the attempt and applies the circuit event it returns.
+  Judged judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind, std::int64_t started_ms);
   // False when the engine stopped before the record could be written.
-  bool record(const journal::AttemptRecord& record, const journal::TargetStateRecord& state);
-  // in_flight -> pending for claimed rows that will not be sent now; a failure
-  // is logged and the rows are released at the next start.
+  bool record(const Judged& judged);
+  // in_flight -> pending for claimed rows that no worker holds; when that
+  // cannot be committed the ids are kept in unreleased_ and retried.
   void release(const std::vector<std::int64_t>& ids);
+  // Retries the releases that did not commit. True when none are left: only
+  // then may the dispatcher claim again (see unreleased_).
+  bool settleUnreleased();
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
 
+  AttemptWatchdog watchdog_;  // outlives the targets' clients
   // Changed only by the dispatcher thread, under mutex_; other threads read it under mutex_.
   std::vector<std::shared_ptr<Target>> targets_;
   journal::JournalWriter& writer_;
@@ -164,6 +182,14 @@ class DeliveryEngine {
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t next_prune_ms_ = 0;
+  // Rows that may be in_flight in the journal with no worker holding them: a
+  // release that did not commit, or a claim whose COMMIT failed (after a failed
+  // fsync the claim can still be in the WAL and read back as committed once the
+  // writer reopens the journal). Without this they would stay in_flight until
+  // the next start. The dispatcher releases them before it claims anything
+  // else, and claims nothing while any are left, so a release can never move a
+  // row that a worker has claimed since.
+  std::vector<std::int64_t> unreleased_;
 
   std::thread dispatcher_;
   std::vector<std::thread> workers_;

@@ -1,5 +1,7 @@
 #include "delivery/http_client.h"
 
+#include <algorithm>
+
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -8,8 +10,11 @@
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/String.h>
 #include <fmt/format.h>
+
+#include "common/url.h"
 
 namespace mews::delivery {
 namespace {
@@ -42,7 +47,9 @@ namespace {
 // Why `next` is not followed from `from` under `policy`; empty when it is.
 std::string redirectRefusal(config::RedirectPolicy policy, const Poco::URI& origin, const Poco::URI& from,
                             const Poco::URI& next) {
-  const std::string where = next.getScheme() + "://" + next.getAuthority();
+  // The Location is the target's: a password or a signed query in it stays out
+  // of the journal and the log.
+  const std::string where = maskUrl(next.getScheme() + "://" + next.getAuthority());
   switch (policy) {
     case config::RedirectPolicy::None:
       return "redirect not followed (redirects = none): " + where;
@@ -60,11 +67,50 @@ std::string redirectRefusal(config::RedirectPolicy policy, const Poco::URI& orig
 
 }  // namespace
 
-TargetClient::TargetClient(const config::TargetSettings& target)
+// A session that tells the attempt using it about every connection it opens
+// (Poco reconnects by itself when a kept-alive connection was closed), so that
+// the attempt's deadline always watches the connection in use.
+class PooledSession {
+ public:
+  virtual ~PooledSession() = default;
+  virtual Poco::Net::HTTPClientSession& http() = 0;
+  // The attempt using the session; null between attempts.
+  AttemptDeadline* deadline = nullptr;
+};
+
+namespace {
+
+Poco::Timespan timespanOf(std::chrono::milliseconds time) {
+  // Never zero: to Poco (and SO_RCVTIMEO) a zero timeout means none at all.
+  return Poco::Timespan(std::max<std::int64_t>(time.count(), 1) * 1000);
+}
+
+template <class Session>
+class WatchedSession final : public Session, public PooledSession {
+ public:
+  template <class... Args>
+  explicit WatchedSession(Args&&... args) : Session(std::forward<Args>(args)...) {}
+  Poco::Net::HTTPClientSession& http() override { return *this; }
+
+ protected:
+  void connect(const Poco::Net::SocketAddress& address) override {
+    if (deadline) {
+      const Poco::Timespan left = timespanOf(deadline->remaining());
+      this->setTimeout(left, left, left);
+    }
+    Session::connect(address);
+    if (deadline) deadline->watch(this->socket());
+  }
+};
+
+}  // namespace
+
+TargetClient::TargetClient(const config::TargetSettings& target, AttemptWatchdog& watchdog)
     : uri_(target.url),
       timeout_(target.timeout),
       max_idle_(static_cast<std::size_t>(target.concurrency)),
-      redirects_(target.redirects) {
+      redirects_(target.redirects),
+      watchdog_(watchdog) {
   for (const auto& header : target.headers) configured_headers_.insert(Poco::toLower(header.first));
   // With redirects = any, an http target may lead to https.
   if (uri_.getScheme() == "https" || redirects_ == config::RedirectPolicy::Any) initializeTls();
@@ -72,7 +118,7 @@ TargetClient::TargetClient(const config::TargetSettings& target)
 
 TargetClient::~TargetClient() = default;
 
-std::unique_ptr<Poco::Net::HTTPClientSession> TargetClient::acquire(const Poco::URI& uri, bool& reused) {
+std::unique_ptr<PooledSession> TargetClient::acquire(const Poco::URI& uri, bool& reused) {
   reused = false;
   if (sameOrigin(uri, uri_)) {
     const std::lock_guard lock(mutex_);
@@ -83,61 +129,83 @@ std::unique_ptr<Poco::Net::HTTPClientSession> TargetClient::acquire(const Poco::
       return session;
     }
   }
-  std::unique_ptr<Poco::Net::HTTPClientSession> session;
+  std::unique_ptr<PooledSession> session;
   if (uri.getScheme() == "https")
-    session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), clientContext());
+    session =
+        std::make_unique<WatchedSession<Poco::Net::HTTPSClientSession>>(uri.getHost(), uri.getPort(), clientContext());
   else
-    session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-  const Poco::Timespan timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count());
-  session->setTimeout(timeout, timeout, timeout);
-  session->setKeepAlive(true);
+    session = std::make_unique<WatchedSession<Poco::Net::HTTPClientSession>>(uri.getHost(), uri.getPort());
+  session->http().setKeepAlive(true);
   return session;
 }
 
-void TargetClient::release(std::unique_ptr<Poco::Net::HTTPClientSession> session, const Poco::URI& uri) {
+void TargetClient::release(std::unique_ptr<PooledSession> session, const Poco::URI& uri) {
   if (!sameOrigin(uri, uri_)) return;
+  session->deadline = nullptr;
   const std::lock_guard lock(mutex_);
   if (idle_.size() < max_idle_) idle_.push_back(std::move(session));
 }
 
 HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body, const Headers& headers,
-                                   std::optional<std::string>& location, bool& reused, bool& timed_out) {
+                                   AttemptDeadline& deadline, std::optional<std::string>& location, bool& reused) {
   HttpAttempt attempt;
-  timed_out = false;
-  const auto started = std::chrono::steady_clock::now();
-  auto session = acquire(uri, reused);
+  reused = false;
+  if (deadline.expired()) {
+    attempt.error = fmt::format("timed out after {}ms", timeout_.count());
+    return attempt;
+  }
+  auto pooled = acquire(uri, reused);
+  pooled->deadline = &deadline;
+  Poco::Net::HTTPClientSession& session = pooled->http();
   bool reusable = false;
   try {
+    const Poco::Timespan left = timespanOf(deadline.remaining());
+    session.setTimeout(left, left, left);  // for a connection opened now
+    if (session.connected()) {
+      // A kept-alive connection: watched as it is (Poco reconnects through
+      // WatchedSession::connect if the server has closed it meanwhile).
+      session.socket().setSendTimeout(left);
+      session.socket().setReceiveTimeout(left);
+      deadline.watch(session.socket());
+    }
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathEtc(),
                                    Poco::Net::HTTPMessage::HTTP_1_1);
     request.setContentType("application/json");
     request.setContentLength64(static_cast<Poco::Int64>(body.size()));
     request.setKeepAlive(true);
     for (const auto& [name, value] : headers) request.set(name, value);
-    session->sendRequest(request).write(body.data(), static_cast<std::streamsize>(body.size()));
+    std::ostream& out = session.sendRequest(request);
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    out.flush();
+    if (!out) {
+      // The stream swallowed the socket's exception; Poco kept it.
+      if (session.networkException() != nullptr) session.networkException()->rethrow();
+      throw Poco::IOException("the request body could not be sent");
+    }
 
     Poco::Net::HTTPResponse response;
-    std::istream& in = session->receiveResponse(response);
+    std::istream& in = session.receiveResponse(response);
+    // Poco takes a head cut short by the end of the stream as complete: one
+    // the watchdog cut is no answer.
+    if (deadline.expired()) throw Poco::TimeoutException("response head not complete in time");
     attempt.status = static_cast<int>(response.getStatus());
     attempt.retry_after = response.get("Retry-After", "");
     if (response.has("Location")) location = response.get("Location");
     char buffer[4096];
     std::size_t total = 0;
-    bool past_deadline = false;
-    // The status is what counts; the body is read only while the attempt's
-    // time lasts, so a server trickling its answer cannot hold a worker.
-    while (in && total <= kDrainBytes && !(past_deadline = std::chrono::steady_clock::now() - started > timeout_)) {
+    // The status is what counts; the body is read while the attempt's time
+    // lasts (the watchdog ends a read that would outlast it).
+    while (in && total <= kDrainBytes && !deadline.expired()) {
       in.read(buffer, sizeof buffer);
       const auto got = static_cast<std::size_t>(in.gcount());
       if (attempt.response_excerpt.size() < kExcerptBytes)
         attempt.response_excerpt.append(buffer, std::min(got, kExcerptBytes - attempt.response_excerpt.size()));
       total += got;
     }
-    reusable = total <= kDrainBytes && !past_deadline && response.getKeepAlive();
+    reusable = total <= kDrainBytes && !deadline.expired() && response.getKeepAlive();
   } catch (const Poco::TimeoutException&) {
     attempt.status.reset();
     attempt.error = fmt::format("timed out after {}ms", timeout_.count());
-    timed_out = true;
   } catch (const Poco::Exception& e) {
     attempt.status.reset();
     attempt.error = e.displayText();
@@ -145,7 +213,8 @@ HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body
     attempt.status.reset();
     attempt.error = e.what();
   }
-  if (reusable) release(std::move(session), uri);
+  pooled->deadline = nullptr;
+  if (reusable) release(std::move(pooled), uri);
   return attempt;
 }
 
@@ -158,19 +227,20 @@ const Headers& TargetClient::withoutConfigured(const Headers& headers, Headers& 
 
 HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) {
   const auto started = std::chrono::steady_clock::now();
+  const AttemptWatchdog::Armed deadline = watchdog_.arm(timeout_);
   Poco::URI uri = uri_;
   HttpAttempt attempt;
   Headers cross_origin_headers;
   for (int hop = 0;; ++hop) {
     std::optional<std::string> location;
     bool reused = false;
-    bool timed_out = false;
     // The configured headers (credentials, typically) go to the target's own origin only.
     const Headers& sent = sameOrigin(uri, uri_) ? headers : withoutConfigured(headers, cross_origin_headers);
-    attempt = postOnce(uri, body, sent, location, reused, timed_out);
+    attempt = postOnce(uri, body, sent, *deadline, location, reused);
     // A kept-alive connection may have been closed by the server while idle:
     // one immediate retry on a fresh connection before reporting a failure.
-    if (!attempt.status && reused && !timed_out) attempt = postOnce(uri, body, sent, location, reused, timed_out);
+    if (!attempt.status && reused && !deadline->expired())
+      attempt = postOnce(uri, body, sent, *deadline, location, reused);
     const bool redirect = attempt.status && (*attempt.status == 307 || *attempt.status == 308);
     if (!redirect) break;
     if (!location) {
@@ -197,6 +267,13 @@ HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) 
       break;
     }
     uri = next;
+  }
+  if (!attempt.status && deadline->abandoned()) {
+    attempt.abandoned = true;
+    attempt.error = "abandoned: the relay is stopping";
+  } else if (!attempt.status && deadline->expired()) {
+    // Whatever the cut read or write reported: the deadline is why it failed.
+    attempt.error = fmt::format("timed out after {}ms", timeout_.count());
   }
   attempt.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   return attempt;

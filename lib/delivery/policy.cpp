@@ -91,4 +91,81 @@ void CircuitBreaker::onFailure(std::int64_t now_ms, Millis next_probe_delay) {
   }
 }
 
+void CircuitBreaker::apply(CircuitEvent event, std::int64_t now_ms, Millis next_probe_delay) {
+  switch (event) {
+    case CircuitEvent::Success:
+      onSuccess();
+      break;
+    case CircuitEvent::Failure:
+      onFailure(now_ms, next_probe_delay);
+      break;
+    case CircuitEvent::None:
+      break;
+  }
+}
+
+Decision decide(const AttemptResult& result, const journal::DueDelivery& delivery, bool probe,
+                const config::TargetSettings& target, const CircuitBreaker& circuit, std::int64_t now_ms,
+                std::mt19937_64& random) {
+  using journal::AttemptOutcome;
+  using journal::DeadReason;
+  Decision decision;
+  decision.spends_attempt = !probe;
+  AttemptVerdict verdict = AttemptVerdict::Reject;
+  switch (result.kind) {
+    case AttemptResult::Kind::Unbuildable:
+      // Nothing was sent: the item is dead, the target not judged.
+      decision.outcome = AttemptOutcome::Dead;
+      decision.dead_reason = DeadReason::Rejected;
+      return decision;
+    case AttemptResult::Kind::RedirectRefused:
+      verdict = AttemptVerdict::Reject;
+      break;
+    case AttemptResult::Kind::Sent:
+      verdict = classify(result.status);
+      break;
+  }
+  switch (verdict) {
+    case AttemptVerdict::Delivered:
+      decision.outcome = AttemptOutcome::Delivered;
+      decision.circuit = CircuitEvent::Success;
+      return decision;
+    case AttemptVerdict::Reject:
+      // The target answered: it is up, whatever it thought of this request.
+      decision.outcome = AttemptOutcome::Dead;
+      decision.dead_reason = DeadReason::Rejected;
+      decision.spends_attempt = true;
+      decision.circuit = CircuitEvent::Success;
+      return decision;
+    case AttemptVerdict::Retry:
+      break;
+  }
+  const auto retry_after = parseRetryAfter(result.retry_after, now_ms);
+  const int spent = delivery.attempts + (decision.spends_attempt ? 1 : 0);
+  const Millis delay = retryDelay(std::max(spent, 1), target.backoff_min, target.backoff_max, retry_after, random);
+  decision.circuit = CircuitEvent::Failure;
+  decision.next_probe_delay =
+      retryDelay(circuit.consecutiveFailures() + 1, target.backoff_min, target.backoff_max, retry_after, random);
+  CircuitBreaker after = circuit;
+  after.apply(decision.circuit, now_ms, decision.next_probe_delay);
+  // Its place in receive order: the head of the queue a probe paces.
+  const std::int64_t in_receive_order = std::min(delivery.due_ms, delivery.age_from_ms);
+  if (probe) {
+    decision.outcome = AttemptOutcome::ProbeFailed;
+    decision.next_due_ms = in_receive_order;
+  } else if (spent >= target.max_attempts) {
+    decision.outcome = AttemptOutcome::Dead;
+    decision.dead_reason = DeadReason::MaxAttempts;
+  } else if (after.state() != CircuitState::Closed) {
+    // The circuit is open: the probe paces the target now; back to its place in
+    // receive order, like the rest of the target's waiting work.
+    decision.outcome = AttemptOutcome::Retry;
+    decision.next_due_ms = in_receive_order;
+  } else {
+    decision.outcome = AttemptOutcome::Retry;
+    decision.next_due_ms = now_ms + delay.count();
+  }
+  return decision;
+}
+
 }  // namespace mews::delivery

@@ -1,11 +1,20 @@
 // Retry policy and circuit breaker: pure decisions, no I/O, no clock reads
-// (callers pass `now`), so every rule is unit-tested without sleeping.
+// (callers pass `now` and the random source), so every rule is unit-tested over
+// tables of cases without sleeping. The engine applies what decide() returns.
 //
-// Outcome of one attempt:
-//   2xx                                  delivered
-//   408, 425, 429, 5xx, transport errors retry (Retry-After honoured, clamped to
-//   (connect, timeout, reset, DNS)       the target's backoff bounds)
-//   other status (4xx, unfollowed 3xx)   dead at once, response recorded
+// What one attempt comes to (decide()):
+//   2xx                                   delivered                  circuit: success
+//   408, 425, 429, 5xx, transport errors  retry (Retry-After         circuit: failure
+//   (connect, timeout, reset, DNS)        honoured, clamped to the
+//                                         target's backoff bounds)
+//   other status (4xx, unfollowed 3xx),   dead at once (rejected),   circuit: success (the
+//   a redirect the client refused         response recorded          target answered)
+//   no request could be built from the    dead at once (rejected),   circuit: untouched (nothing
+//   journaled batch                       the reason recorded        was sent; the target is
+//                                                                     not judged)
+// A retry that spends the last of max_attempts is dead (max_attempts). While
+// the circuit is open the item retried goes back to its place in receive order,
+// and a failed probe spends nothing (probe_failed).
 //
 // Backoff: exponential with full jitter. After the n-th failure the delay is
 // uniform in [MIN, min(MAX, MIN * 2^(n-1))]: spread out so that retries of many
@@ -30,6 +39,8 @@
 #include <string_view>
 
 #include "common/units.h"
+#include "config/config.h"
+#include "journal/queue.h"
 
 namespace mews::delivery {
 
@@ -51,6 +62,9 @@ Millis retryDelay(int failures, Millis min, Millis max, std::optional<Millis> re
 enum class CircuitState { Closed, Open, HalfOpen };
 std::string_view circuitName(CircuitState state);
 
+// How an attempt moves its target's circuit.
+enum class CircuitEvent { None, Success, Failure };
+
 class CircuitBreaker {
  public:
   static constexpr int kOpenAfter = 5;
@@ -66,13 +80,42 @@ class CircuitBreaker {
   void onSuccess();
   // A retryable failure; `next_probe_delay` paces probes while open.
   void onFailure(std::int64_t now_ms, Millis next_probe_delay);
-  // Whether a failure of an attempt dispatched now spends the item's budget.
-  [[nodiscard]] bool spendsAttempts() const { return state_ == CircuitState::Closed; }
+  // What decide() said about the circuit: onSuccess, onFailure, or nothing.
+  void apply(CircuitEvent event, std::int64_t now_ms, Millis next_probe_delay);
 
  private:
   CircuitState state_ = CircuitState::Closed;
   int failures_ = 0;
   std::int64_t probe_at_ms_ = 0;
 };
+
+// What one attempt came to, before judgement.
+struct AttemptResult {
+  enum class Kind {
+    Sent,             // the target answered `status`, or the transport failed (no status)
+    RedirectRefused,  // a 307/308 the client would not follow (another host, too many hops)
+    Unbuildable,      // no request could be made from the journaled batch: nothing was sent
+  };
+  Kind kind = Kind::Sent;
+  std::optional<int> status;
+  std::string_view retry_after;  // the Retry-After header as received, empty when none
+};
+
+// What the engine is to do with the delivery and its target.
+struct Decision {
+  journal::AttemptOutcome outcome = journal::AttemptOutcome::Retry;
+  journal::DeadReason dead_reason = journal::DeadReason::Rejected;  // with Dead
+  bool spends_attempt = true;
+  std::int64_t next_due_ms = 0;  // with Retry and ProbeFailed
+  CircuitEvent circuit = CircuitEvent::None;
+  Millis next_probe_delay{0};  // with Failure: paces the probes while the circuit is open
+};
+
+// The judgement of one attempt of `delivery` (as claimed: attempts spent so
+// far, due time, receive order) to `target`, sent as the circuit's probe or
+// not, given the target's circuit before it.
+Decision decide(const AttemptResult& result, const journal::DueDelivery& delivery, bool probe,
+                const config::TargetSettings& target, const CircuitBreaker& circuit, std::int64_t now_ms,
+                std::mt19937_64& random);
 
 }  // namespace mews::delivery

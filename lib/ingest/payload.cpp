@@ -1,9 +1,8 @@
 #include "ingest/payload.h"
 
 #include <fmt/format.h>
-#include <simdjson.h>
+
 #include <algorithm>
-#include <optional>
 
 namespace mews::ingest {
 namespace {
@@ -11,149 +10,224 @@ namespace {
 using journal::BatchKind;
 using journal::BatchSummary;
 using journal::EventRecord;
+using json::Kind;
+using json::Scanner;
+using RawString = std::optional<std::string_view>;
 
-std::optional<std::string> stringMember(simdjson::dom::element object, std::string_view key) {
-  std::string_view value;
-  if (object[key].get_string().get(value) != simdjson::SUCCESS) return std::nullopt;
-  return std::string(value);
-}
+// What the root object's members say, as the one pass over it finds them.
+// Each member read replaces what an earlier one of the same name said.
+struct RootReading {
+  RawString enterprise_id;
+  RawString integration_id;
+  RawString action;
+  bool has_data = false;
+  RawString data_enterprise_id;
+  RawString data_integration_id;
+  bool events_are_general = false;  // an array of objects, each with a string Discriminator
+  std::vector<BatchOutline::Event> events;
+};
 
-// Data.Enterprise.Id and the like: nested objects, each step optional.
-std::optional<std::string> nestedId(simdjson::dom::element object, std::string_view member) {
-  simdjson::dom::element inner;
-  if (object[member].get(inner) != simdjson::SUCCESS || !inner.is_object()) return std::nullopt;
-  return stringMember(inner, "Id");
-}
-
-bool readGeneral(simdjson::dom::element root, BatchSummary& summary) {
-  simdjson::dom::array events;
-  if (root["Events"].get_array().get(events) != simdjson::SUCCESS) return false;
-  std::vector<EventRecord> records;
-  records.reserve(events.size());
-  for (simdjson::dom::element event : events) {
-    if (!event.is_object()) return false;
-    auto discriminator = stringMember(event, "Discriminator");
-    if (!discriminator) return false;
-    records.push_back({std::move(*discriminator), nestedId(event, "Value")});
-  }
-  summary.kind = BatchKind::General;
-  summary.enterprise_id = stringMember(root, "EnterpriseId");
-  summary.integration_id = stringMember(root, "IntegrationId");
-  summary.events = std::move(records);
+// The next value's raw content when it is a string; any other value is
+// consumed and reads as none. False only on a scan fault.
+bool readString(Scanner& scanner, RawString& out) {
+  out.reset();
+  Kind kind{};
+  if (!scanner.peek(kind)) return false;
+  if (kind != Kind::String) return scanner.skipValue();
+  std::string_view raw;
+  if (!scanner.string(raw)) return false;
+  out = raw;
   return true;
 }
 
-bool readIntegration(simdjson::dom::element root, BatchSummary& summary) {
-  auto action = stringMember(root, "Action");
-  simdjson::dom::element data;
-  if (!action || root["Data"].get(data) != simdjson::SUCCESS) return false;
-  summary.kind = BatchKind::Integration;
-  if (data.is_object()) {
-    summary.enterprise_id = nestedId(data, "Enterprise");
-    summary.integration_id = nestedId(data, "Integration");
+// {"Id": "…"} (Value, Data.Enterprise, Data.Integration): its string Id.
+bool readIdOf(Scanner& scanner, RawString& id) {
+  id.reset();
+  Kind kind{};
+  if (!scanner.peek(kind)) return false;
+  if (kind != Kind::Object) return scanner.skipValue();
+  if (!scanner.enterObject()) return false;
+  std::string_view name;
+  while (scanner.nextMember(name))
+    if (!(json::equals(name, "Id") ? readString(scanner, id) : scanner.skipValue())) return false;
+  return !scanner.failed();
+}
+
+// One object of Events: its Discriminator and Value.Id.
+bool readEvent(Scanner& scanner, RawString& discriminator, RawString& entity_id) {
+  if (!scanner.enterObject()) return false;
+  std::string_view name;
+  while (scanner.nextMember(name)) {
+    bool read = false;
+    if (json::equals(name, "Discriminator"))
+      read = readString(scanner, discriminator);
+    else if (json::equals(name, "Value"))
+      read = readIdOf(scanner, entity_id);
+    else
+      read = scanner.skipValue();
+    if (!read) return false;
   }
-  summary.events.push_back(EventRecord{std::move(*action), summary.integration_id});
+  return !scanner.failed();
+}
+
+bool readEvents(Scanner& scanner, std::string_view body, RootReading& reading) {
+  reading.events.clear();
+  reading.events_are_general = false;
+  Kind kind{};
+  if (!scanner.peek(kind)) return false;
+  if (kind != Kind::Array) return scanner.skipValue();
+  if (!scanner.enterArray()) return false;
+  // Room for a typical batch at once (an event of Mews takes 80 bytes or more).
+  reading.events.reserve(std::min<std::size_t>(64, body.size() / 80));
+  bool general = true;
+  while (scanner.nextElement()) {
+    if (!scanner.peek(kind)) return false;
+    const std::size_t start = scanner.offset();
+    if (!general || kind != Kind::Object) {
+      general = false;  // the rest is only validated
+      if (!scanner.skipValue()) return false;
+      continue;
+    }
+    RawString discriminator;
+    RawString entity_id;
+    if (!readEvent(scanner, discriminator, entity_id)) return false;
+    if (!discriminator) {
+      general = false;
+      continue;
+    }
+    reading.events.push_back({body.substr(start, scanner.offset() - start), *discriminator, entity_id});
+  }
+  if (scanner.failed()) return false;
+  reading.events_are_general = general;
+  if (!general) reading.events.clear();
   return true;
 }
 
-bool isJsonNumber(std::string_view token) {
-  std::size_t i = 0;
-  auto digits = [&] {
-    const std::size_t start = i;
-    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
-    return i > start;
-  };
-  if (i < token.size() && token[i] == '-') ++i;
-  if (i < token.size() && token[i] == '0')
-    ++i;
-  else if (!digits())
-    return false;
-  if (i < token.size() && token[i] == '.') {
-    ++i;
-    if (!digits()) return false;
+bool readData(Scanner& scanner, RootReading& reading) {
+  reading.has_data = true;
+  reading.data_enterprise_id.reset();
+  reading.data_integration_id.reset();
+  Kind kind{};
+  if (!scanner.peek(kind)) return false;
+  if (kind != Kind::Object) return scanner.skipValue();
+  if (!scanner.enterObject()) return false;
+  std::string_view name;
+  while (scanner.nextMember(name)) {
+    bool read = false;
+    if (json::equals(name, "Enterprise"))
+      read = readIdOf(scanner, reading.data_enterprise_id);
+    else if (json::equals(name, "Integration"))
+      read = readIdOf(scanner, reading.data_integration_id);
+    else
+      read = scanner.skipValue();
+    if (!read) return false;
   }
-  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
-    ++i;
-    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  return i == token.size();
+  return !scanner.failed();
 }
 
-// simdjson refuses numbers it cannot represent (1e999, 30-digit integers),
-// which are valid JSON and may carry a real event: the relay stores bytes and
-// never needs their value. This copy replaces each number token, checked
-// against the JSON grammar, by a 0 padded with spaces, so the structure can be
-// validated and read. Returns nullopt when a token is not a JSON number.
-std::optional<std::string> withNumbersZeroed(std::string_view body) {
-  std::string copy(body);
-  bool in_string = false;
-  for (std::size_t i = 0; i < copy.size(); ++i) {
-    const char c = copy[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
-    if (c != '-' && (c < '0' || c > '9')) continue;
-    std::size_t end = i;
-    while (end < copy.size() && std::string_view("+-.eE0123456789").find(copy[end]) != std::string_view::npos) ++end;
-    if (!isJsonNumber(std::string_view(copy).substr(i, end - i))) return std::nullopt;
-    copy[i] = '0';
-    std::fill(copy.begin() + static_cast<std::ptrdiff_t>(i) + 1, copy.begin() + static_cast<std::ptrdiff_t>(end), ' ');
-    i = end - 1;
+// Reads one member's value, noting where the members the relay uses are.
+bool readMember(Scanner& scanner, std::string_view body, std::string_view name, BatchOutline& outline,
+                RootReading& reading) {
+  const std::size_t index = outline.members.size();
+  if (json::equals(name, "Events")) {
+    outline.events_member = index;
+    return readEvents(scanner, body, reading);
   }
-  return copy;
+  if (json::equals(name, "EnterpriseId")) {
+    outline.enterprise_member = index;
+    return readString(scanner, reading.enterprise_id);
+  }
+  if (json::equals(name, "IntegrationId")) {
+    outline.integration_member = index;
+    return readString(scanner, reading.integration_id);
+  }
+  if (json::equals(name, "Action")) return readString(scanner, reading.action);
+  if (json::equals(name, "Data")) return readData(scanner, reading);
+  return scanner.skipValue();
 }
 
-std::string reasonFor(simdjson::error_code error) {
-  switch (error) {
-    case simdjson::UTF8_ERROR:
-      return "body is not valid UTF-8";
-    case simdjson::DEPTH_ERROR:
-      return fmt::format("JSON nests deeper than {} levels", kMaxDepth);
-    case simdjson::NUMBER_ERROR:
-      return "body is not valid JSON (malformed number)";
-    case simdjson::EMPTY:
+void classify(RootReading& reading, BatchOutline& outline) {
+  if (reading.events_are_general) {
+    outline.kind = BatchKind::General;
+    outline.enterprise_id = reading.enterprise_id;
+    outline.integration_id = reading.integration_id;
+    outline.events = std::move(reading.events);
+  } else if (reading.action && reading.has_data) {
+    outline.kind = BatchKind::Integration;
+    outline.enterprise_id = reading.data_enterprise_id;
+    outline.integration_id = reading.data_integration_id;
+    outline.action = reading.action;
+  }  // else an object of another shape: unknown
+}
+
+std::string reasonFor(const Scanner& scanner) {
+  switch (scanner.fault()) {
+    case json::Fault::Empty:
       return "body is empty; expected a JSON object";
+    case json::Fault::Utf8:
+      return fmt::format("body is not valid UTF-8 (at byte {})", scanner.faultOffset());
+    case json::Fault::Depth:
+      return fmt::format("JSON nests deeper than {} levels (at byte {})", kMaxDepth, scanner.faultOffset());
     default:
-      return fmt::format("body is not valid JSON ({})", simdjson::error_message(error));
+      return fmt::format("body is not valid JSON ({})", scanner.reason());
   }
+}
+
+std::optional<std::string> decoded(const RawString& raw) {
+  if (!raw) return std::nullopt;
+  return json::decode(*raw);
 }
 
 }  // namespace
 
-Parsed<BatchSummary> parseBatch(std::string_view body) {
-  // One parser per thread: it keeps its buffers between requests and grows
-  // them (keeping kMaxDepth) when a larger body arrives.
-  thread_local simdjson::dom::parser parser;
-  thread_local bool allocated = false;
-  if (!allocated) {
-    if (parser.allocate(64 * 1024, kMaxDepth) != simdjson::SUCCESS)
-      return {std::string("out of memory parsing the body")};
-    allocated = true;
+Parsed<BatchOutline> outlineBatch(std::string_view body) {
+  Scanner scanner(body);
+  Kind kind{};
+  if (!scanner.begin() || !scanner.peek(kind)) return {reasonFor(scanner)};
+  if (kind != Kind::Object) {
+    if (scanner.skipValue() && scanner.end()) return {std::string("body is not a JSON object")};
+    return {reasonFor(scanner)};
   }
-  simdjson::dom::element root;
-  // realloc_if_needed: the body's buffer has no simdjson padding, so it is copied.
-  auto error = parser.parse(body.data(), body.size(), true).get(root);
-  std::optional<std::string> zeroed;
-  if (error == simdjson::NUMBER_ERROR && (zeroed = withNumbersZeroed(body)))
-    error = parser.parse(zeroed->data(), zeroed->size(), true).get(root);
-  if (error != simdjson::SUCCESS) return {reasonFor(error)};
-  if (!root.is_object()) return {std::string("body is not a JSON object")};
 
-  BatchSummary summary;
-  if (!readGeneral(root, summary)) {
-    summary = {};
-    if (!readIntegration(root, summary)) summary = {};  // an object of another shape: unknown
+  BatchOutline outline;
+  outline.members.reserve(8);
+  RootReading reading;
+  scanner.enterObject();
+  std::string_view name;
+  while (scanner.nextMember(name)) {
+    if (!scanner.peek(kind)) break;
+    const std::size_t value_start = scanner.offset();
+    const std::size_t index = outline.members.size();
+    if (!readMember(scanner, body, name, outline, reading)) break;
+    // The raw name sits between its quotes in `body`: widen the view to them.
+    outline.members.push_back({std::string_view(name.data() - 1, name.size() + 2),
+                               body.substr(value_start, scanner.offset() - value_start),
+                               outline.events_member == index});
   }
-  return {std::move(summary)};
+  if (!scanner.end()) return {reasonFor(scanner)};
+  classify(reading, outline);
+  return {std::move(outline)};
+}
+
+BatchSummary summarize(const BatchOutline& outline) {
+  BatchSummary summary;
+  summary.kind = outline.kind;
+  summary.enterprise_id = decoded(outline.enterprise_id);
+  summary.integration_id = decoded(outline.integration_id);
+  if (outline.kind == BatchKind::General) {
+    summary.events.reserve(outline.events.size());
+    for (const auto& event : outline.events)
+      summary.events.push_back({json::decode(event.discriminator), decoded(event.entity_id)});
+  } else if (outline.kind == BatchKind::Integration) {
+    summary.events.push_back({json::decode(*outline.action), summary.integration_id});
+  }
+  return summary;
+}
+
+Parsed<BatchSummary> parseBatch(std::string_view body) {
+  const auto outlined = outlineBatch(body);
+  if (!outlined.ok()) return {outlined.error()};
+  return {summarize(outlined.value())};
 }
 
 }  // namespace mews::ingest

@@ -1,27 +1,31 @@
 #include "ingest/server.h"
 
 #include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServerConnection.h>
+#include <Poco/Net/HTTPFixedLengthStream.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerResponseImpl.h>
+#include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/TCPServer.h>
+#include <Poco/Net/TCPServerConnection.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/Timespan.h>
+#include <Poco/Timestamp.h>
 #include <fmt/format.h>
 
 #include "common/json.h"
-#include "common/snapshot.h"
 #include "common/log.h"
+#include "common/snapshot.h"
 #include "delivery/routing.h"
 #include "ingest/connection_guard.h"
+#include "ingest/framing.h"
 #include "ingest/payload.h"
 #include "ingest/resend_guard.h"
 #include "ingest/token.h"
@@ -53,8 +57,8 @@ struct IngestServer::Shared {
 
 std::string_view rejectionName(Rejection rejection) {
   static constexpr std::array<std::string_view, kRejectionCount> kNames{
-      "not_found", "method_not_allowed", "unauthorized", "too_large",  "malformed",
-      "timeout",   "unavailable",        "internal",     "client_gone"};
+      "not_found",   "method_not_allowed", "unauthorized", "too_large",       "malformed",    "timeout",
+      "unavailable", "internal",           "client_gone",  "length_required", "over_capacity"};
   return kNames[static_cast<std::size_t>(rejection)];
 }
 
@@ -81,7 +85,10 @@ HTTPResponse::HTTPStatus statusOf(Rejection rejection) {
     case Rejection::Timeout:
       return HTTPResponse::HTTP_REQUEST_TIMEOUT;
     case Rejection::Unavailable:
+    case Rejection::OverCapacity:
       return HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
+    case Rejection::LengthRequired:
+      return HTTPResponse::HTTP_LENGTH_REQUIRED;
     case Rejection::Internal:
     case Rejection::ClientGone:
       break;
@@ -89,35 +96,67 @@ HTTPResponse::HTTPStatus statusOf(Rejection rejection) {
   return HTTPResponse::HTTP_INTERNAL_SERVER_ERROR;
 }
 
-class IngestHandler final : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit IngestHandler(std::shared_ptr<IngestServer::Shared> shared) : shared_(std::move(shared)) {}
+// Closing a socket with unread input makes the kernel send a reset, which can
+// destroy the answer before the client reads it (most clients read only after
+// sending). Like nginx's lingering close: end our side, then read and discard
+// what the client still sends, at most `budget` bytes for at most a second.
+void lingeringClose(Poco::Net::StreamSocket& socket, std::uint64_t budget) {
+  try {
+    socket.shutdownSend();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    char discard[16384];
+    while (budget > 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0 || !socket.poll(Poco::Timespan(left), Poco::Net::Socket::SELECT_READ)) break;
+      const int got = socket.receiveBytes(discard, sizeof discard);
+      if (got <= 0) break;
+      budget -= std::min<std::uint64_t>(budget, static_cast<std::uint64_t>(got));
+    }
+  } catch (const Poco::Exception&) {
+    // The client is gone, or reset first: the answer was sent.
+  }
+}
 
-  void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+// Reads the next piece of the connection's input, at most min(limit, size)
+// bytes and never one more, so whatever follows stays for Poco to read as the
+// next request. Blocks until at least one byte arrives; 0 at end of input.
+std::size_t readPiece(Poco::Net::HTTPServerSession& session, std::uint64_t limit, char* buffer, std::size_t size) {
+  const auto length = static_cast<Poco::Int64>(std::min<std::uint64_t>(limit, size));
+  Poco::Net::HTTPFixedLengthStreamBuf source(session, length, std::ios::in);
+  if (source.sgetc() == std::char_traits<char>::eof()) return 0;
+  // All the stream buffered is taken here: nothing is lost when it is destroyed.
+  return static_cast<std::size_t>(source.sgetn(buffer, source.in_avail()));
+}
+
+// One request whose head Poco has read: the checks, the body, the commit, the answer.
+class IngestHandler {
+ public:
+  // A handler serves one request with the configuration current when it was
+  // made: a reload meanwhile does not change it.
+  IngestHandler(IngestServer::Shared& shared, ConnectionGuard::Entry& entry, Poco::Net::HTTPServerSession& session)
+      : shared_(shared), current_(shared.config.get()), entry_(entry), session_(session) {}
+
+  void serve(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
     const auto started = std::chrono::steady_clock::now();
-    ConnectionGuard& guard = *shared_->guard;
-    // Every connection of this server is a GuardedConnection, which sets it.
-    ConnectionGuard::Entry& entry = *ConnectionGuard::current();
+    ConnectionGuard& guard = *shared_.guard;
     // The watchdog answered 408 and closed the connection as the head arrived.
-    if (!guard.beginBody(entry)) return;
+    if (!guard.beginBody(entry_)) return;
     Outcome outcome;
     try {
-      outcome = handle(request, response, entry);
+      outcome = handle(request, response);
     } catch (const Poco::TimeoutException&) {
-      outcome = reject(request, response, Rejection::Timeout, "request not received in time", Body::Unread);
-    } catch (const Poco::Net::MessageException& e) {
-      // A malformed chunked body: the client is there, the framing is not.
-      outcome = reject(request, response, Rejection::Malformed, "malformed body framing: " + e.message(), Body::Unread);
+      outcome = reject(response, Rejection::Timeout, "request not received in time", Body::Unread);
     } catch (const Poco::Exception& e) {
       // The client went away mid-request: nothing was stored, nobody to answer.
-      shared_->countRejected(Rejection::ClientGone);
+      shared_.countRejected(Rejection::ClientGone);
       log::warn("ingest", "connection failed", {{"remote", remote(request)}, {"error", e.displayText()}});
       return;
     } catch (const std::exception& e) {
       log::error("ingest", "request failed", {{"error", e.what()}});
-      outcome = reject(request, response, Rejection::Internal, "internal error; nothing stored", Body::Unread);
+      outcome = reject(response, Rejection::Internal, "internal error; nothing stored", Body::Unread);
     }
-    guard.endRequest(entry);
+    guard.endRequest(entry_);
     const auto micros =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
     const std::string status = std::to_string(static_cast<int>(outcome.status));
@@ -157,115 +196,112 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   // What is left of the request body when we answer early.
   enum class Body { Consumed, Unread };
 
-  Outcome reject(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, Rejection rejection,
-                 std::string reason, Body body) {
-    shared_->countRejected(rejection);
+  Outcome reject(Poco::Net::HTTPServerResponse& response, Rejection rejection, std::string reason, Body body) {
+    shared_.countRejected(rejection);
     const HTTPResponse::HTTPStatus status = statusOf(rejection);
     if (status == HTTPResponse::HTTP_SERVICE_UNAVAILABLE) response.set("Retry-After", "5");
     if (status == HTTPResponse::HTTP_METHOD_NOT_ALLOWED) response.set("Allow", "POST");
-    // An unread body must not be parsed as the next request: close the connection.
+    // Where this body ends is unknown or unread: what follows it must not be
+    // parsed as the next request. Close the connection.
     if (body == Body::Unread) response.setKeepAlive(false);
     try {
       send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
       // A slow client is not waited for a second time.
-      if (body == Body::Unread && rejection != Rejection::Timeout) drainBriefly(request);
+      if (body == Body::Unread && rejection != Rejection::Timeout)
+        lingeringClose(entry_.socket, 2 * current_->settings.server.max_body);
     } catch (const Poco::Exception&) {
       // The client is gone (or its socket was shut down): nobody to answer.
     }
     return {status, 0, 0, std::move(reason)};
   }
 
-  // Closing a socket with unread input makes the kernel send a reset, which can
-  // destroy the answer before the client reads it (most clients read only after
-  // sending). Like nginx's lingering close: read and discard a bounded amount
-  // for a bounded time first. A client that announced far more than max_body
-  // is not waited for.
-  void drainBriefly(Poco::Net::HTTPServerRequest& request) const {
-    const std::uint64_t max_body = shared_->config.get()->settings.server.max_body;
-    if (request.hasContentLength() && static_cast<std::uint64_t>(request.getContentLength64()) > 2 * max_body) return;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    std::uint64_t budget = 2 * max_body;
-    char buffer[16384];
-    try {
-      std::istream& stream = request.stream();
-      while (stream && budget > 0 && std::chrono::steady_clock::now() < deadline) {
-        stream.read(buffer, sizeof buffer);
-        budget -= std::min<std::uint64_t>(budget, static_cast<std::uint64_t>(stream.gcount()));
-      }
-    } catch (const std::exception&) {
-      // The client gave up first; the answer was already sent.
-    }
-  }
-
-  static void send(Poco::Net::HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& body) {
+  void send(Poco::Net::HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& body) {
+    // A stopping server serves no next request on this connection.
+    if (shared_.guard->stopping()) response.setKeepAlive(false);
     response.setStatusAndReason(status);
     response.setContentType("application/json");
-    response.sendBuffer(body.data(), body.size());
+    response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    std::ostream& out = response.send();
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    // Out now: a lingering close shuts the sending side down next.
+    out.flush();
   }
 
-  Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
-                 ConnectionGuard::Entry& entry) {
-    // This request's configuration: a reload meanwhile does not change it.
-    const std::shared_ptr<const IngestConfig> current = shared_->config.get();
-    const config::ServerSettings& server = current->settings.server;
+  Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
+    const config::ServerSettings& server = current_->settings.server;
+    // First where the body ends: until that is known, nothing else about the
+    // request can be answered on a connection that stays open.
+    const Parsed<Framing> decided =
+        decideFraming(headerFields(request), request.getVersion() == Poco::Net::HTTPMessage::HTTP_1_0);
+    if (!decided.ok()) return reject(response, Rejection::Malformed, decided.error(), Body::Unread);
+    const Framing framing = decided.value();
     const std::string& uri = request.getURI();
     const std::string_view path = pathOnly(uri);
-    // A body we will not read must not be parsed as the next request.
-    const Body unread =
-        (request.hasContentLength() ? request.getContentLength64() > 0 : request.getChunkedTransferEncoding())
-            ? Body::Unread
-            : Body::Consumed;
-    if (path != server.path) return reject(request, response, Rejection::NotFound, "no such path", unread);
+    const bool has_body = framing.kind == Framing::Kind::Chunked || framing.length > 0;
+    const Body unread = has_body ? Body::Unread : Body::Consumed;
+    if (path != server.path) return reject(response, Rejection::NotFound, "no such path", unread);
     if (request.getMethod() != Poco::Net::HTTPRequest::HTTP_POST)
-      return reject(request, response, Rejection::MethodNotAllowed, "only POST is accepted", unread);
+      return reject(response, Rejection::MethodNotAllowed, "only POST is accepted", unread);
     const std::string_view query = path.size() < uri.size() ? std::string_view(uri).substr(path.size() + 1) : "";
     const std::string token = queryParameter(query, "token");
-    if (token.empty()) return reject(request, response, Rejection::Unauthorized, "token missing", unread);
-    if (!current->tokens.accepts(token))
-      return reject(request, response, Rejection::Unauthorized, "token not accepted", unread);
+    if (token.empty()) return reject(response, Rejection::Unauthorized, "token missing", unread);
+    if (!current_->tokens.accepts(token))
+      return reject(response, Rejection::Unauthorized, "token not accepted", unread);
+    // RFC 9112 reads such a POST as having no body; a sender that omits the
+    // length most likely sent one, which must not become a next request.
+    if (framing.kind == Framing::Kind::None)
+      return reject(response, Rejection::LengthRequired, "Content-Length or Transfer-Encoding: chunked required",
+                    Body::Unread);
     const std::string too_large = fmt::format("body is larger than max_body ({} bytes)", server.max_body);
-    if (request.hasContentLength() && request.getContentLength64() > static_cast<Poco::Int64>(server.max_body))
-      return reject(request, response, Rejection::TooLarge, too_large, unread);
+    if (framing.kind == Framing::Kind::Length && framing.length > server.max_body)
+      return reject(response, Rejection::TooLarge, too_large, unread);
+    // Only now, with every check passed, is the client asked for its body.
+    if (request.getExpectContinue()) response.sendContinue();
 
     journal::IncomingBatch batch;
-    switch (readBody(request, entry, server.max_body, batch.body)) {
+    std::string framing_error;
+    switch (readBody(framing, batch.body, framing_error)) {
       case BodyRead::Complete:
         break;
       case BodyRead::TooLarge:
-        return reject(request, response, Rejection::TooLarge, too_large, Body::Unread);
+        return reject(response, Rejection::TooLarge, too_large, Body::Unread);
       case BodyRead::TooSlow:
-        return reject(request, response, Rejection::Timeout,
+        return reject(response, Rejection::Timeout,
                       fmt::format("body not received in time (request_timeout {} ms, min_body_rate {} B/s)",
                                   server.request_timeout.count(), server.min_body_rate),
                       Body::Unread);
       case BodyRead::Truncated:
-        return reject(request, response, Rejection::Malformed, "body ended before Content-Length", Body::Consumed);
+        return reject(response, Rejection::Malformed,
+                      framing.kind == Framing::Kind::Length ? "body ended before Content-Length"
+                                                            : "body ended before its last chunk",
+                      Body::Unread);
+      case BodyRead::Misframed:
+        return reject(response, Rejection::Malformed, "malformed chunked body: " + framing_error, Body::Unread);
     }
-    shared_->guard->endBody(entry);
+    shared_.guard->endBody(entry_);
     auto parsed = parseBatch(batch.body);
-    // A body that did not parse may not have been framed right either (Poco ends
-    // a chunked body at a malformed chunk length): close rather than read on.
-    if (!parsed.ok()) return reject(request, response, Rejection::Malformed, parsed.error(), Body::Unread);
+    // The body was read exactly to its end: the connection may serve the next request.
+    if (!parsed.ok()) return reject(response, Rejection::Malformed, parsed.error(), Body::Consumed);
 
-    batch.received_at_ms = shared_->clock.wallMillis();
+    batch.received_at_ms = shared_.clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
     if (const auto original =
-            shared_->resends->originalOf(batch.summary.integration_id, batch.body, batch.received_at_ms)) {
+            shared_.resends->originalOf(batch.summary.integration_id, batch.body, batch.received_at_ms)) {
       // Mews's resend of a batch committed after we answered 503: it is in the
       // journal (read back committed), so this is an ack of stored data.
-      shared_->metrics.resends.add();
+      shared_.metrics.resends.add();
       send(response, HTTPResponse::HTTP_ACCEPTED,
            fmt::format(R"({{"batch":{},"events":{},"resend":true}})", *original, batch.summary.events.size()));
       return {HTTPResponse::HTTP_ACCEPTED, *original, batch.summary.events.size(), "resend recognised; nothing stored"};
     }
-    batch.deliveries = delivery::planDeliveries(batch.summary, current->settings.targets);
+    batch.deliveries = delivery::planDeliveries(batch.summary, current_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
     auto inserted_id = std::make_shared<std::atomic<std::int64_t>>(0);
-    auto future = shared_->writer
+    auto future = shared_.writer
                       .submit([shared_batch, inserted_id](journal::Journal& journal) {
                         const std::int64_t id = journal.insertBatch(*shared_batch);
                         inserted_id->store(id);
@@ -281,108 +317,190 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
 #endif
     if (future.wait_for(kCommitWait) != std::future_status::ready) {
       // Queued behind the batch: if it commits after all, Mews's resend is recognised.
-      if (shared_->resends->enabled())
-        shared_->writer.submit(shared_->resends->lateCommitJob(
-            future, inserted_id, shared_batch->body, shared_batch->received_at_ms, shared_->clock.wallMillis()));
-      return reject(request, response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
+      if (shared_.resends->enabled())
+        shared_.writer.submit(shared_.resends->lateCommitJob(future, inserted_id, shared_batch->body,
+                                                             shared_batch->received_at_ms, shared_.clock.wallMillis()));
+      return reject(response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
     }
     const journal::WriteOutcome outcome = future.get();
-    if (!outcome.committed()) return reject(request, response, Rejection::Unavailable, outcome.error, Body::Consumed);
+    if (!outcome.committed()) return reject(response, Rejection::Unavailable, outcome.error, Body::Consumed);
 
     // The ack. Reached only with a committed outcome: the batch is on disk.
-    shared_->metrics.batches[kind].add();
-    shared_->metrics.events[kind].add(event_count);
-    if (shared_batch->deliveries.empty()) shared_->metrics.unrouted[kind].add();
-    if (shared_->on_committed && !shared_batch->deliveries.empty()) shared_->on_committed();
+    shared_.metrics.batches[kind].add();
+    shared_.metrics.events[kind].add(event_count);
+    if (shared_batch->deliveries.empty()) shared_.metrics.unrouted[kind].add();
+    if (shared_.on_committed && !shared_batch->deliveries.empty()) shared_.on_committed();
     send(response, HTTPResponse::HTTP_ACCEPTED,
          fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
     return {HTTPResponse::HTTP_ACCEPTED, outcome.value, event_count, {}};
   }
 
-  enum class BodyRead { Complete, TooLarge, TooSlow, Truncated };
+  enum class BodyRead { Complete, TooLarge, TooSlow, Truncated, Misframed };
 
-  // Reads the body one socket read at a time (std::istream::read would block
-  // until its whole buffer is filled), reporting progress to the guard, whose
-  // watchdog cuts off a body that stalls or trickles. At most max_body bytes are kept.
-  BodyRead readBody(Poco::Net::HTTPServerRequest& request, ConnectionGuard::Entry& entry, std::uint64_t max_body,
-                    std::string& body) const {
-    const ConnectionGuard& guard = *shared_->guard;
-    if (request.hasContentLength()) body.reserve(static_cast<std::size_t>(request.getContentLength64()));
-    std::streambuf& source = *request.stream().rdbuf();
+  // The raw header fields, duplicates included (MessageHeader is a multimap).
+  static std::vector<HeaderField> headerFields(const Poco::Net::HTTPServerRequest& request) {
+    std::vector<HeaderField> fields;
+    for (const auto& [name, value] : request) fields.emplace_back(name, value);
+    return fields;
+  }
+
+  // Reads the body exactly to its end as `framing` delimits it, straight from
+  // the connection: not through request.stream(), whose chunked decoder
+  // accepts malformed chunks. One socket read at a time, reporting progress to
+  // the guard, whose watchdog cuts off a body that stalls or trickles. At most
+  // max_body bytes are kept.
+  BodyRead readBody(const Framing& framing, std::string& body, std::string& framing_error) const {
+    ConnectionGuard::Entry& entry = entry_;
+    const ConnectionGuard& guard = *shared_.guard;
+    const std::uint64_t max_body = current_->settings.server.max_body;
+    const auto ended = [&] { return guard.tooSlow(entry) ? BodyRead::TooSlow : BodyRead::Truncated; };
     char buffer[16384];
     try {
-      while (source.sgetc() != std::char_traits<char>::eof()) {
-        const std::streamsize available = std::min<std::streamsize>(source.in_avail(), sizeof buffer);
-        const auto got = static_cast<std::size_t>(source.sgetn(buffer, std::max<std::streamsize>(available, 1)));
-        if (body.size() + got > max_body) return BodyRead::TooLarge;
-        body.append(buffer, got);
+      if (framing.kind == Framing::Kind::Length) {
+        body.reserve(framing.length);  // at most max_body: checked before
+        while (body.size() < framing.length) {
+          const std::size_t got = readPiece(session_, framing.length - body.size(), buffer, sizeof buffer);
+          if (got == 0) return ended();
+          body.append(buffer, got);
+          entry.body_bytes.store(body.size(), std::memory_order_relaxed);
+          if (guard.tooSlow(entry)) return BodyRead::TooSlow;
+        }
+        return BodyRead::Complete;
+      }
+      ChunkedDecoder decoder;
+      while (!decoder.done()) {
+        if (body.size() + decoder.chunkRemaining() > max_body) return BodyRead::TooLarge;
+        const std::size_t got = readPiece(session_, decoder.wanted(), buffer, sizeof buffer);
+        if (got == 0) return ended();
+        if (!decoder.feed(std::string_view(buffer, got), body)) {
+          framing_error = decoder.error();
+          return BodyRead::Misframed;
+        }
         entry.body_bytes.store(body.size(), std::memory_order_relaxed);
         if (guard.tooSlow(entry)) return BodyRead::TooSlow;
       }
+      return BodyRead::Complete;
     } catch (const Poco::Exception&) {
       // The watchdog shut the read side down, or the client broke off.
       if (guard.tooSlow(entry)) return BodyRead::TooSlow;
       throw;
     }
-    if (guard.tooSlow(entry)) return BodyRead::TooSlow;
-    if (request.hasContentLength() && body.size() < static_cast<std::uint64_t>(request.getContentLength64()))
-      return BodyRead::Truncated;
-    return BodyRead::Complete;
   }
 
-  std::shared_ptr<IngestServer::Shared> shared_;
+  IngestServer::Shared& shared_;
+  const std::shared_ptr<const IngestConfig> current_;
+  ConnectionGuard::Entry& entry_;
+  Poco::Net::HTTPServerSession& session_;
 };
 
-class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit HandlerFactory(std::shared_ptr<IngestServer::Shared> shared) : shared_(std::move(shared)) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new IngestHandler(shared_);
-  }
-  // What HTTPServer::stopAll(false) does: connections close after their current request.
-  void notifyStopped() { serverStopped(this, false); }
+// An answer written straight to the socket, for a request whose head could
+// not be read whole (no request object to answer through); then closed.
+std::string plainAnswer(std::string_view status_line, std::string_view reason) {
+  const std::string body = fmt::format(R"({{"error":{}}})", json::quote(reason));
+  return fmt::format(
+      "HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", status_line,
+      body.size(), body);
+}
 
- private:
-  std::shared_ptr<IngestServer::Shared> shared_;
-};
-
-// Poco's HTTP connection, registered with the ConnectionGuard for its life.
-class GuardedConnection final : public Poco::Net::HTTPServerConnection {
+// One connection's life: Poco's HTTPServerConnection::run, with our own
+// answers where Poco would answer for us or not at all, and the guard told of
+// each phase (connection_guard.h).
+class GuardedConnection final : public Poco::Net::TCPServerConnection {
  public:
   GuardedConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
-                    Poco::Net::HTTPRequestHandlerFactory::Ptr handlers, ConnectionGuard& guard)
-      : HTTPServerConnection(socket, std::move(params), std::move(handlers)), guard_(guard) {}
+                    std::shared_ptr<IngestServer::Shared> shared)
+      : TCPServerConnection(socket), params_(std::move(params)), shared_(std::move(shared)) {}
 
   void run() override {
-    const auto entry = guard_.track(socket());
-    ConnectionGuard::setCurrent(entry.get());
+    ConnectionGuard& guard = *shared_->guard;
+    // Closes the socket when destroyed: after untrack(), so that the watchdog
+    // never shuts down a descriptor number the kernel has given to another.
+    Poco::Net::HTTPServerSession session(socket(), params_);
+    const auto entry = guard.track(socket());
     try {
-      HTTPServerConnection::run();
+      serve(session, *entry);
     } catch (const Poco::Exception& e) {
       // A TLS handshake that failed (plain HTTP on the TLS port), a reset, a
       // socket the watchdog shut down: the connection ends, nothing was stored.
       log::debug("ingest", "connection ended", {{"error", e.displayText()}});
     }
-    ConnectionGuard::setCurrent(nullptr);
-    guard_.untrack(entry);
+    guard.untrack(entry);
   }
 
  private:
-  ConnectionGuard& guard_;
+  void serve(Poco::Net::HTTPServerSession& session, ConnectionGuard::Entry& entry) {
+    ConnectionGuard& guard = *shared_->guard;
+    // hasMoreRequests() waits (Idle) for the first byte of the next request,
+    // up to the keep-alive timeout; the guard may close the connection meanwhile.
+    while (session.hasMoreRequests() && guard.beginHead(entry)) {
+      Poco::Net::HTTPServerResponseImpl response(session);
+      std::unique_ptr<Poco::Net::HTTPServerRequestImpl> request;
+      try {
+        request = std::make_unique<Poco::Net::HTTPServerRequestImpl>(response, session, params_.get());
+      } catch (const Poco::Net::NoMessageException&) {
+        break;  // the client closed the connection between requests
+      } catch (const Poco::Net::MessageException&) {
+        // Poco's limits (100 fields, 256-byte names, 8 KiB values) or no HTTP at all.
+        refuseHead(entry, "malformed request head");
+        break;
+      } catch (const Poco::SyntaxException&) {
+        // The only number Poco parses in a head: a Content-Length it cannot
+        // read (framing.h refuses the ones it can, such as "-1" or "+5").
+        refuseHead(entry, "Content-Length is not a number");
+        break;
+      }
+      response.setDate(Poco::Timestamp());
+      response.setVersion(request->getVersion());
+      response.setKeepAlive(params_->getKeepAlive() && request->getKeepAlive() && session.canKeepAlive());
+      response.set("Server", params_->getServerName());
+      IngestHandler(*shared_, entry, session).serve(*request, response);
+      session.setKeepAlive(params_->getKeepAlive() && response.getKeepAlive() && session.canKeepAlive() &&
+                           !guard.stopping());
+    }
+  }
+
+  // 400 for a head that could not be read: counted and logged like the
+  // handler's answers, and the connection closed (a lingering close).
+  void refuseHead(ConnectionGuard::Entry& entry, std::string_view reason) {
+    // The watchdog answered 408 already when this is false.
+    if (!shared_->guard->beginBody(entry)) return;
+    shared_->countRejected(Rejection::Malformed);
+    std::string remote = "unknown";
+    try {
+      remote = socket().peerAddress().toString();
+      const std::string answer = plainAnswer("400 Bad Request", reason);
+      socket().sendBytes(answer.data(), static_cast<int>(answer.size()));
+      lingeringClose(socket(), 2 * shared_->config.get()->settings.server.max_body);
+    } catch (const Poco::Exception&) {
+      // The client is gone: nobody to answer.
+    }
+    log::warn("ingest", "request rejected", {{"status", "400"}, {"remote", remote}, {"reason", std::string(reason)}});
+  }
+
+  Poco::Net::HTTPServerParams::Ptr params_;
+  std::shared_ptr<IngestServer::Shared> shared_;
 };
 
 class GuardedConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
  public:
-  GuardedConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, Poco::Net::HTTPRequestHandlerFactory::Ptr handlers,
-                           ConnectionGuard& guard)
-      : params_(std::move(params)), handlers_(std::move(handlers)), guard_(guard) {}
+  GuardedConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, std::shared_ptr<IngestServer::Shared> shared)
+      : params_(std::move(params)), shared_(std::move(shared)) {}
   Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
-    return new GuardedConnection(socket, params_, handlers_, guard_);
+    return new GuardedConnection(socket, params_, shared_);
   }
 
  private:
   Poco::Net::HTTPServerParams::Ptr params_;
-  Poco::Net::HTTPRequestHandlerFactory::Ptr handlers_;
+  std::shared_ptr<IngestServer::Shared> shared_;
+};
+
+// Runs on TCPServer's accept thread for each new connection (connection_guard.h).
+class CapacityFilter final : public Poco::Net::TCPServerConnectionFilter {
+ public:
+  explicit CapacityFilter(ConnectionGuard& guard) : guard_(guard) {}
+  bool accept(const Poco::Net::StreamSocket& socket) override { return guard_.admit(socket); }
+
+ private:
   ConnectionGuard& guard_;
 };
 
@@ -403,17 +521,29 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
   shared_->resends = std::make_unique<ResendGuard>(settings.journal.path, server.resend_window, clock.wallMillis());
-  shared_->guard = std::make_unique<ConnectionGuard>(
-      server.request_timeout, server.min_body_rate, !server.tls_certificate.empty(),
-      [shared = shared_.get()](const std::string& remote) {
-        shared->countRejected(Rejection::Timeout);
-        log::warn("ingest", "request rejected",
-                  {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
-      });
-  const int max_connections = server.max_connections;
+  const auto max_connections = static_cast<std::size_t>(server.max_connections);
+  ConnectionGuard::Limits limits;
+  limits.request_timeout = server.request_timeout;
+  limits.min_body_rate = server.min_body_rate;
+  limits.tls = !server.tls_certificate.empty();
+  limits.max_running = max_connections;
+  // As many again wait for a thread, and at least Poco's default queue of 64.
+  limits.max_waiting = std::max<std::size_t>(max_connections, 64);
+  ConnectionGuard::Events events;
+  events.head_expired = [shared = shared_.get()](const std::string& remote) {
+    shared->countRejected(Rejection::Timeout);
+    log::warn("ingest", "request rejected",
+              {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
+  };
+  events.refused = [shared = shared_.get()](std::uint64_t refused) {
+    shared->metrics.rejected[static_cast<std::size_t>(Rejection::OverCapacity)].add(refused);
+    log::warn("ingest", "connections refused",
+              {{"status", "503"}, {"count", std::to_string(refused)}, {"reason", "too many connections"}});
+  };
+  shared_->guard = std::make_unique<ConnectionGuard>(limits, std::move(events));
   // One pooled thread per open connection (Poco's model): the pool is the cap on
-  // concurrent connections; a few more wait in the accept queue.
-  pool_ = std::make_unique<Poco::ThreadPool>(2, max_connections, 60);
+  // connections served at once.
+  pool_ = std::make_unique<Poco::ThreadPool>(2, server.max_connections, 60);
   Poco::Net::ServerSocket socket = listenerSocket(server);
   socket.bind(Poco::Net::SocketAddress(server.listen), true);
   socket.listen(1024);
@@ -422,8 +552,10 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   // against Debian's uninstrumented Poco.
   port_ = socket.address().port();
   Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
-  params->setMaxThreads(max_connections);
-  params->setMaxQueued(64);
+  params->setMaxThreads(server.max_connections);
+  // The guard admits at most max_running + max_waiting connections, so Poco's
+  // own queue limit (which drops a connection silently) is never reached.
+  params->setMaxQueued(static_cast<int>(limits.max_running + limits.max_waiting + 1));
   params->setKeepAlive(true);
   // Idle keep-alive connections are closed by Poco before the guard's deadline
   // would answer them 408.
@@ -432,11 +564,9 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   params->setMaxKeepAliveRequests(10000);
   params->setTimeout(Poco::Timespan(request_micros));
   params->setServerName("mews-relay");
-  auto* handlers = new HandlerFactory(shared_);
-  Poco::Net::HTTPRequestHandlerFactory::Ptr handler_ptr(handlers);
-  notify_stopped_ = [handlers] { handlers->notifyStopped(); };
-  server_ = std::make_unique<Poco::Net::TCPServer>(new GuardedConnectionFactory(params, handler_ptr, *shared_->guard),
-                                                   *pool_, socket, params);
+  server_ =
+      std::make_unique<Poco::Net::TCPServer>(new GuardedConnectionFactory(params, shared_), *pool_, socket, params);
+  server_->setConnectionFilter(new CapacityFilter(*shared_->guard));
 }
 
 IngestServer::~IngestServer() {
@@ -450,9 +580,11 @@ void IngestServer::start() {
 void IngestServer::stop() {
   if (stopped_) return;
   stopped_ = true;
-  // Not aborting: each connection closes after the request it is handling.
+  // No new connections; the queued ones are dropped unanswered.
   server_->stop();
-  notify_stopped_();
+  // Not aborting: idle connections close now, the others after the request
+  // they are handling (its commit included).
+  shared_->guard->stopAll();
   pool_->joinAll();
 }
 

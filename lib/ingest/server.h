@@ -1,10 +1,23 @@
 // The public listener: POST {path}?token=T -> journal -> 202.
 //
 // Order of checks, each with its status and a one-line JSON reason:
-//   404 other path, 405 not POST, 401 token missing or wrong (nothing read or
-//   stored), 413 body over max_body (Content-Length checked before reading, a
-//   chunked body counted while read), 400 not a JSON object, 503 the journal
-//   cannot take the write, 202 {"batch": ID, "events": N} after the commit.
+//   400 the body's framing is ambiguous (framing.h: Content-Length with
+//   Transfer-Encoding, two Content-Lengths, a bad number, a coding other than
+//   chunked), 404 other path, 405 not POST, 401 token missing or wrong (nothing
+//   read or stored), 411 neither Content-Length nor chunked, 413 body over
+//   max_body (Content-Length checked before reading, a chunked body counted
+//   while read), 400 a body that ends early or a malformed chunk, 400 not a
+//   JSON object, 503 the journal cannot take the write, 202 {"batch": ID,
+//   "events": N} after the commit.
+//
+// Framing: every answer given before the body was read whole, and every
+// framing error, closes the connection (`Connection: close`, then a lingering
+// close so the answer is not reset away): bytes after an unread or misframed
+// body are never parsed as a next request. The body is read exactly to its end
+// (framing.h's strict chunked decoder on the raw connection, not Poco's), so a
+// request that keeps its connection leaves it at the next request's first byte.
+// A Content-Length that Poco cannot parse fails in Poco before the handler;
+// the connection answers that 400 itself (GuardedConnection).
 //
 // The ack invariant: 202 is written only after JournalWriter reported the
 // commit that contains the batch (synchronous=FULL: on disk). Any other outcome,
@@ -19,6 +32,10 @@
 // limits are Poco's: more than 100 fields, a name over 256 bytes or a value over
 // 8 KiB is a 400. With [server] tls_certificate set the listener speaks only
 // TLS (1.2 at least).
+//
+// Capacity: max_connections connections are served at once, as many again
+// wait for a thread, idle keep-alive connections are closed for them, and a
+// connection beyond that gets a 503 (connection_guard.h).
 //
 // The token travels in the query string. No log line, metric or journal row
 // ever contains the query string.
@@ -56,13 +73,15 @@ enum class Rejection {
   MethodNotAllowed,  // 405
   Unauthorized,      // 401
   TooLarge,          // 413
-  Malformed,         // 400
+  Malformed,         // 400: framing, or not a JSON object
   Timeout,           // 408: request or body too slow
   Unavailable,       // 503: the journal could not take the write
   Internal,          // 500
   ClientGone,        // the connection failed mid-request; nobody to answer
+  LengthRequired,    // 411: a POST with neither Content-Length nor chunked
+  OverCapacity,      // 503: every connection slot busy and the queue full
 };
-inline constexpr std::size_t kRejectionCount = 9;
+inline constexpr std::size_t kRejectionCount = 11;
 std::string_view rejectionName(Rejection rejection);
 
 struct IngestMetrics {
@@ -103,7 +122,6 @@ class IngestServer {
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::TCPServer> server_;
-  std::function<void()> notify_stopped_;
   std::uint16_t port_ = 0;
   bool stopped_ = false;
 };

@@ -28,8 +28,18 @@ BatchKind kindFromName(std::string_view name) {
   return BatchKind::Unknown;
 }
 
-Journal::Journal(const std::string& path, JournalOptions options)
-    : path_(path), db_(path, options.read_only ? Database::Mode::ReadOnly : Database::Mode::ReadWrite) {
+namespace {
+
+Database::Mode modeFor(const JournalOptions& options) {
+  if (options.read_only) return Database::Mode::ReadOnly;
+  return options.create ? Database::Mode::ReadWrite : Database::Mode::ReadWriteExisting;
+}
+
+}  // namespace
+
+Journal::Journal(const std::string& path, JournalOptions options) : path_(path), db_(path, modeFor(options)) {
+  if (!options.read_only && db_.readOnly())
+    throw SqliteError(SQLITE_READONLY, fmt::format("journal {} is read-only: cannot open it for writing", path));
   if (options.read_only) {
     const int version = schemaVersion(db_);
     if (version != latestSchemaVersion())
@@ -43,6 +53,15 @@ Journal::Journal(const std::string& path, JournalOptions options)
     db_.exec("PRAGMA synchronous = FULL");
     db_.exec("PRAGMA foreign_keys = ON");
     migrate(db_);
+    // Writable all the way: a -wal that SQLite could only open for reading
+    // passes the check above, and would otherwise show at the first batch.
+    try {
+      db_.exec("BEGIN IMMEDIATE");
+      db_.exec("ROLLBACK");
+    } catch (const SqliteError& e) {
+      if (e.primary() != SQLITE_READONLY) throw;
+      throw SqliteError(e.code(), fmt::format("journal {} is read-only: {}", path, sqlite3_errstr(e.code())));
+    }
     if (options.max_size_bytes != 0) {
       const auto page_size = static_cast<std::uint64_t>(db_.queryInt("PRAGMA page_size"));
       db_.queryInt(fmt::format("PRAGMA max_page_count = {}", options.max_size_bytes / page_size));
@@ -61,6 +80,13 @@ Journal::Journal(const std::string& path, JournalOptions options)
   }
   Statement select_id(db_, "SELECT value FROM meta WHERE key = 'journal_id'");
   if (select_id.step()) journal_id_ = select_id.columnText(0);
+  // After a read in WAL mode, so the -wal and -shm files are open and recorded.
+  files_ = JournalFiles::at(path);
+}
+
+bool Journal::anotherFileAtPath() const {
+  const auto now = identityAt(path_);
+  return now && !files_.databaseAtPath();
 }
 
 Journal::~Journal() = default;
@@ -108,6 +134,16 @@ std::optional<std::uint64_t> freeDiskBytes(const std::string& path) {
   struct statvfs fs {};
   if (statvfs(directory.c_str(), &fs) != 0) return std::nullopt;
   return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+std::uint64_t journalDiskBytes(const std::string& path) {
+  std::uint64_t total = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code missing;
+    const auto size = std::filesystem::file_size(path + suffix, missing);
+    if (!missing) total += size;
+  }
+  return total;
 }
 
 void Journal::recordReadyProbe(std::int64_t now_ms) {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "journal/files.h"
 #include "journal/records.h"
 #include "journal/sqlite.h"
 
@@ -28,6 +29,10 @@ struct JournalOptions {
   // Read-only connections neither migrate nor write; they fail on a journal that
   // does not exist or whose schema is not this binary's.
   bool read_only = false;
+  // Whether a writable connection creates a missing journal. The writer's
+  // reopen does not: a journal that vanished must not be silently replaced by
+  // an empty one.
+  bool create = true;
 };
 
 // Prepared SAVEPOINT statements: the writer wraps each job in one, per commit
@@ -44,9 +49,17 @@ struct Savepoints {
 // at `path`; nullopt when it cannot be told.
 std::optional<std::uint64_t> freeDiskBytes(const std::string& path);
 
+// What the journal at `path` takes on disk: the database file, its write-ahead
+// log (-wal) and the WAL's shared-memory index (-shm); a missing one counts 0.
+// The one size `status` and /metrics report.
+std::uint64_t journalDiskBytes(const std::string& path);
+
 class Journal {
  public:
-  // Opens (creating if needed) and migrates to the binary's schema version.
+  // Opens (creating if needed) and migrates to the binary's schema version. A
+  // writable journal that SQLite could only open for reading (file or
+  // directory not writable, read-only mount) fails with SQLITE_READONLY here
+  // rather than at the first write.
   Journal(const std::string& path, JournalOptions options);
   ~Journal();
   Journal(const Journal&) = delete;
@@ -55,6 +68,13 @@ class Journal {
   Database& db() { return db_; }
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const std::string& journalId() const { return journal_id_; }
+  // The files this connection opened, to compare with what is at the path now
+  // (journal/files.h).
+  [[nodiscard]] const JournalFiles& files() const { return files_; }
+  // True when another database file now sits at the path: the writer restored
+  // the journal there (or someone put another one), and a reader that keeps
+  // this connection would go on reading the old file.
+  [[nodiscard]] bool anotherFileAtPath() const;
 
   // Inside an open transaction: the batch, its events and its planned
   // deliveries. Returns the batch id.
@@ -74,6 +94,7 @@ class Journal {
   std::string path_;
   Database db_;
   std::string journal_id_;
+  JournalFiles files_;
   std::unique_ptr<Statement> insert_batch_;
   std::unique_ptr<Statement> insert_event_;
   std::unique_ptr<Statement> insert_delivery_;

@@ -5,9 +5,12 @@
 
 #include "common/clock.h"
 #include "journal/migrations.h"
+#include "journal/queue.h"
 
 namespace mews::journal {
 namespace {
+
+using enum DeliveryState;
 
 std::string iso(std::int64_t ms) {
   return formatIsoMillis(ms);
@@ -58,15 +61,21 @@ DeadLetter readLetter(const Statement& row) {
   return letter;
 }
 
-constexpr const char* kLetterColumns =
-    "SELECT l.id, l.delivery_id, l.batch_id, l.target, l.event_types, l.attempts, l.last_status, l.last_error,"
-    " l.reason, l.received_at, l.died_at, coalesce(d.state, 'dead')"
-    " FROM dead_letters l LEFT JOIN deliveries d ON d.id = l.delivery_id";
+const std::string& letterColumns() {
+  static const std::string sql = fmt::format(
+      "SELECT l.id, l.delivery_id, l.batch_id, l.target, l.event_types, l.attempts, l.last_status, l.last_error,"
+      " l.reason, l.received_at, l.died_at, coalesce(d.state, '{}')"
+      " FROM dead_letters l LEFT JOIN deliveries d ON d.id = l.delivery_id",
+      stateName(Dead));
+  return sql;
+}
 
 std::int64_t requeue(Journal& journal, const std::vector<std::int64_t>& delivery_ids, std::int64_t now_ms) {
-  Statement update(journal.db(),
-                   "UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?1, age_from = ?1,"
-                   " updated_at = ?1 WHERE id = ? AND state = 'dead'");
+  static const std::string sql = fmt::format(
+      "UPDATE deliveries SET state = {}, attempts = 0, due_at = ?1, age_from = ?1, updated_at = ?1"
+      " WHERE id = ?2 AND state = {}",
+      sqlStates({Pending}), sqlStates({Dead}));
+  Statement update(journal.db(), sql);
   std::int64_t moved = 0;
   for (const auto id : delivery_ids) {
     update.bind(1, iso(now_ms)).bind(2, id).run();
@@ -79,16 +88,18 @@ std::int64_t requeue(Journal& journal, const std::vector<std::int64_t>& delivery
 
 std::vector<TargetStatus> targetStatus(Journal& reader, const std::vector<std::string>& targets, std::int64_t now_ms) {
   std::vector<TargetStatus> out;
-  Statement counts(reader.db(),
-                   "SELECT"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait')),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'in_flight'),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'delivered' AND updated_at >= ?2),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'dead'),"
-                   " (SELECT min(created_at) FROM deliveries WHERE target = ?1"
-                   "   AND state IN ('pending', 'retry_wait', 'in_flight')),"
-                   " (SELECT circuit FROM target_state WHERE target = ?1),"
-                   " (SELECT last_error FROM target_state WHERE target = ?1)");
+  static const std::string sql = fmt::format(
+      "SELECT"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {} AND updated_at >= ?2),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {}),"
+      " (SELECT min(created_at) FROM deliveries WHERE target = ?1 AND state IN {}),"
+      " (SELECT circuit FROM target_state WHERE target = ?1),"
+      " (SELECT last_error FROM target_state WHERE target = ?1)",
+      sqlStates({Pending, RetryWait}), sqlStates({InFlight}), sqlStates({Delivered}), sqlStates({Dead}),
+      sqlStates({Pending, RetryWait, InFlight}));
+  Statement counts(reader.db(), sql);
   for (const auto& target : targets) {
     counts.bind(1, target).bind(2, iso(now_ms - 86'400'000));
     if (!counts.step()) continue;
@@ -121,7 +132,7 @@ JournalTotals journalTotals(Journal& reader) {
 std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter) {
   const Where where = whereFor(filter);
   Statement select(reader.db(),
-                   fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", kLetterColumns, where.sql));
+                   fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", letterColumns(), where.sql));
   int index = 1;
   for (const auto& value : where.binds) select.bind(index++, value);
   select.bind(index, static_cast<std::int64_t>(filter.limit));
@@ -131,7 +142,7 @@ std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter&
 }
 
 std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id) {
-  Statement select(reader.db(), fmt::format("{} WHERE l.id = ?", kLetterColumns));
+  Statement select(reader.db(), fmt::format("{} WHERE l.id = ?", letterColumns()));
   select.bind(1, id);
   if (!select.step()) return std::nullopt;
   DeadLetterDetail detail;
@@ -171,9 +182,11 @@ std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector
 std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
                                bool dry_run) {
   std::vector<std::int64_t> deliveries;
-  Statement select(journal.db(),
-                   "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
-                   " WHERE l.id = ? AND d.state = 'dead'");
+  static const std::string sql = fmt::format(
+      "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id WHERE l.id = ? AND d.state = "
+      "{}",
+      sqlStates({Dead}));
+  Statement select(journal.db(), sql);
   for (const auto id : ids) {
     select.bind(1, id);
     if (select.step()) deliveries.push_back(select.columnInt(0));
@@ -183,34 +196,23 @@ std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>
   return requeue(journal, deliveries, now_ms);
 }
 
-std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run) {
-  std::vector<std::int64_t> ids;
-  for (const auto& letter : listDeadLetters(journal, filter))
-    if (letter.state == "dead") ids.push_back(letter.id);
-  return replayDeadLetters(journal, ids, now_ms, dry_run);
-}
-
 std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
                             std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run) {
-  const std::string window =
+  static const std::string window = fmt::format(
       " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.target = ?1 AND b.received_at >= ?2"
-      " AND b.received_at < ?3 AND d.state != 'in_flight'";
+      " AND b.received_at < ?3 AND d.state != {}",
+      sqlStates({InFlight}));
+  static const std::string requeue_window = fmt::format(
+      "UPDATE deliveries SET state = {}, attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
+      " WHERE id IN (SELECT d.id{})",
+      sqlStates({Pending}), window);
   const std::string until = until_ms ? iso(*until_ms) : std::string("9999");
   if (dry_run) {
     Statement count(journal.db(), "SELECT count(*)" + window);
     count.bind(1, target).bind(2, iso(since_ms)).bind(3, until);
     return count.step() ? count.columnInt(0) : 0;
   }
-  journal.db()
-      .prepare(
-          "UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
-          " WHERE id IN (SELECT d.id" +
-          window + ")")
-      .bind(1, target)
-      .bind(2, iso(since_ms))
-      .bind(3, until)
-      .bind(4, iso(now_ms))
-      .run();
+  journal.db().prepare(requeue_window).bind(1, target).bind(2, iso(since_ms)).bind(3, until).bind(4, iso(now_ms)).run();
   return journal.db().changes();
 }
 
@@ -222,12 +224,10 @@ std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died
   if (dry_run) return letters;
   // The dead deliveries go too (their attempts and letters cascade); a letter
   // already replayed keeps its delivery, which is live work again.
-  journal.db()
-      .prepare(
-          "DELETE FROM deliveries WHERE state = 'dead' AND id IN"
-          " (SELECT delivery_id FROM dead_letters WHERE died_at < ?)")
-      .bind(1, cutoff)
-      .run();
+  static const std::string delete_dead = fmt::format(
+      "DELETE FROM deliveries WHERE state = {} AND id IN (SELECT delivery_id FROM dead_letters WHERE died_at < ?)",
+      sqlStates({Dead}));
+  journal.db().prepare(delete_dead).bind(1, cutoff).run();
   journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
   return letters;
 }
@@ -236,11 +236,13 @@ std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector
   // The distinct targets one index seek at a time (deliveries_queue leads with
   // target): a handful of targets, however many deliveries.
   Statement next(reader.db(), "SELECT min(target) FROM deliveries WHERE target > ?");
-  Statement counts(reader.db(),
-                   "SELECT"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait')),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'in_flight'),"
-                   " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'dead')");
+  static const std::string sql = fmt::format(
+      "SELECT"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {})",
+      sqlStates({Pending, RetryWait}), sqlStates({InFlight}), sqlStates({Dead}));
+  Statement counts(reader.db(), sql);
   std::vector<UnknownTargetWork> found;
   std::string after;
   for (;;) {
@@ -261,12 +263,16 @@ std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector
 
 std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
                                  std::int64_t now_ms, bool dry_run) {
-  Statement select(journal.db(),
-                   "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
-                   " WHERE l.id = ? AND d.state = 'dead'");
-  Statement move(journal.db(),
-                 "UPDATE deliveries SET target = ?1, state = 'pending', attempts = 0, due_at = ?2, age_from = ?2,"
-                 " updated_at = ?2 WHERE id = ?3 AND state = 'dead'");
+  static const std::string select_sql = fmt::format(
+      "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
+      " WHERE l.id = ? AND d.state = {}",
+      sqlStates({Dead}));
+  static const std::string move_sql = fmt::format(
+      "UPDATE deliveries SET target = ?1, state = {}, attempts = 0, due_at = ?2, age_from = ?2,"
+      " updated_at = ?2 WHERE id = ?3 AND state = {}",
+      sqlStates({Pending}), sqlStates({Dead}));
+  Statement select(journal.db(), select_sql);
+  Statement move(journal.db(), move_sql);
   Statement letter(journal.db(), "UPDATE dead_letters SET target = ?1 WHERE delivery_id = ?2");
   std::int64_t moved = 0;
   for (const auto id : ids) {
@@ -287,9 +293,21 @@ std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_
   return moved;
 }
 
+namespace {
+
+// The work of a removed target that replay --from and purge --from act on:
+// waiting and dead, never in flight (a relay may be sending it).
+const std::string& removedTargetWork() {
+  static const std::string sql =
+      fmt::format(" FROM deliveries WHERE target = ?1 AND state IN {}", sqlStates({Pending, RetryWait, Dead}));
+  return sql;
+}
+
+}  // namespace
+
 std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
                           bool dry_run) {
-  const std::string which = " FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait', 'dead')";
+  const std::string& which = removedTargetWork();
   if (dry_run) {
     Statement count(journal.db(), "SELECT count(*)" + which);
     count.bind(1, from);
@@ -301,10 +319,9 @@ std::int64_t retargetWork(Journal& journal, const std::string& from, const std::
       .bind(2, to)
       .run();
   journal.db()
-      .prepare(
-          "UPDATE deliveries SET target = ?2, state = 'pending', attempts = 0, due_at = ?3, age_from = ?3,"
-          " updated_at = ?3 WHERE id IN (SELECT id" +
-          which + ")")
+      .prepare(fmt::format("UPDATE deliveries SET target = ?2, state = {}, attempts = 0, due_at = ?3, age_from = ?3,"
+                           " updated_at = ?3 WHERE id IN (SELECT id{})",
+                           sqlStates({Pending}), which))
       .bind(1, from)
       .bind(2, to)
       .bind(3, iso(now_ms))
@@ -313,7 +330,7 @@ std::int64_t retargetWork(Journal& journal, const std::string& from, const std::
 }
 
 std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run) {
-  const std::string which = " FROM deliveries WHERE target = ?1 AND state IN ('pending', 'retry_wait', 'dead')";
+  const std::string& which = removedTargetWork();
   if (dry_run) {
     Statement count(journal.db(), "SELECT count(*)" + which);
     count.bind(1, from);

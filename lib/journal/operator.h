@@ -84,7 +84,6 @@ std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id)
 // Returns how many were (or, with dry_run, would be) requeued.
 std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
                                bool dry_run);
-std::int64_t replayDeadMatching(Journal& journal, const DeadLetterFilter& filter, std::int64_t now_ms, bool dry_run);
 // Ids among `ids` that are not dead letters (for the error message).
 std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids);
 
@@ -119,7 +118,7 @@ std::int64_t retargetWork(Journal& journal, const std::string& from, const std::
 std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run);
 
 // Deletes dead letters (and their dead deliveries, so retention can prune the
-// batches) that died before `older_than_cutoff_ms` (all when empty).
+// batches) that died before `died_before_ms` (all when empty).
 std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
 
 }  // namespace mews::journal

@@ -1,16 +1,31 @@
 #include "journal/queue.h"
 
+#include <fmt/format.h>
+
 #include "common/clock.h"
 
 namespace mews::journal {
-namespace {
 
-std::string iso(std::int64_t ms) {
-  return formatIsoMillis(ms);
+std::string_view stateName(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::Pending:
+      return "pending";
+    case DeliveryState::InFlight:
+      return "in_flight";
+    case DeliveryState::RetryWait:
+      return "retry_wait";
+    case DeliveryState::Delivered:
+      return "delivered";
+    case DeliveryState::Dead:
+      break;
+  }
+  return "dead";
 }
 
-std::int64_t msOf(const std::string& text) {
-  return parseIsoMillis(text).value_or(0);
+std::string sqlStates(std::initializer_list<DeliveryState> states) {
+  std::string list;
+  for (const auto state : states) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", stateName(state));
+  return "(" + list + ")";
 }
 
 std::string_view outcomeName(AttemptOutcome outcome) {
@@ -27,7 +42,7 @@ std::string_view outcomeName(AttemptOutcome outcome) {
   return "probe_failed";
 }
 
-std::string_view reasonName(DeadReason reason) {
+std::string_view deadReasonName(DeadReason reason) {
   switch (reason) {
     case DeadReason::Rejected:
       return "rejected";
@@ -39,7 +54,34 @@ std::string_view reasonName(DeadReason reason) {
   return "max_age";
 }
 
-// The dead letter of a delivery that was just moved to 'dead'. Event types: the
+namespace {
+
+using enum DeliveryState;
+
+std::string iso(std::int64_t ms) {
+  return formatIsoMillis(ms);
+}
+
+std::int64_t msOf(const std::string& text) {
+  return parseIsoMillis(text).value_or(0);
+}
+
+// The state a recorded attempt moves its row to.
+DeliveryState stateAfter(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::Delivered:
+      return Delivered;
+    case AttemptOutcome::Retry:
+      return RetryWait;
+    case AttemptOutcome::ProbeFailed:
+      return Pending;
+    case AttemptOutcome::Dead:
+      break;
+  }
+  return Dead;
+}
+
+// The dead letter of a delivery that was just moved to dead. Event types: the
 // one event's in event mode; otherwise every distinct one of the batch that
 // passes the target's filter (`event_filter`: comma-separated, empty for *).
 void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
@@ -66,10 +108,11 @@ void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_vi
 }  // namespace
 
 std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, std::int64_t now_ms, int limit) {
-  Statement select(reader.db(),
-                   "SELECT id, batch_id, event_seq, attempts, age_from, due_at FROM deliveries"
-                   " WHERE target = ? AND state IN ('pending', 'retry_wait') AND due_at <= ?"
-                   " ORDER BY due_at, id LIMIT ?");
+  static const std::string sql = fmt::format(
+      "SELECT id, batch_id, event_seq, attempts, age_from, due_at FROM deliveries"
+      " WHERE target = ? AND state IN {} AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+      sqlStates({Pending, RetryWait}));
+  Statement select(reader.db(), sql);
   select.bind(1, target).bind(2, iso(now_ms)).bind(3, static_cast<std::int64_t>(limit));
   std::vector<DueDelivery> due;
   while (select.step()) {
@@ -87,8 +130,9 @@ std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, s
 }
 
 std::optional<std::int64_t> nextDueMs(Journal& reader, const std::string& target) {
-  Statement select(reader.db(),
-                   "SELECT min(due_at) FROM deliveries WHERE target = ? AND state IN ('pending', 'retry_wait')");
+  static const std::string sql = fmt::format("SELECT min(due_at) FROM deliveries WHERE target = ? AND state IN {}",
+                                             sqlStates({Pending, RetryWait}));
+  Statement select(reader.db(), sql);
   select.bind(1, target);
   if (!select.step() || select.columnIsNull(0)) return std::nullopt;
   return msOf(select.columnText(0));
@@ -102,30 +146,24 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
 }
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
-  journal.db()
-      .cached(
-          "UPDATE deliveries SET state = 'in_flight', updated_at = ?"
-          " WHERE id = ? AND state IN ('pending', 'retry_wait')")
-      .bind(1, iso(now_ms))
-      .bind(2, delivery_id)
-      .run();
+  static const std::string sql =
+      fmt::format("UPDATE deliveries SET state = {}, updated_at = ? WHERE id = ? AND state IN {}",
+                  sqlStates({InFlight}), sqlStates({Pending, RetryWait}));
+  journal.db().cached(sql).bind(1, iso(now_ms)).bind(2, delivery_id).run();
   return journal.db().changes() == 1;
 }
 
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
+  static const std::string release_all =
+      fmt::format("UPDATE deliveries SET state = {}, due_at = min(due_at, age_from), updated_at = ? WHERE state = {}",
+                  sqlStates({Pending}), sqlStates({InFlight}));
+  static const std::string release_one = release_all + " AND id = ?";
   if (ids.empty()) {
-    journal.db()
-        .cached(
-            "UPDATE deliveries SET state = 'pending', due_at = min(due_at, age_from), updated_at = ? WHERE state = "
-            "'in_flight'")
-        .bind(1, iso(now_ms))
-        .run();
+    journal.db().cached(release_all).bind(1, iso(now_ms)).run();
     return journal.db().changes();
   }
   int released = 0;
-  Statement& update = journal.db().cached(
-      "UPDATE deliveries SET state = 'pending', due_at = min(due_at, age_from), updated_at = ? WHERE id = ? AND state "
-      "= 'in_flight'");
+  Statement& update = journal.db().cached(release_one);
   for (const auto id : ids) {
     update.bind(1, iso(now_ms)).bind(2, id).run();
     released += journal.db().changes();
@@ -134,27 +172,15 @@ int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std
 }
 
 bool recordAttempt(Journal& journal, const AttemptRecord& record) {
+  static const std::string move_row = fmt::format(
+      "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
+      " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = {}",
+      sqlStates({InFlight}));
   Database& db = journal.db();
   const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
-  std::string_view next_state = "delivered";
-  switch (record.outcome) {
-    case AttemptOutcome::Delivered:
-      next_state = "delivered";
-      break;
-    case AttemptOutcome::Retry:
-      next_state = "retry_wait";
-      break;
-    case AttemptOutcome::ProbeFailed:
-      next_state = "pending";
-      break;
-    case AttemptOutcome::Dead:
-      next_state = "dead";
-      break;
-  }
-  Statement& update = db.cached(
-      "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
-      " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'in_flight'");
-  update.bind(1, next_state).bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
+  Statement& update = db.cached(move_row);
+  update.bind(1, stateName(stateAfter(record.outcome)))
+      .bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
   if (record.outcome == AttemptOutcome::Retry || record.outcome == AttemptOutcome::ProbeFailed)
     update.bind(3, iso(record.next_due_ms));
   else
@@ -182,7 +208,8 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
       .run();
 
   if (record.outcome == AttemptOutcome::Dead)
-    insertDeadLetter(journal, record.delivery_id, reasonName(record.dead_reason), record.now_ms, record.event_filter);
+    insertDeadLetter(journal, record.delivery_id, deadReasonName(record.dead_reason), record.now_ms,
+                     record.event_filter);
   if (record.outcome == AttemptOutcome::Delivered)
     // A replayed dead letter leaves the table once delivered; its attempts stay.
     db.cached("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
@@ -191,39 +218,34 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
 
 int expireOld(Journal& journal, const std::string& target, const std::string& event_filter, std::int64_t age_cutoff_ms,
               std::int64_t now_ms, int limit) {
+  static const std::string select_old =
+      fmt::format("SELECT id FROM deliveries WHERE target = ? AND state IN {} AND age_from < ? LIMIT ?",
+                  sqlStates({Pending, RetryWait}));
+  static const std::string expire = fmt::format(
+      "UPDATE deliveries SET state = {}, updated_at = ?,"
+      " last_error = coalesce(last_error, 'not delivered within max_age') WHERE id = ? AND state IN {}",
+      sqlStates({Dead}), sqlStates({Pending, RetryWait}));
   std::vector<std::int64_t> ids;
   {
-    Statement select(journal.db(),
-                     "SELECT id FROM deliveries WHERE target = ? AND state IN ('pending', 'retry_wait')"
-                     " AND age_from < ? LIMIT ?");
+    Statement select(journal.db(), select_old);
     select.bind(1, target).bind(2, iso(age_cutoff_ms)).bind(3, static_cast<std::int64_t>(limit));
     while (select.step()) ids.push_back(select.columnInt(0));
   }
   int expired = 0;
   for (const auto id : ids) {
-    journal.db()
-        .cached(
-            "UPDATE deliveries SET state = 'dead', updated_at = ?,"
-            " last_error = coalesce(last_error, 'not delivered within max_age')"
-            " WHERE id = ? AND state IN ('pending', 'retry_wait')")
-        .bind(1, iso(now_ms))
-        .bind(2, id)
-        .run();
+    journal.db().cached(expire).bind(1, iso(now_ms)).bind(2, id).run();
     if (journal.db().changes() != 1) continue;
-    insertDeadLetter(journal, id, reasonName(DeadReason::MaxAge), now_ms, event_filter);
+    insertDeadLetter(journal, id, deadReasonName(DeadReason::MaxAge), now_ms, event_filter);
     ++expired;
   }
   return expired;
 }
 
 int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int64_t now_ms) {
-  journal.db()
-      .cached(
-          "UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ?"
-          " WHERE target = ? AND state = 'retry_wait'")
-      .bind(1, iso(now_ms))
-      .bind(2, target)
-      .run();
+  static const std::string sql = fmt::format(
+      "UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ? WHERE target = ? AND state = {}",
+      sqlStates({RetryWait}));
+  journal.db().cached(sql).bind(1, iso(now_ms)).bind(2, target).run();
   return journal.db().changes();
 }
 
@@ -249,23 +271,20 @@ void saveTargetState(Journal& journal, const TargetStateRecord& state) {
 }
 
 int pruneDelivered(Journal& journal, std::int64_t cutoff_ms, int limit) {
+  static const std::string delete_delivered = fmt::format(
+      "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = {} AND created_at < ? LIMIT ?)",
+      sqlStates({Delivered}));
+  // Batches received before the cutoff with no delivery left that is not
+  // delivered (a dead letter keeps its batch: it may be replayed).
+  static const std::string delete_batches = fmt::format(
+      "DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b WHERE b.received_at < ?"
+      " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch_id = b.id AND d.state != {})"
+      " ORDER BY b.id LIMIT ?)",
+      sqlStates({Delivered}));
   Database& db = journal.db();
-  db.prepare(
-        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = 'delivered'"
-        " AND created_at < ? LIMIT ?)")
-      .bind(1, iso(cutoff_ms))
-      .bind(2, static_cast<std::int64_t>(limit))
-      .run();
+  db.prepare(delete_delivered).bind(1, iso(cutoff_ms)).bind(2, static_cast<std::int64_t>(limit)).run();
   const int deliveries = db.changes();
-  // Batches received before the cutoff with no delivery left that is not delivered
-  // (a dead letter keeps its batch: it may be replayed).
-  db.prepare(
-        "DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b WHERE b.received_at < ?"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch_id = b.id AND d.state != 'delivered')"
-        " ORDER BY b.id LIMIT ?)")
-      .bind(1, iso(cutoff_ms))
-      .bind(2, static_cast<std::int64_t>(limit))
-      .run();
+  db.prepare(delete_batches).bind(1, iso(cutoff_ms)).bind(2, static_cast<std::int64_t>(limit)).run();
   return deliveries + db.changes();
 }
 

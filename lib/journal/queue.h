@@ -1,18 +1,82 @@
-// The delivery queue's SQL: what the delivery engine and the CLI read from and
-// write to the deliveries, attempts, dead_letters and target_state tables.
-// Reads take a read-only Journal; writes run inside the writer's transaction
-// (JournalWriter jobs), each state change one guarded UPDATE: zero rows
-// changed means someone else moved the row first, which is not an error.
+// The delivery queue: what a delivery row's state is, how it may change, and
+// the SQL behind each change. The delivery engine, the operator's commands and
+// the metrics page read and write the deliveries, attempts, dead_letters and
+// target_state tables through this module and journal/operator.h only. Reads
+// take a read-only Journal; writes run inside the writer's transaction
+// (JournalWriter jobs).
+//
+// The life of one delivery (deliveries.state). Every arrow is one guarded
+// UPDATE (`WHERE id = ? AND state = <from>`) applied by the journal's single
+// writer: zero rows changed means someone else moved the row first, which is
+// not an error.
+//
+//   (ingest: Journal::insertBatch)
+//         |
+//         v              claimDelivery
+//      pending ---------------------------------> in_flight
+//      retry_wait, once due ----------------------^   |
+//                                                     | recordAttempt, as delivery/policy.h decides:
+//        +------------------+---------------------+---+--------------------+
+//        | Delivered        | Retry               | ProbeFailed            | Dead
+//        v                  v                     v                        v
+//    delivered          retry_wait             pending                  dead, + a dead_letters row:
+//    (deleted by        (due at next_due_ms)   (the circuit is open:    rejected (a 4xx, a refused
+//    pruneDelivered                            no attempt spent, its    redirect, a request that
+//    after retention)                          place in receive order)  cannot be built) or max_attempts
+//
+//   The engine's other moves:
+//    in_flight --releaseInFlight--> pending: at start-up (what a previous
+//        process left), at stop (claimed but not sent, or an attempt abandoned),
+//        and a claim held back because the circuit opened. Due at once, in
+//        receive order; no attempt spent.
+//    pending, retry_wait --expireOld--> dead: older than the target's max_age
+//        (reason max_age).
+//    retry_wait --requeueInReceiveOrder--> retry_wait, due at once in receive
+//        order: the circuit opened, the probe paces them from here.
+//
+//   The operator's moves (journal/operator.h; through the serving relay's
+//   writer, or the CLI's own connection when none runs):
+//    dead --replayDeadLetters--> pending: `replay ID`, `replay --dead`; a fresh
+//        attempt budget and max_age window, the same webhook-id.
+//    any state but in_flight --replayReceived--> pending:
+//        `replay --received-since T --target X`, delivered ones too.
+//    dead --purgeDeadLetters--> deleted, with its dead letter: `dlq purge`.
+//
+// No state or outcome is spelled anywhere else: SQL text is built once from
+// stateName()/outcomeName() (as literals, so that the planner can use the
+// partial index deliveries_ready on `state IN ('pending', 'retry_wait')`).
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "journal/journal.h"
 
 namespace mews::journal {
+
+enum class DeliveryState { Pending, InFlight, RetryWait, Delivered, Dead };
+// The name stored in deliveries.state: pending, in_flight, retry_wait, delivered, dead.
+std::string_view stateName(DeliveryState state);
+// "('pending', 'retry_wait')": the states as an SQL list of literals, for SQL
+// text built once.
+std::string sqlStates(std::initializer_list<DeliveryState> states);
+
+// What one recorded attempt came to (attempts.outcome, the log line, the
+// metrics label): delivered, retry, dead, probe_failed.
+enum class AttemptOutcome { Delivered, Retry, Dead, ProbeFailed };
+inline constexpr std::size_t kAttemptOutcomeCount = 4;
+std::string_view outcomeName(AttemptOutcome outcome);
+
+// Why a delivery is in the dead letters (dead_letters.reason): rejected,
+// max_attempts, max_age. `rejected` covers what no retry can fix: the target
+// refused it (a 4xx other than 408/425/429, a redirect not followed) or no
+// request could be built from the journaled batch (last_error says which).
+enum class DeadReason { Rejected, MaxAttempts, MaxAge };
+std::string_view deadReasonName(DeadReason reason);
 
 struct DueDelivery {
   std::int64_t id = 0;
@@ -41,9 +105,6 @@ bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_
 // in_flight -> pending for rows nobody is working on (start-up, shutdown, a
 // claim held back by an opened circuit), due at once in receive order.
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids = {});
-
-enum class AttemptOutcome { Delivered, Retry, Dead, ProbeFailed };
-enum class DeadReason { Rejected, MaxAttempts, MaxAge };
 
 struct AttemptRecord {
   std::int64_t delivery_id = 0;

@@ -21,8 +21,23 @@ bool SqliteError::isStorageFailure() const {
   }
 }
 
+bool SqliteError::needsReopen() const {
+  switch (primary()) {
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Database::Database(const std::string& path, Mode mode) : path_(path) {
-  const int flags = mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (mode == Mode::ReadWriteExisting) flags = SQLITE_OPEN_READWRITE;
+  if (mode == Mode::ReadOnly) flags = SQLITE_OPEN_READONLY;
   // NOMUTEX: each connection is used by one thread at a time (the writer, or one reader).
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -82,6 +97,14 @@ int Database::changes() const {
 }
 bool Database::inTransaction() const {
   return sqlite3_get_autocommit(db_) == 0;
+}
+bool Database::readOnly() const {
+  return sqlite3_db_readonly(db_, "main") == 1;
+}
+
+void Database::keepFilesOnClose() {
+  const int rc = sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  if (rc != SQLITE_OK) fail(rc, "no checkpoint on close");
 }
 
 Statement::Statement(Database& db, std::string_view sql) : db_(&db) {

@@ -24,6 +24,11 @@ class SqliteError : public std::runtime_error {
   [[nodiscard]] int primary() const { return code_ & 0xff; }
   // Disk full, I/O error, read-only file, cannot open: the storage, not the request.
   [[nodiscard]] bool isStorageFailure() const;
+  // The connection's files cannot be trusted or written through it any more
+  // (I/O error, corruption, read-only, cannot open): close it and open the
+  // journal again. Not for a full disk, a lock held elsewhere or out of memory,
+  // which pass without a new connection.
+  [[nodiscard]] bool needsReopen() const;
 
  private:
   int code_;
@@ -33,7 +38,10 @@ class Statement;
 
 class Database {
  public:
-  enum class Mode { ReadWrite, ReadOnly };
+  // ReadWrite creates the file when it is missing; ReadWriteExisting fails
+  // with SQLITE_CANTOPEN instead. A file SQLite can only open for reading is
+  // opened read-only even in the ReadWrite modes (check readOnly()).
+  enum class Mode { ReadWrite, ReadWriteExisting, ReadOnly };
   Database(const std::string& path, Mode mode);
   ~Database();
   Database(const Database&) = delete;
@@ -51,6 +59,13 @@ class Database {
   [[nodiscard]] std::int64_t lastInsertRowid() const;
   [[nodiscard]] int changes() const;
   [[nodiscard]] bool inTransaction() const;
+  // True when the connection cannot write (opened read-only, or SQLite could
+  // only open the file for reading).
+  [[nodiscard]] bool readOnly() const;
+  // Closing will neither checkpoint nor remove the -wal and -shm files by
+  // name: for a connection whose files are no longer the ones at its path,
+  // where those names may now belong to another journal.
+  void keepFilesOnClose();
   [[nodiscard]] sqlite3* handle() const { return db_; }
   [[nodiscard]] const std::string& path() const { return path_; }
 
@@ -70,8 +85,8 @@ class Statement {
   Statement& operator=(Statement&&) = delete;
   Statement(const Statement&) = delete;
 
-  // Binds are 1-based like SQLite's; text and blobs are copied (SQLITE_TRANSIENT)
-  // unless `bindStatic` is used with storage that outlives the step.
+  // Binds are 1-based like SQLite's; text and blobs are always copied
+  // (SQLITE_TRANSIENT), so the caller's storage may go away before the step.
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view text);
   Statement& bindBlob(int index, std::string_view bytes);

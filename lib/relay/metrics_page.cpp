@@ -1,10 +1,9 @@
 #include "relay/metrics_page.h"
 
-#include <filesystem>
-
 #include "common/clock.h"
 #include "common/log.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 #include "journal/records.h"
 #include "metrics/metrics.h"
 
@@ -49,15 +48,13 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
   out.family("mews_relay_journal_failed_commits_total", "counter",
              "Groups that failed as a whole (disk full, I/O error, below min_free): nothing in them acknowledged.");
   out.sample("mews_relay_journal_failed_commits_total", {}, static_cast<double>(writer.failed_groups.value()));
+  out.family("mews_relay_journal_file_faults_total", "counter",
+             "Journal files or its lock found removed, renamed or replaced under the relay (see the log).");
+  out.sample("mews_relay_journal_file_faults_total", {}, static_cast<double>(writer.file_faults.value()));
 
-  std::uint64_t size = 0;
-  for (const char* suffix : {"", "-wal"}) {
-    std::error_code error;
-    const auto bytes = std::filesystem::file_size(path + suffix, error);
-    if (!error) size += bytes;
-  }
-  out.family("mews_relay_journal_size_bytes", "gauge", "Journal file plus its write-ahead log.");
-  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(size));
+  out.family("mews_relay_journal_size_bytes", "gauge",
+             "Journal on disk: the database file, its write-ahead log and its shared-memory index.");
+  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(journal::journalDiskBytes(path)));
   if (const auto free_bytes = journal::freeDiskBytes(path)) {
     out.family("mews_relay_journal_disk_free_bytes", "gauge", "Free disk where the journal lives (see min_free).");
     out.sample("mews_relay_journal_disk_free_bytes", {}, static_cast<double>(*free_bytes));
@@ -65,11 +62,11 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
 }
 
 void deliveryFamilies(Exposition& out, const std::vector<delivery::TargetSnapshot>& targets) {
-  constexpr std::string_view kOutcomes[] = {"delivered", "retry", "dead", "probe_failed"};
   out.family("mews_relay_deliveries_total", "counter", "Delivery attempts recorded, by target and outcome.");
   for (const auto& target : targets)
-    for (std::size_t i = 0; i < std::size(kOutcomes); ++i)
-      out.sample("mews_relay_deliveries_total", {{"target", target.name}, {"outcome", kOutcomes[i]}},
+    for (std::size_t i = 0; i < journal::kAttemptOutcomeCount; ++i)
+      out.sample("mews_relay_deliveries_total",
+                 {{"target", target.name}, {"outcome", journal::outcomeName(static_cast<journal::AttemptOutcome>(i))}},
                  static_cast<double>(target.metrics->outcomes[i].value()));
   out.family("mews_relay_delivery_attempt_duration_seconds", "histogram",
              "Duration of one delivery attempt (redirects included), by target.");

@@ -6,15 +6,19 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "common/text.h"
+#include "common/url.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 #include "relay/metrics_page.h"
 
 namespace mews::relay {
 
 namespace {
 
-journal::WriterOptions writerOptions(const config::Settings& settings) {
+journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock& lock) {
   journal::WriterOptions options;
+  options.lock = &lock;
   options.path = settings.journal.path;
   options.journal.max_size_bytes = settings.journal.max_size;
   options.min_free_bytes = settings.journal.min_free;
@@ -30,12 +34,13 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   if (!lock_->held())
     throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
                              " is locked): is mews-relay already serving it?");
-  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_));
+  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, *lock_));
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
+  credential_ = std::make_unique<admin::CredentialFile>(settings_.journal.path);
   admin_ = std::make_unique<admin::AdminServer>(
-      settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
+      settings_, *writer_, clock, credential_->value(), [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
         return renderMetrics(
             {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
@@ -63,6 +68,12 @@ void Relay::start() {
              {"admin", admin_->address()},
              {"journal", settings_.journal.path},
              {"targets", std::to_string(settings_.targets.size())}});
+  for (const auto& target : settings_.targets)
+    log::info("relay", "target",
+              {{"name", target.name},
+               {"url", maskUrl(target.url)},
+               {"mode", target.mode == config::DeliveryMode::Batch ? "batch" : "event"},
+               {"events", target.acceptsAllEvents() ? "*" : text::joinList(target.events)}});
   warnAboutUnknownTargets(settings_.targets);
 }
 
@@ -84,7 +95,7 @@ void Relay::reload(const config::Settings& next) {
   log::info("relay", "configuration reloaded",
             {{"file", next.source_file},
              {"tokens", std::to_string(next.server.tokens.size())},
-             {"targets", fmt::format("{}", fmt::join(names, ","))}});
+             {"targets", text::joinList(names)}});
   if (!waiting.empty())
     log::warn("relay", "changed settings that take effect only after a restart; their running values stay",
               {{"settings", fmt::format("{}", fmt::join(waiting, ", "))}});
@@ -100,8 +111,8 @@ void Relay::warnAboutUnknownTargets(const std::vector<config::TargetSettings>& t
       log::warn("relay", "work for a target that is not configured waits in the journal",
                 {{"target", work.target},
                  {"waiting", std::to_string(work.waiting)},
-                 {"in_flight", std::to_string(work.in_flight)},
-                 {"dead", std::to_string(work.dead)},
+                 {std::string(journal::stateName(journal::DeliveryState::InFlight)), std::to_string(work.in_flight)},
+                 {std::string(journal::stateName(journal::DeliveryState::Dead)), std::to_string(work.dead)},
                  {"what_to_do", fmt::format("add [target.{0}] back, or: replay --from {0} --to TARGET, or: dlq purge "
                                             "--from {0}",
                                             work.target)}});
@@ -115,6 +126,7 @@ void Relay::stop() {
   stopped_ = true;
   ingest_->stop();
   admin_->stop();
+  credential_.reset();
   delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();

@@ -4,7 +4,9 @@
 //
 // Start order is journal first (a bad journal fails start-up before any port
 // opens), then delivery (which releases work a previous process left in
-// flight), listener last. Stop order is the reverse: stop accepting and let the
+// flight), listener last. The operator's credential (admin/credential.h) is
+// written before the admin address is published in the lock file, so a CLI
+// that finds the address finds the credential. Stop order is the reverse: stop accepting and let the
 // requests in progress commit, let attempts in progress finish and be
 // recorded, then drain and close the writer.
 //
@@ -20,6 +22,7 @@
 #include <memory>
 
 #include "admin/admin_server.h"
+#include "admin/credential.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "delivery/engine.h"
@@ -53,6 +56,7 @@ class Relay {
 
   config::Settings settings_;  // as started: what restart-only keys still hold
   std::unique_ptr<journal::JournalLock> lock_;
+  std::unique_ptr<admin::CredentialFile> credential_;  // removed at stop, before the lock is released
   std::unique_ptr<journal::JournalWriter> writer_;
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;

@@ -3,15 +3,19 @@
 
 Each scenario starts the relay (build/app/mews-relay) on 127.0.0.1 port 0 with
 its own journal, posts uniquely numbered General webhooks from several threads,
-records which got a 202, injects its fault, and at the end checks at a real
-HTTP sink that every acknowledged event arrived. It prints one line:
+records which got a 202, injects its fault, and at the end counts at a real
+HTTP sink which acknowledged events arrived. It returns a Result, printed as
+one line:
 
-    kill-9: acked 4812, delivered 4812, lost 0, duplicates 37, ...
+    kill-9: cycles 4, restart-to-ready ...; acked 4812 events, delivered 4812, lost 0, duplicates 37, integrity ok
 
-and the run fails when any scenario lost an acknowledged event, when an
-expected effect of the fault did not happen (no 503 while the disk was full,
-...), or when the negative control (a build that acks before it commits)
-did NOT report loss. Every wait is bounded; every loop is bounded in count.
+and a table of every scenario's acked, delivered and lost ends the run.
+Result.failures() alone decides: a scenario fails when it lost an acknowledged
+event, when nothing was acknowledged, when the journal's integrity_check is not
+ok, or when an expected effect of its fault was not seen (no 503 while the disk
+was full, ...); the negative control (a build that acks before it commits)
+fails when it did NOT lose. The harness's own test: test_chaos_harness.py.
+Every wait is bounded; every loop is bounded in count.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKEN = "chaos-token-5f3a9c1e7b2d4086"  # must never appear in a relay log (checked)
@@ -332,15 +336,6 @@ class Load:
             worker.join(timeout=timeout)
 
 
-def settle(sink: Sink, expected: set, timeout: float) -> tuple[int, int, int]:
-    """Waits until every expected event reached the sink; (delivered, lost, duplicates)."""
-    wait_until(lambda: expected.issubset(sink.snapshot().keys()), timeout, 0.2)
-    received = sink.snapshot()
-    delivered = len(expected & received.keys())
-    duplicates = sum(count - 1 for event_id, count in received.items() if event_id in expected)
-    return delivered, len(expected) - delivered, duplicates
-
-
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -348,17 +343,100 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def finish(relay: Relay, sink: Sink, acked: set, settle_seconds: float) -> tuple[int, int, int, str]:
-    """The common end of a scenario: wait for the deliveries, stop the relay
-    (exit 0 on SIGTERM), check the journal and the log. (delivered, lost,
-    duplicates, integrity_check)."""
-    delivered, lost, duplicates = settle(sink, acked, settle_seconds)
-    if lost:
-        with open(os.path.join(relay.workdir, "lost.txt"), "w") as f:
-            f.write("\n".join(sorted(acked - sink.snapshot().keys())) + "\n")
+# --- the verdict --------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """What became of the acknowledged events at the sink. With several targets
+    (`combine`), `delivered`, `lost` and `duplicates` count (event, target) pairs."""
+
+    acked: int  # events that got a 202
+    delivered: int
+    lost: int  # acknowledged and never arrived
+    duplicates: int
+    missing: list = field(default_factory=list)  # the lost event ids
+    targets: int = 1
+
+    @staticmethod
+    def combine(parts: list["Delivery"]) -> "Delivery":
+        return Delivery(acked=max((part.acked for part in parts), default=0),
+                        delivered=sum(part.delivered for part in parts), lost=sum(part.lost for part in parts),
+                        duplicates=sum(part.duplicates for part in parts),
+                        missing=[event_id for part in parts for event_id in part.missing],
+                        targets=sum(part.targets for part in parts))
+
+
+def settle(sink: Sink, acked: set, timeout: float) -> Delivery:
+    """Waits (at most `timeout` s) until every acknowledged event reached the sink, then counts."""
+    wait_until(lambda: acked.issubset(sink.snapshot().keys()), timeout, 0.2)
+    received = sink.snapshot()
+    missing = sorted(acked - received.keys())
+    duplicates = sum(count - 1 for event_id, count in received.items() if event_id in acked)
+    return Delivery(len(acked), len(acked) - len(missing), len(missing), duplicates, missing)
+
+
+@dataclass
+class Result:
+    """A scenario's outcome. Whether the run passes is decided by `failures()`
+    and nowhere else: a scenario reports what it measured and which effects of
+    its fault it saw; it cannot leave out the loss check, which is here."""
+
+    name: str
+    delivery: Delivery
+    integrity: str  # PRAGMA integrity_check of the journal once the relay stopped
+    facts: str = ""  # the scenario's own figures, for its line
+    expected: dict = field(default_factory=dict)  # an effect the fault must have -> whether it was seen
+    expect_loss: bool = False  # the negative control: loss MUST be seen
+
+    def failures(self) -> list[str]:
+        delivery = self.delivery
+        problems = []
+        if self.expect_loss:
+            if delivery.lost == 0:
+                problems.append("the suite did NOT detect loss")
+        elif delivery.lost:
+            problems.append(f"lost {delivery.lost} acknowledged events (first: {', '.join(delivery.missing[:3])})")
+        if delivery.acked == 0:
+            problems.append("nothing was acknowledged: the load did not run")
+        if self.integrity != "ok":
+            problems.append(f"journal integrity_check: {self.integrity}")
+        problems += [f"did not see: {effect}" for effect, seen in self.expected.items() if not seen]
+        return problems
+
+    def line(self) -> str:
+        delivery = self.delivery
+        over = f" over {delivery.targets} targets" if delivery.targets > 1 else ""
+        text = (f"{self.name}: " + (f"{self.facts}; " if self.facts else "") +
+                f"acked {delivery.acked} events, delivered {delivery.delivered}{over}, lost {delivery.lost}, "
+                f"duplicates {delivery.duplicates}, integrity {self.integrity}")
+        if self.expect_loss and delivery.lost:
+            text += " -> loss detected, as it must be"
+        return text
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> "Result":
+        data = json.loads(text)
+        data["delivery"] = Delivery(**data["delivery"])
+        return Result(**data)
+
+
+def stop_relay(relay: Relay) -> str:
+    """Stops the relay (it must exit 0 on SIGTERM), checks that its log holds no
+    token; returns the journal's integrity_check."""
     relay.stop()
     no_token_in(relay)
-    return delivered, lost, duplicates, relay.integrity()
+    return relay.integrity()
+
+
+def finish(relay: Relay, sink: Sink, acked: set, settle_seconds: float) -> tuple[Delivery, str]:
+    """The common end of a scenario: wait for the deliveries, stop the relay,
+    check the log and the journal."""
+    delivery = settle(sink, acked, settle_seconds)
+    return delivery, stop_relay(relay)
 
 
 def teardown(relay: Relay, *sinks: Sink) -> None:
@@ -378,7 +456,7 @@ def no_token_in(relay: Relay) -> None:
 
 
 def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | None = None,
-                   name: str = "kill-9") -> tuple[str, int]:
+                   name: str = "kill-9", expect_loss: bool = False) -> Result:
     """kill -9 at random moments under concurrent load, restart each time; at the end
     every batch that got a 202 must reach the sink."""
     cycles = cycles or args.cycles
@@ -395,41 +473,40 @@ def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | 
             load.stop()
             acked |= load.acked
         ready_ms.append(relay.start())
-        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
+        delivery, integrity = finish(relay, sink, acked, args.settle)
     finally:
         teardown(relay, sink)
-    line = (f"{name}: cycles {cycles}, acked {len(acked)} events, delivered {delivered}, lost {lost}, "
-            f"duplicates {duplicates}, restart-to-ready p50 {percentile(ready_ms, 0.5):.0f} ms "
-            f"max {max(ready_ms):.0f} ms, integrity {integrity}")
-    check(integrity == "ok", line)
-    check(len(acked) > 0, line + " (nothing was acknowledged: the load did not run)")
-    return line, lost
+    facts = (f"cycles {cycles}, restart-to-ready p50 {percentile(ready_ms, 0.5):.0f} ms "
+             f"max {max(ready_ms):.0f} ms")
+    return Result(name, delivery, integrity, facts, expect_loss=expect_loss)
 
 
-def scenario_negative_control(args, workdir: str) -> str:
-    """The kill -9 check against a build that answers 202 before the commit:
+def scenario_negative_control(args, workdir: str) -> Result:
+    """The kill -9 scenario against a build that answers 202 before the commit:
     it must report loss, or the suite could not tell a broken relay from a good one."""
     check(os.path.exists(args.unsafe_binary), f"no unsafe build at {args.unsafe_binary}")
-    line, lost = scenario_kill9(args, workdir, binary=args.unsafe_binary, cycles=max(3, args.cycles // 4),
-                                name="negative-control (ack before commit)")
-    check(lost > 0, line + " -> the suite did NOT detect loss")
-    return line + " -> loss detected, as it must be"
+    return scenario_kill9(args, workdir, binary=args.unsafe_binary, cycles=max(3, args.cycles // 4),
+                          name="negative-control (ack before commit)", expect_loss=True)
 
 
-def in_mount_namespace(args, workdir: str, name: str) -> str | None:
+RESULT_PREFIX = "RESULT "  # how a scenario run in a mount namespace hands its Result back
+
+
+def in_mount_namespace(args, workdir: str, name: str) -> Result | None:
     """Runs scenario `name` again in a private mount namespace (where it may
-    mount a tmpfs) and returns its line; None when already inside."""
+    mount a tmpfs) and returns its Result, for the runner to judge; None when
+    already inside."""
     if args.inside_namespace:
         return None
-    result = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, __file__,
-                             "--inside-namespace", "--only", name, "--binary", args.binary,
-                             "--workdir", workdir, "--settle", str(args.settle)],
-                            capture_output=True, text=True, timeout=300)
-    sys.stderr.write(result.stderr)
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    check(result.returncode == 0 and bool(lines) and lines[-1].startswith(name),
-          f"{name} (in its mount namespace, exit {result.returncode}): " + " | ".join(lines))
-    return lines[-1]
+    process = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, __file__,
+                              "--inside-namespace", "--only", name, "--binary", args.binary,
+                              "--workdir", workdir, "--settle", str(args.settle)],
+                             capture_output=True, text=True, timeout=300)
+    sys.stderr.write(process.stderr)
+    lines = [line for line in process.stdout.splitlines() if line.strip()]
+    results = [line[len(RESULT_PREFIX):] for line in lines if line.startswith(RESULT_PREFIX)]
+    check(bool(results), f"{name} (in its mount namespace, exit {process.returncode}): " + " | ".join(lines))
+    return Result.from_json(results[-1])
 
 
 def small_disk(workdir: str) -> str:
@@ -456,13 +533,13 @@ def fill(mount: str, leave_bytes: int) -> str:
     return filler
 
 
-def scenario_disk_full(args, workdir: str) -> str:
+def scenario_disk_full(args, workdir: str) -> Result:
     """The journal on a 16 MiB tmpfs (its own mount namespace), filled up: 503 with
     Retry-After, never a 202 for what could not be stored; space freed while the
     relay runs: it takes writes again by itself."""
-    line = in_mount_namespace(args, workdir, "disk-full")
-    if line:
-        return line
+    result = in_mount_namespace(args, workdir, "disk-full")
+    if result:
+        return result
     mount = small_disk(workdir)
     sink = Sink()
     relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, journal=os.path.join(mount, "relay.db"))
@@ -483,32 +560,30 @@ def scenario_disk_full(args, workdir: str) -> str:
         recovered = wait_until(lambda: after.statuses.get(202, 0) > 0, 20)
         recovered_ms = (time.monotonic() - recovery_started) * 1000
         after.wait(30)
-        check(recovered, "disk-full: the relay did not take writes again after space returned")
         ready_after = relay.get("/readyz")[0]
-        acked = load.acked | after.acked
-        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
+        delivery, integrity = finish(relay, sink, load.acked | after.acked, args.settle)
     finally:
         teardown(relay, sink)
         release_small_disk(workdir, mount)
-    line = (f"disk-full: acked {len(acked)} events, refused 503 {refused} (Retry-After on "
-            f"{load.retry_after_seen}), /readyz {ready_while_full} while full, writes again {recovered_ms:.0f} ms "
-            f"after space returned, /readyz {ready_after} then; delivered {delivered}, lost {lost}, "
-            f"duplicates {duplicates}, integrity {integrity}")
-    check(lost == 0 and integrity == "ok" and load.retry_after_seen == refused, line)
+    facts = (f"refused 503 {refused} (Retry-After on {load.retry_after_seen}), /readyz {ready_while_full} while full, "
+             f"writes again {recovered_ms:.0f} ms after space returned, /readyz {ready_after} then")
     # While SQLite reports the disk full, a small write may still fit into WAL
     # space that failed commits left allocated, so /readyz may say either; the
     # watermark scenario checks its flip deterministically.
-    check(ready_after == 200, line + " -> /readyz not ready after the space returned")
-    return line
+    return Result("disk-full", delivery, integrity, facts, expected={
+        "Retry-After on every 503": load.retry_after_seen == refused,
+        "writes taken again after the space returned": recovered,
+        "/readyz 200 after the space returned": ready_after == 200,
+    })
 
 
-def scenario_watermark(args, workdir: str) -> str:
+def scenario_watermark(args, workdir: str) -> Result:
     """`min_free = 8MiB` on a 16 MiB tmpfs: a file takes the free space below the
     watermark while the relay runs, then is deleted. /readyz and the posts must
     follow: 200/202, then 503 (reason min_free), then 200/202 again."""
-    line = in_mount_namespace(args, workdir, "watermark")
-    if line:
-        return line
+    result = in_mount_namespace(args, workdir, "watermark")
+    if result:
+        return result
     mount = small_disk(workdir)
     sink = Sink()
     relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, journal=os.path.join(mount, "relay.db"),
@@ -526,19 +601,20 @@ def scenario_watermark(args, workdir: str) -> str:
             acked |= load.acked
             if filler:
                 os.remove(filler)
-        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
+        delivery, integrity = finish(relay, sink, acked, args.settle)
     finally:
         teardown(relay, sink)
         release_small_disk(workdir, mount)
-    line = ("watermark: " + "; ".join(f"{phase}: /readyz {ready}, posts {statuses}" for phase, ready, statuses, _ in
-                                      phases) + f"; delivered {delivered}, lost {lost}, integrity {integrity}")
-    expected = [(200, {202: 20}), (503, {503: 20}), (200, {202: 20})]
-    check([(ready, statuses) for _, ready, statuses, _ in phases] == expected, line)
-    check("min_free" in phases[1][3] and lost == 0 and integrity == "ok", line)
-    return line
+    facts = "; ".join(f"{phase}: /readyz {ready}, posts {statuses}" for phase, ready, statuses, _ in phases)
+    following = [(200, {202: 20}), (503, {503: 20}), (200, {202: 20})]
+    return Result("watermark", delivery, integrity, facts, expected={
+        "/readyz and posts 200/202, then 503/503, then 200/202":
+            [(ready, statuses) for _, ready, statuses, _ in phases] == following,
+        "/readyz naming min_free below the watermark": "min_free" in phases[1][3],
+    })
 
 
-def scenario_io_errors(args, workdir: str) -> str:
+def scenario_io_errors(args, workdir: str) -> Result:
     """fiu-run injects one failing fdatasync or pwrite at a time, k times, under load."""
     sink = Sink()
     relay = Relay(args.binary, workdir, "", {"pms": sink.url()})
@@ -557,19 +633,19 @@ def scenario_io_errors(args, workdir: str) -> str:
             after.wait(30)
             acked |= load.acked | after.acked
             refused += load.statuses.get(503, 0) + after.statuses.get(503, 0)
-        delivered, lost, duplicates, integrity = finish(relay, sink, acked, args.settle)
+        delivery, integrity = finish(relay, sink, acked, args.settle)
         reopened = relay.log_text().count("journal reopened after a failed commit")
     finally:
         teardown(relay, sink)
-    line = (f"io-errors: injected {sum(injected.values())} (fdatasync {injected['posix/io/sync/fdatasync']}, "
-            f"pwrite {injected['posix/io/rw/pwrite']}), refused 503 {refused}, journal reopened {reopened}, "
-            f"acked {len(acked)} events, delivered {delivered}, lost {lost}, duplicates {duplicates}, "
-            f"integrity {integrity}")
-    check(lost == 0 and integrity == "ok" and refused >= 1 and reopened >= 1, line)
-    return line
+    facts = (f"injected {sum(injected.values())} (fdatasync {injected['posix/io/sync/fdatasync']}, "
+             f"pwrite {injected['posix/io/rw/pwrite']}), refused 503 {refused}, journal reopened {reopened}")
+    return Result("io-errors", delivery, integrity, facts, expected={
+        "a 503 for a failed commit": refused >= 1,
+        "the journal reopened after a failed commit": reopened >= 1,
+    })
 
 
-def scenario_target_faults(args, workdir: str) -> str:
+def scenario_target_faults(args, workdir: str) -> Result:
     """Three targets: healthy; flaky (a 5xx storm, then hangs past the timeout,
     resets and 429 with Retry-After for as long as the load runs); down for the
     whole load, then back. Nothing lost, no stuck worker, and the healthy target
@@ -595,30 +671,27 @@ def scenario_target_faults(args, workdir: str) -> str:
         load = Load(relay, "t", threads=4, max_batches=args.batches, pause=0.01).start()
         load.wait(120)
         acked = load.acked
-        healthy_delivered, healthy_lost, _ = settle(healthy, acked, args.settle)
+        healthy_first = settle(healthy, acked, args.settle)
         faults["on"] = False
         latencies = [(healthy.arrivals[i] - load.ack_times[i]) * 1000 for i in acked if i in healthy.arrivals]
         sinks["down"] = Sink(port=down_port)  # the target comes back
-        results = {name: settle(sink, acked, args.settle) for name, sink in sinks.items()}
+        per_target = {name: settle(sink, acked, args.settle) for name, sink in sinks.items()}
         status_ok = wait_until(lambda: "mews_relay_deliveries_in_flight{target=\"flaky\"} 0" in relay.get("/metrics")[1],
                                10)
-        relay.stop()
-        no_token_in(relay)
+        integrity = stop_relay(relay)
     finally:
         teardown(relay, *sinks.values())
-    lost = sum(result[1] for result in results.values())
-    duplicates = sum(result[2] for result in results.values())
-    line = (f"target-faults: acked {len(acked)} events, delivered " +
-            ", ".join(f"{name} {result[0]}" for name, result in results.items()) +
-            f", lost {lost}, duplicates {duplicates}, healthy target while the others failed: "
-            f"p50 {percentile(latencies, 0.5):.0f} ms p99 {percentile(latencies, 0.99):.0f} ms "
-            f"(flaky target answered {flaky_sink.count} requests)")
-    check(lost == 0 and healthy_lost == 0 and status_ok, line)
-    check(percentile(latencies, 0.99) < 1000, line + " -> the healthy target was held up")
-    return line
+    facts = ("delivered " + ", ".join(f"{name} {delivery.delivered}" for name, delivery in per_target.items()) +
+             f"; healthy target while the others failed: p50 {percentile(latencies, 0.5):.0f} ms "
+             f"p99 {percentile(latencies, 0.99):.0f} ms (flaky target answered {flaky_sink.count} requests)")
+    return Result("target-faults", Delivery.combine(list(per_target.values())), integrity, facts, expected={
+        "everything at the healthy target while the others failed": healthy_first.lost == 0,
+        "no delivery left in flight at the flaky target": status_ok,
+        "the healthy target not held up (p99 under 1 s)": percentile(latencies, 0.99) < 1000,
+    })
 
 
-def scenario_clock_jumps(args, workdir: str) -> str:
+def scenario_clock_jumps(args, workdir: str) -> Result:
     """libfaketime steps the wall clock +2 days, then back 1 day, while deliveries
     wait for a failing target (max_age 1h): no dead letter, no stampede."""
     failing = {"on": True}
@@ -636,6 +709,9 @@ def scenario_clock_jumps(args, workdir: str) -> str:
         with sink.lock:
             return sum(1 for t in sink.request_times if t >= start)
 
+    def dead_letters() -> int:
+        return int(re.search(r'mews_relay_dead_letters\{target="pms"\} (\d+)', relay.get("/metrics")[1]).group(1))
+
     try:
         relay.start(env=env)
         load = Load(relay, "c", threads=2, max_batches=50).start()
@@ -646,29 +722,30 @@ def scenario_clock_jumps(args, workdir: str) -> str:
             f.write("+2d\n")
         forward = requests_in(2)
         jumped_days = relay.date_offset_days()
-        dead_after_forward = int(re.search(r'mews_relay_dead_letters\{target="pms"\} (\d+)',
-                                           relay.get("/metrics")[1]).group(1))
+        dead_after_forward = dead_letters()
         with open(clock_file, "w") as f:
             f.write("-1d\n")
         backward = requests_in(2)
         failing["on"] = False
-        delivered, lost, duplicates = settle(sink, load.acked, args.settle)
-        dead = int(re.search(r'mews_relay_dead_letters\{target="pms"\} (\d+)', relay.get("/metrics")[1]).group(1))
-        relay.stop()
-        no_token_in(relay)
+        delivery = settle(sink, load.acked, args.settle)
+        dead = dead_letters()
+        integrity = stop_relay(relay)
     finally:
         teardown(relay, sink)
-    line = (f"clock-jumps: +2d then -1d (the process's clock read {jumped_days:+.1f} days), max_age 1h, acked {len(load.acked)} events, dead letters "
-            f"{dead_after_forward} after the jump / {dead} at the end, requests to the failing target per 2 s: "
-            f"before {before}, after +2d {forward}, after -1d {backward}; delivered {delivered}, lost {lost}")
-    check(jumped_days > 1.9, line + " -> faketime did not move the relay's clock")
-    check(lost == 0 and dead_after_forward == 0 and dead == 0, line)
+    facts = (f"+2d then -1d (the process's clock read {jumped_days:+.1f} days), max_age 1h, dead letters "
+             f"{dead_after_forward} after the jump / {dead} at the end, requests to the failing target per 2 s: "
+             f"before {before}, after +2d {forward}, after -1d {backward}")
     # A stampede would send all 50 waiting deliveries at once; backoff keeps the pace.
-    check(forward <= max(10, 3 * before) and backward <= max(10, 3 * before), line + " -> stampede")
-    return line
+    return Result("clock-jumps", delivery, integrity, facts, expected={
+        "the relay's clock moved by faketime": jumped_days > 1.9,
+        "no dead letter after the jump": dead_after_forward == 0,
+        "no dead letter at the end": dead == 0,
+        "no stampede after +2d": forward <= max(10, 3 * before),
+        "no stampede after -1d": backward <= max(10, 3 * before),
+    })
 
 
-def scenario_slow_clients(args, workdir: str) -> str:
+def scenario_slow_clients(args, workdir: str) -> Result:
     """slowhttptest holds 100 slow-header and 100 slow-body connections while a
     normal client posts every 50 ms: the normal client is served throughout."""
     sink = Sink()
@@ -699,12 +776,11 @@ def scenario_slow_clients(args, workdir: str) -> str:
         log = relay.log_text()
         slow_heads = log.count("reason=\"request head not received in time\"")
         slow_bodies = log.count("reason=\"body not received in time")
-        delivered, lost, _ = settle(sink, load.acked, args.settle)
+        delivery = settle(sink, load.acked, args.settle)
         for attacker in attackers:
             attacker.kill()
             attacker.wait()
-        relay.stop()
-        no_token_in(relay)
+        integrity = stop_relay(relay)
     finally:
         for attacker in attackers:
             if attacker.poll() is None:
@@ -712,16 +788,19 @@ def scenario_slow_clients(args, workdir: str) -> str:
                 attacker.wait()
         teardown(relay, sink)
     sent = sum(statuses.values())
-    line = (f"slow-clients: 100 slow-header + 100 slow-body connections; normal client {statuses.get(202, 0)}/{sent} "
-            f"accepted, p50 {percentile(latencies, 0.5):.1f} ms p99 {percentile(latencies, 0.99):.1f} ms "
-            f"max {max(latencies):.0f} ms; cut off with 408: {slow_heads} slow heads, {slow_bodies} slow bodies; "
-            f"delivered {delivered}, lost {lost}")
-    check(statuses.get(202, 0) == sent and sent > 0 and lost == 0 and slow_heads >= 100 and slow_bodies >= 100, line)
-    return line
+    facts = (f"100 slow-header + 100 slow-body connections; normal client {statuses.get(202, 0)}/{sent} accepted, "
+             f"p50 {percentile(latencies, 0.5):.1f} ms p99 {percentile(latencies, 0.99):.1f} ms "
+             f"max {max(latencies, default=0):.0f} ms; cut off with 408: {slow_heads} slow heads, "
+             f"{slow_bodies} slow bodies")
+    return Result("slow-clients", delivery, integrity, facts, expected={
+        "every post of the normal client accepted": sent > 0 and statuses.get(202, 0) == sent,
+        "408 for the 100 slow heads": slow_heads >= 100,
+        "408 for the 100 slow bodies": slow_bodies >= 100,
+    })
 
 
 SCENARIOS = {
-    "kill-9": lambda args, workdir: scenario_kill9(args, workdir)[0],
+    "kill-9": scenario_kill9,
     "disk-full": scenario_disk_full,
     "watermark": scenario_watermark,
     "io-errors": scenario_io_errors,
@@ -730,6 +809,63 @@ SCENARIOS = {
     "slow-clients": scenario_slow_clients,
     "negative-control": scenario_negative_control,
 }
+
+
+# --- the runner ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    name: str
+    result: Result | None  # None when the scenario could not finish
+    failures: list
+
+
+def run_scenarios(names: list[str], scenarios: dict, args) -> list[Outcome]:
+    """Runs each scenario and judges it: its Result's failures(), or the error
+    that stopped it. Prints one line per scenario, and FAILED with the reasons."""
+    outcomes = []
+    for name in names:
+        workdir = args.workdir or tempfile.mkdtemp(prefix=f"mews-chaos-{name}-")
+        result = None
+        try:
+            returned = scenarios[name](args, workdir)
+            if not isinstance(returned, Result):
+                raise TypeError(f"scenario {name} returned {type(returned).__name__}, not a Result")
+            result = returned
+            print(result.line(), flush=True)
+            failures = result.failures()
+        except ScenarioFailed as e:
+            failures = [str(e)]
+        except Exception as e:  # a harness error fails the run too, with its cause
+            failures = [f"{type(e).__name__}: {e}"]
+        if result and result.delivery.missing:
+            with open(os.path.join(workdir, "lost.txt"), "w") as f:
+                f.write("\n".join(result.delivery.missing) + "\n")
+        if failures:
+            print(f"FAILED {name}: " + "; ".join(failures), flush=True)
+            print(f"       (relay log and journal kept in {workdir})", flush=True)
+        elif not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        outcomes.append(Outcome(name, result, failures))
+    return outcomes
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """The table after the lines: every scenario's acked, delivered and lost."""
+    rows = [("scenario", "acked", "delivered", "lost", "duplicates", "integrity", "verdict")]
+    for outcome in outcomes:
+        verdict = "FAILED" if outcome.failures else "ok"
+        if outcome.result is None:
+            rows.append((outcome.name, "-", "-", "-", "-", "-", verdict))
+            continue
+        delivery = outcome.result.delivery
+        if outcome.result.expect_loss and not outcome.failures:
+            verdict = "ok (loss detected, as it must be)"
+        rows.append((outcome.name, str(delivery.acked), str(delivery.delivered), str(delivery.lost),
+                     str(delivery.duplicates), outcome.result.integrity, verdict))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
 def main() -> int:
@@ -747,23 +883,15 @@ def main() -> int:
     args.batches = 1000 if args.full else 300
     args.slow_seconds = 30 if args.full else 14
 
-    failures = 0
-    for name in args.only or list(SCENARIOS):
-        workdir = args.workdir or tempfile.mkdtemp(prefix=f"mews-chaos-{name}-")
-        try:
-            print(SCENARIOS[name](args, workdir), flush=True)
-        except ScenarioFailed as e:
-            failures += 1
-            print(f"FAILED {e}", flush=True)
-            print(f"       (relay log and journal kept in {workdir})", flush=True)
-            continue
-        except Exception as e:  # a harness error fails the run too, with its cause
-            failures += 1
-            print(f"FAILED {name}: {type(e).__name__}: {e} (kept {workdir})", flush=True)
-            continue
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if failures else 0
+    outcomes = run_scenarios(args.only or list(SCENARIOS), SCENARIOS, args)
+    if args.inside_namespace:
+        # The parent judges the same Result again (in_mount_namespace).
+        for outcome in outcomes:
+            if outcome.result:
+                print(RESULT_PREFIX + outcome.result.to_json(), flush=True)
+    else:
+        print("\n" + summary(outcomes), flush=True)
+    return 1 if any(outcome.failures for outcome in outcomes) else 0
 
 
 if __name__ == "__main__":

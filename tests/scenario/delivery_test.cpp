@@ -32,26 +32,13 @@ namespace {
 const std::string& kUri = test::kIngestUri;
 const std::string kSecret = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-std::string configWith(const std::string& journal_path, const std::string& targets) {
-  return fmt::format(
-      "[server]\nlisten = 127.0.0.1:0\ntokens = {}\n[admin]\nlisten = 127.0.0.1:0\n"
-      "[journal]\npath = {}\nmin_free = 0B\n[delivery]\nworkers = 4\n{}",
-      test::kToken, journal_path, targets);
+// The relay with these targets and `workers` delivery threads.
+std::string configWith(const std::string& journal_path, const std::string& targets, int workers = 4) {
+  return test::relayConfigWithTargets(journal_path, targets, fmt::format("[delivery]\nworkers = {}\n", workers));
 }
 
 std::string target(const std::string& name, const std::string& url, const std::string& extra = "") {
   return fmt::format("[target.{}]\nurl = {}\nbackoff = 10ms..50ms\ntimeout = 2s\n{}\n", name, url, extra);
-}
-
-struct Running {
-  std::unique_ptr<relay::Relay> relay;
-  std::uint16_t port() const { return relay->ingestPort(); }
-};
-
-Running start(const std::string& ini, const Clock& clock = SystemClock::instance()) {
-  Running running{std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"), clock)};
-  running.relay->start();
-  return running;
 }
 
 std::int64_t post(std::uint16_t port, const std::string& body) {
@@ -72,10 +59,10 @@ TEST_CASE("delivered on the first try: the bytes received, the contract's header
   test::TempDir dir;
   Sink sink;
   const std::string journal = dir.file("relay.db");
-  auto relay = start(
+  auto relay = test::startRelay(
       configWith(journal, target("pms", sink.url(), "header.X-Site = lobby\nheader.Authorization = Bearer t0psecret")));
   const std::string body = test::sample("general.json");
-  const auto batch = post(relay.port(), body);
+  const auto batch = post(relay->ingestPort(), body);
   REQUIRE(sink.waitForRequests(1, 5s));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 5s));
   const SinkRequest request = sink.requests().at(0);
@@ -105,8 +92,8 @@ TEST_CASE("retried, then delivered, under the same webhook-id") {
     return index < 2 ? SinkResponse{503, "", "", "busy"} : SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url())));
-  post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
   REQUIRE(requests.size() == 3);
@@ -123,8 +110,8 @@ TEST_CASE("Retry-After is honoured") {
     return index == 0 ? SinkResponse{429, "1", "", "slow down"} : SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url()) + "backoff = 10ms..5s\n"));
-  post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url()) + "backoff = 10ms..5s\n"));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
   REQUIRE(requests.size() == 2);
@@ -137,10 +124,10 @@ TEST_CASE("a hanging target times out without slowing another target") {
   Sink fast;
   slow.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "late", 3s}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(
+  auto relay = test::startRelay(
       configWith(journal, target("slow", slow.url(), "timeout = 300ms\nconcurrency = 2") + target("fast", fast.url())));
   const auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3; ++i) post(relay.port(), test::sample("general.json"));
+  for (int i = 0; i < 3; ++i) post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(fast.waitForRequests(3, 5s));
   CHECK(std::chrono::steady_clock::now() - started < 1s);
   REQUIRE(test::waitUntil(
@@ -154,8 +141,8 @@ TEST_CASE("a 400 goes to the dead letters at once, with the response recorded") 
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{400, "", "", "bad payload: no Id"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url())));
-  const auto batch = post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  const auto batch = post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   std::this_thread::sleep_for(200ms);
   CHECK(sink.requests().size() == 1);
@@ -173,8 +160,8 @@ TEST_CASE("max_attempts spent: dead, with the whole attempt history") {
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{500, "", "", "boom"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url(), "max_attempts = 3")));
-  post(relay.port(), test::sample("integration.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "max_attempts = 3")));
+  post(relay->ingestPort(), test::sample("integration.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 10s));
   std::this_thread::sleep_for(200ms);
   CHECK(sink.requests().size() == 3);
@@ -191,8 +178,9 @@ TEST_CASE("max_age: waiting work dies by age, measured on the injected clock") {
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{503, "", ""}; });
   ManualClock clock(1'795'860'000'000);
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url(), "max_age = 1m\nbackoff = 30s..1h")), clock);
-  post(relay.port(), test::sample("general.json"));
+  auto relay =
+      test::startRelay(configWith(journal, target("pms", sink.url(), "max_age = 1m\nbackoff = 30s..1h")), clock);
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(sink.waitForRequests(1, 5s));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM attempts") == 1; }, 5s));
   // Nothing happens while the clock stands still: the retry is 30 s away.
@@ -200,7 +188,7 @@ TEST_CASE("max_age: waiting work dies by age, measured on the injected clock") {
   CHECK(sink.requests().size() == 1);
   CHECK(queryInt(journal, "SELECT count(*) FROM dead_letters") == 0);
   clock.advance(2min);
-  relay.relay->delivery().wake();
+  relay->delivery().wake();
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   CHECK(queryText(journal, "SELECT reason FROM dead_letters") == "max_age");
   CHECK(queryText(journal, "SELECT died_at FROM dead_letters") == "2026-11-28T10:02:00.000Z");
@@ -213,10 +201,11 @@ TEST_CASE("an open circuit spends no attempts, and the queue drains in order whe
   std::atomic<bool> down{true};
   sink.setScript([&](const SinkRequest&, std::size_t) { return down ? SinkResponse{503, "", ""} : SinkResponse{}; });
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      start(configWith(journal, target("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
+  auto relay = test::startRelay(
+      configWith(journal, target("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
   std::vector<std::int64_t> batches;
-  for (int i = 0; i < 10; ++i) batches.push_back(post(relay.port(), test::generalBatch(1, fmt::format("E{}", i))));
+  for (int i = 0; i < 10; ++i)
+    batches.push_back(post(relay->ingestPort(), test::generalBatch(1, fmt::format("E{}", i))));
   // Far more failed attempts than 10 items x 3 attempts would allow if probes spent them.
   REQUIRE(sink.waitForRequests(40, 20s));
   CHECK(queryInt(journal, "SELECT count(*) FROM dead_letters") == 0);
@@ -245,10 +234,11 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   Sink crm;
   Sink per_event;
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("crm", crm.url(), "events = CustomerAdded, CustomerUpdated") +
-                                             target("each", per_event.url(), "mode = event")));
-  const auto batch = post(relay.port(), test::sample("general.json"));
-  post(relay.port(), test::sample("integration.json"));
+  auto relay =
+      test::startRelay(configWith(journal, target("crm", crm.url(), "events = CustomerAdded, CustomerUpdated") +
+                                               target("each", per_event.url(), "mode = event")));
+  const auto batch = post(relay->ingestPort(), test::sample("general.json"));
+  post(relay->ingestPort(), test::sample("integration.json"));
   REQUIRE(per_event.waitForRequests(6, 5s));
   REQUIRE(crm.waitForRequests(1, 5s));
   std::this_thread::sleep_for(200ms);
@@ -256,8 +246,8 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   CHECK(
       crm.requests()[0].body ==
       R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-      R"("Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"c2f1d888-232e-49eb-87ac-5f75363af13b"}},)"
-      R"({"Discriminator":"CustomerUpdated","Value":{"Id":"b3ce0fd7-a715-4bfc-969e-ef7a4822963c"}}]})");
+      R"("Events":[{ "Discriminator": "CustomerAdded", "Value": { "Id": "c2f1d888-232e-49eb-87ac-5f75363af13b" } },)"
+      R"({ "Discriminator": "CustomerUpdated", "Value": { "Id": "b3ce0fd7-a715-4bfc-969e-ef7a4822963c" } }]})");
   std::set<std::string> ids;
   std::set<std::string> bodies;
   for (const auto& request : per_event.requests()) {
@@ -274,7 +264,7 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   CHECK(
       bodies.count(
           R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
-          R"("Events":[{"Discriminator":"MessageAdded","Value":{"Id":"4bfe4675-98a9-4428-9ea9-ae5300dbaa93"}}]})") ==
+          R"("Events":[{ "Discriminator": "MessageAdded", "Value": { "Id": "4bfe4675-98a9-4428-9ea9-ae5300dbaa93" } }]})") ==
       1);
 }
 
@@ -282,9 +272,9 @@ TEST_CASE("signatures verify with an independent implementation of the spec") {
   test::TempDir dir;
   Sink sink;
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url(), "secret = whsec_" + kSecret)));
-  post(relay.port(), test::sample("general.json"));
-  post(relay.port(), test::generalBatch(50));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "secret = whsec_" + kSecret)));
+  post(relay->ingestPort(), test::sample("general.json"));
+  post(relay->ingestPort(), test::generalBatch(50));
   REQUIRE(sink.waitForRequests(2, 5s));
   for (const auto& request : sink.requests()) {
     const std::string expected = test::referenceSignature(kSecret, request.headers.at("webhook-id"),
@@ -302,8 +292,8 @@ TEST_CASE("a reset connection is retried; a 307 to the same host is followed") {
     return SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url())));
-  post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
   REQUIRE(requests.size() >= 3);
@@ -316,8 +306,8 @@ TEST_CASE("a redirect to another host is not followed: dead, with the reason") {
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{308, "", "http://198.51.100.1/x", ""}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("pms", sink.url())));
-  post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   CHECK(queryText(journal, "SELECT last_error FROM dead_letters").find("another host") != std::string::npos);
   CHECK(sink.requests().size() == 1);
@@ -332,10 +322,10 @@ TEST_CASE("redirects = any follows another origin without the configured headers
   Sink refusing;
   refusing.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{307, "", "/same-host", ""}; });
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      start(configWith(journal, target("any", first.url(), "redirects = any\nheader.Authorization = Bearer t0psecret") +
-                                    target("none", refusing.url(), "redirects = none")));
-  post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(
+      configWith(journal, target("any", first.url(), "redirects = any\nheader.Authorization = Bearer t0psecret") +
+                              target("none", refusing.url(), "redirects = none")));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(elsewhere.waitForRequests(1, 5s));
   const SinkRequest moved = elsewhere.requests().front();
   CHECK(moved.uri == "/elsewhere");
@@ -411,14 +401,12 @@ TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, clai
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "ok", 1500ms}; });
   const std::string journal = dir.file("relay.db");
   // One worker, four slots: the dispatcher claims four, one is being sent, three wait in the queue.
-  auto ini = configWith(journal, target("pms", sink.url(), "concurrency = 4"));
-  ini = std::regex_replace(ini, std::regex("workers = 4"), "workers = 1");
-  auto relay = start(ini);
-  for (int i = 0; i < 4; ++i) post(relay.port(), test::sample("general.json"));
+  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "concurrency = 4"), 1));
+  for (int i = 0; i < 4; ++i) post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(sink.waitForRequests(1, 5s));
   REQUIRE(test::waitUntil(
       [&] { return queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 4; }, 2s));
-  relay.relay->stop();
+  relay->stop();
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'in_flight'") == 0);
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") == 1);
   CHECK(queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 0") == 3);
@@ -430,8 +418,9 @@ TEST_CASE("a dead letter names the event types its target wanted, not the whole 
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{422, "", "", "no"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = start(configWith(journal, target("crm", sink.url(), "events = CustomerUpdated, CustomerAdded")));
-  post(relay.port(), test::sample("general.json"));
+  auto relay =
+      test::startRelay(configWith(journal, target("crm", sink.url(), "events = CustomerUpdated, CustomerAdded")));
+  post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   CHECK(queryText(journal, "SELECT event_types FROM dead_letters") == "CustomerAdded,CustomerUpdated");
 }

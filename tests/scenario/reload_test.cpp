@@ -29,7 +29,7 @@
 using namespace mews;
 using namespace std::chrono_literals;
 using test::queryInt;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -67,13 +67,13 @@ std::string body(std::size_t n) {
 // One post on a kept-alive session: a reload must not drop the connection.
 struct Posted {
   std::string token;
-  Clock::time_point started;
+  Steady::time_point started;
   int status = 0;  // 0: the connection failed
   std::int64_t batch = 0;
 };
 
 Posted post(Poco::Net::HTTPClientSession& session, const std::string& token, std::size_t n) {
-  Posted posted{token, Clock::now()};
+  Posted posted{token, Steady::now()};
   try {
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, "/webhooks/mews?token=" + token,
                                    Poco::Net::HTTPMessage::HTTP_1_1);
@@ -102,8 +102,8 @@ class Load {
       Poco::Net::HTTPClientSession session("127.0.0.1", port);
       session.setTimeout(Poco::Timespan(10, 0));
       session.setKeepAlive(true);
-      const auto deadline = Clock::now() + 60s;
-      for (std::size_t n = 0; n < 20'000 && !stop_ && Clock::now() < deadline; ++n) {
+      const auto deadline = Steady::now() + 60s;
+      for (std::size_t n = 0; n < 20'000 && !stop_ && Steady::now() < deadline; ++n) {
         std::string token;
         {
           const std::lock_guard lock(mutex_);
@@ -186,15 +186,15 @@ TEST_CASE("token rotation by reload under load: the old token works until remove
   // Step 1 of a rotation: both tokens.
   test::writeFile(tokens_file, fmt::format("{}, {}\n", kOldToken, kNewToken));
   reload(relay);
-  const auto both_at = Clock::now();
+  const auto both_at = Steady::now();
   load.setTokens({kOldToken, kNewToken});
   load.waitFor(40);
 
   // Step 2: Mews uses the new one; the old one is removed.
-  const auto removing_at = Clock::now();
+  const auto removing_at = Steady::now();
   test::writeFile(tokens_file, std::string(kNewToken) + "\n");
   reload(relay);
-  const auto removed_at = Clock::now();
+  const auto removed_at = Steady::now();
   load.waitFor(40);
   const auto posted = load.finish();
 

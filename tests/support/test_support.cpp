@@ -51,12 +51,17 @@ std::string generalBatch(std::size_t events, const std::string& discriminator) {
 }
 
 std::string relayConfig(const std::string& journal_path, const std::string& extra) {
+  return relayConfigWithTargets(journal_path, "[target.pms]\nurl = http://127.0.0.1:9/mews\n", extra);
+}
+
+std::string relayConfigWithTargets(const std::string& journal_path, const std::string& targets,
+                                   const std::string& extra) {
   return fmt::format(
       "[server]\nlisten = 127.0.0.1:0\npath = /webhooks/mews\ntokens = {}\nmax_body = 64KiB\n"
       "[admin]\nlisten = 127.0.0.1:0\n"
       "[journal]\npath = {}\nmin_free = 0B\n"
-      "[target.pms]\nurl = http://127.0.0.1:9/mews\n{}",
-      kToken, journal_path, extra);
+      "{}{}",
+      kToken, journal_path, targets, extra);
 }
 
 HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri, const std::string& body,
@@ -138,7 +143,11 @@ std::string referenceSignature(const std::string& secret_base64, const std::stri
 namespace mews::test {
 
 std::unique_ptr<relay::Relay> startRelay(const std::string& ini) {
-  auto relay = std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"));
+  return startRelay(ini, SystemClock::instance());
+}
+
+std::unique_ptr<relay::Relay> startRelay(const std::string& ini, const Clock& clock) {
+  auto relay = std::make_unique<relay::Relay>(config::parseSettings(ini, "test.ini"), clock);
   relay->start();
   return relay;
 }

@@ -37,8 +37,12 @@ inline constexpr const char* kToken = "test-token-0123456789abcdef";
 // The ingest path with that token.
 inline const std::string kIngestUri = std::string("/webhooks/mews?token=") + kToken;
 
-// INI text for a relay on 127.0.0.1:0 with its journal in `dir`; `extra` is appended.
+// INI text for a relay on 127.0.0.1:0 with its journal at `journal_path`; `extra` is appended.
 std::string relayConfig(const std::string& journal_path, const std::string& extra = "");
+// The same relay with `targets` (INI text of [target.NAME] sections) instead of
+// relayConfig's one unreachable target; `extra` is appended.
+std::string relayConfigWithTargets(const std::string& journal_path, const std::string& targets,
+                                   const std::string& extra = "");
 
 struct HttpResult {
   int status = 0;
@@ -69,6 +73,9 @@ std::string referenceSignature(const std::string& secret_base64, const std::stri
 
 }  // namespace mews::test
 
+namespace mews {
+class Clock;
+}
 namespace mews::relay {
 class Relay;
 }
@@ -77,6 +84,8 @@ namespace mews::test {
 
 // The serving process, in this process, from INI text; started.
 std::unique_ptr<relay::Relay> startRelay(const std::string& ini);
+// The same on `clock` (a ManualClock: the test moves time), which outlives it.
+std::unique_ptr<relay::Relay> startRelay(const std::string& ini, const Clock& clock);
 // The port its admin listener bound.
 std::uint16_t adminPort(const relay::Relay& relay);
 
