@@ -40,6 +40,7 @@ Command migrateCommand();
 Command statusCommand();
 Command dlqCommand();
 Command replayCommand();
+Command consolePasswordCommand();
 
 // Small shared helpers for argument handling.
 bool wantsHelp(const std::vector<std::string>& args);

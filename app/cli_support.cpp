@@ -1,8 +1,10 @@
 #include "cli_support.h"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/StreamCopier.h>
 
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <regex>
 
 #include "admin/credential.h"
@@ -176,7 +179,17 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
   // Only the relay's operators can read it (admin/credential.h); others stop here.
   const std::string credential = admin::readCredential(journal_path);
   const Poco::Net::SocketAddress address(match[1].str());
-  Poco::Net::HTTPClientSession session(address);
+  // With [admin] tls_certificate the listener speaks only HTTPS. The address
+  // comes from the lock file on this box, so the certificate is not checked.
+  const bool tls = published.find("admin_scheme=https") != std::string::npos;
+  std::unique_ptr<Poco::Net::HTTPClientSession> session_ptr;
+  if (tls)
+    session_ptr = std::make_unique<Poco::Net::HTTPSClientSession>(
+        address.host().toString(), address.port(),
+        new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", Poco::Net::Context::VERIFY_NONE));
+  else
+    session_ptr = std::make_unique<Poco::Net::HTTPClientSession>(address);
+  Poco::Net::HTTPClientSession& session = *session_ptr;
   session.setTimeout(Poco::Timespan(60, 0));
   Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, admin_path, Poco::Net::HTTPMessage::HTTP_1_1);
   request.setContentLength(0);

@@ -26,7 +26,8 @@ namespace {
 using namespace mews::cli;
 
 std::vector<Command> allCommands() {
-  return {serveCommand(), statusCommand(), dlqCommand(), replayCommand(), checkConfigCommand(), migrateCommand()};
+  return {serveCommand(),   statusCommand(),         dlqCommand(), replayCommand(), checkConfigCommand(),
+          migrateCommand(), consolePasswordCommand()};
 }
 
 void printUsage(std::ostream& out) {
@@ -37,7 +38,7 @@ void printUsage(std::ostream& out) {
          "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
          "  -h, --help           this text; COMMAND --help for a command's\n\n"
          "commands:\n";
-  for (const auto& command : allCommands()) out << fmt::format("  {:<14} {}\n", command.name, command.summary);
+  for (const auto& command : allCommands()) out << fmt::format("  {:<17} {}\n", command.name, command.summary);
 }
 
 std::string defaultConfigPath() {

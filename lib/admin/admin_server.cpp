@@ -1,11 +1,13 @@
 #include "admin/admin_server.h"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
 
@@ -33,6 +35,7 @@ struct AdminServer::Shared {
   std::function<std::string()> render_metrics;
   std::string bound_host;  // set once bound, before the first request
   std::uint16_t port = 0;
+  std::shared_ptr<console::Console> console;
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
 
@@ -87,6 +90,8 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       const Poco::URI uri(request.getURI());
       Query query;
       for (const auto& [key, value] : uri.getQueryParameters()) query[key] = value;
+      // The console has its own sign-in, CSRF, Origin and Host rules (console/console.h).
+      if (shared_->console && console::Console::owns(uri.getPath())) return shared_->console->handle(request, response);
       route(request, response, uri.getPath(), query);
     } catch (const std::invalid_argument& e) {
       send(response, HTTPResponse::HTTP_BAD_REQUEST, errorJson(e.what()));
@@ -316,17 +321,30 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   std::shared_ptr<AdminServer::Shared> shared_;
 };
 
+// TLS 1.2 at least when [admin] tls_certificate is set; a bad key or
+// certificate fails start-up.
+Poco::Net::ServerSocket adminSocket(const config::AdminSettings& admin) {
+  if (admin.tls_certificate.empty()) return Poco::Net::ServerSocket();
+  Poco::Net::Context::Ptr context =
+      new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, admin.tls_private_key, admin.tls_certificate, "",
+                             Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES");
+  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+  return Poco::Net::SecureServerSocket(context);
+}
+
 }  // namespace
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
                          std::string credential, std::function<void()> on_requeued,
-                         std::function<std::string()> render_metrics)
+                         std::function<std::string()> render_metrics, std::shared_ptr<console::Console> console)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(credential), std::move(on_requeued),
-                                       std::move(render_metrics))) {
+                                       std::move(render_metrics), std::string{}, std::uint16_t{0},
+                                       std::move(console))) {
   for (const auto& target : settings.targets) shared_->targets.push_back(target.name);
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
-  Poco::Net::ServerSocket socket;
+  tls_ = !settings.admin.tls_certificate.empty();
+  Poco::Net::ServerSocket socket = adminSocket(settings.admin);
   socket.bind(address, true);
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp

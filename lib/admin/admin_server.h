@@ -12,9 +12,13 @@
 //   POST /admin/replay?from=S&to=T[&dry_run=1]    a removed target's work to T
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
 //   POST /admin/purge?from=S[&dry_run=1]          a removed target's work, deleted
+//   /  and /console/...                the operator console (lib/console), with
+//                                      its own sign-in
 //
 // `to` must be a target of the running configuration, `from` must not be one
 // (its work belongs to it while it is configured): 409 otherwise.
+//
+// With [admin] tls_certificate set the listener speaks only HTTPS (TLS 1.2+).
 //
 // Who may do what (request_guard.h): every request must name this listener in
 // its Host (421 otherwise: DNS rebinding), or carry no Host at all on a path
@@ -36,6 +40,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "console/console.h"
 #include "journal/writer.h"
 
 namespace Poco::Net {
@@ -48,7 +53,8 @@ class AdminServer {
  public:
   // `credential`: what /admin/* requests must present (CredentialFile::value()).
   AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
-              std::string credential, std::function<void()> on_requeued, std::function<std::string()> render_metrics);
+              std::string credential, std::function<void()> on_requeued, std::function<std::string()> render_metrics,
+              std::shared_ptr<console::Console> console = nullptr);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -59,6 +65,7 @@ class AdminServer {
   [[nodiscard]] std::string address() const;
   // The running configuration's target names (a reload changes them).
   void setTargets(std::vector<std::string> names);
+  [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;
 
@@ -67,6 +74,7 @@ class AdminServer {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::string host_;
   std::uint16_t port_ = 0;
+  bool tls_ = false;
   bool stopped_ = false;
 };
 

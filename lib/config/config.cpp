@@ -22,6 +22,7 @@
 
 #include "common/text.h"
 #include "common/url.h"
+#include "console/password.h"
 
 namespace mews::config {
 namespace {
@@ -204,6 +205,38 @@ const std::vector<KeySpec>& keySpecs() {
       {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
+      {"admin", "tls_certificate", "file (PEM)", "", false, false,
+       "serve the admin listener (console, health, metrics, the CLI's requests) over HTTPS only, with this chain",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_certificate = v; }},
+      {"admin", "tls_private_key", "file (PEM)", "", false, false, "the private key of the admin tls_certificate",
+       [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_private_key = v; }},
+      {"console", "password_hash", "pbkdf2-sha256$...", "", false, true,
+       "the console operator's password hash, from `mews-relay console-password`; enables the console",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         std::string error;
+         if (!v.empty() && !console::parsePasswordHash(v, error)) throw ValueError{error};
+         s.console.password_hash = v;
+       }},
+      {"console", "password", "secret", "", false, true,
+       "instead of password_hash: the password itself, from the environment (${system.env.NAME}); 12+ characters",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         if (!v.empty() && v.size() < console::kMinPasswordLength)
+           throw ValueError{fmt::format("needs at least {} characters", console::kMinPasswordLength)};
+         s.console.password = v;
+       }},
+      {"console", "session_lifetime", "duration 5m..30d", "8h", false, false,
+       "a console sign-in lasts this long (signing out ends it sooner)",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.console.session_lifetime = durationIn(v, 5 * 60 * kSecond, 30 * kDay);
+       }},
+      {"console", "host_names", "list of names", "", false, false,
+       "names the console may be reached by (Host header) besides loopback and the admin listen address",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         auto names = text::splitList(v);
+         for (const auto& name : names)
+           if (!isIdentifier(name)) throw ValueError{fmt::format("'{}' is not a host name", name)};
+         s.console.host_names = std::move(names);
+       }},
       {"journal", "path", "file", "data/relay.db", false, false,
        "the SQLite journal (relative paths are from the working directory)",
        [](Settings& s, TargetSettings*, std::string_view v) {
@@ -340,6 +373,7 @@ class Loader {
     settings_.source_file = file_;
     applyDefaults("server", nullptr);
     applyDefaults("admin", nullptr);
+    applyDefaults("console", nullptr);
     applyDefaults("journal", nullptr);
     applyDefaults("delivery", nullptr);
     applyDefaults("log", nullptr);
@@ -350,7 +384,8 @@ class Loader {
       const std::string name = lower(section);
       if (name == "target") {
         loadTargets(section);
-      } else if (name == "server" || name == "admin" || name == "journal" || name == "delivery" || name == "log") {
+      } else if (name == "server" || name == "admin" || name == "console" || name == "journal" || name == "delivery" ||
+                 name == "log") {
         loadSection(section, name, nullptr);
       } else if (name != "system" && name != "application") {
         fail(section, "", "unknown section");
@@ -532,18 +567,27 @@ class Loader {
       if (pub.port() != 0 && pub.port() == admin.port())
         fail("admin", "listen", "must not share the public listener's port");
     }
-    const ServerSettings& server = settings_.server;
-    if (server.tls_certificate.empty() != server.tls_private_key.empty()) {
-      const bool certificate_missing = server.tls_certificate.empty();
-      fail("server", certificate_missing ? "tls_certificate" : "tls_private_key",
+    checkTlsPair("server", settings_.server.tls_certificate, settings_.server.tls_private_key);
+    checkTlsPair("admin", settings_.admin.tls_certificate, settings_.admin.tls_private_key);
+    const ConsoleSettings& console = settings_.console;
+    if (!console.password_hash.empty() && !console.password.empty())
+      fail("console", "password", "set password_hash or password, not both");
+    for (const auto& token : settings_.server.tokens)
+      if (!console.password.empty() && console.password == token)
+        fail("console", "password", "must not be a webhook token: the console has its own credential");
+  }
+
+  void checkTlsPair(std::string_view section, const std::string& certificate, const std::string& key) {
+    if (certificate.empty() != key.empty()) {
+      const bool certificate_missing = certificate.empty();
+      fail(section, certificate_missing ? "tls_certificate" : "tls_private_key",
            fmt::format("must be set too when {} is set (both or neither)",
                        certificate_missing ? "tls_private_key" : "tls_certificate"));
     } else if (secrets_ == Secrets::Required) {
       // Only the serving process needs to read them (an operator's `status`
       // may run as a user who cannot read the key).
-      for (const auto& [key, file] :
-           {std::pair{"tls_certificate", server.tls_certificate}, std::pair{"tls_private_key", server.tls_private_key}})
-        if (!file.empty() && !std::ifstream(file).good()) fail("server", key, fmt::format("cannot read {}", file));
+      for (const auto& [name, file] : {std::pair{"tls_certificate", certificate}, std::pair{"tls_private_key", key}})
+        if (!file.empty() && !std::ifstream(file).good()) fail(section, name, fmt::format("cannot read {}", file));
     }
   }
 
@@ -598,11 +642,24 @@ bool TargetSettings::accepts(std::string_view discriminator) const {
 }
 
 bool restartOnly(std::string_view section, std::string_view key) {
-  static const std::set<std::pair<std::string_view, std::string_view>> kRestartOnly{
-      {"server", "listen"},        {"server", "max_connections"}, {"server", "request_timeout"},
-      {"server", "min_body_rate"}, {"server", "tls_certificate"}, {"server", "tls_private_key"},
-      {"server", "resend_window"}, {"admin", "listen"},           {"journal", "path"},
-      {"journal", "min_free"},     {"journal", "max_size"},       {"delivery", "workers"}};
+  static const std::set<std::pair<std::string_view, std::string_view>> kRestartOnly{{"server", "listen"},
+                                                                                    {"server", "max_connections"},
+                                                                                    {"server", "request_timeout"},
+                                                                                    {"server", "min_body_rate"},
+                                                                                    {"server", "tls_certificate"},
+                                                                                    {"server", "tls_private_key"},
+                                                                                    {"server", "resend_window"},
+                                                                                    {"admin", "listen"},
+                                                                                    {"admin", "tls_certificate"},
+                                                                                    {"admin", "tls_private_key"},
+                                                                                    {"console", "password_hash"},
+                                                                                    {"console", "password"},
+                                                                                    {"console", "session_lifetime"},
+                                                                                    {"console", "host_names"},
+                                                                                    {"journal", "path"},
+                                                                                    {"journal", "min_free"},
+                                                                                    {"journal", "max_size"},
+                                                                                    {"delivery", "workers"}};
   return kRestartOnly.count({section, key}) != 0;
 }
 

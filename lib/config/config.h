@@ -41,6 +41,20 @@ struct ServerSettings {
 
 struct AdminSettings {
   std::string listen;
+  std::string tls_certificate;  // PEM; set together with tls_private_key, or neither
+  std::string tls_private_key;
+};
+
+// The operator console on the admin listener (lib/console). Enabled when a
+// credential is set: password_hash (from `mews-relay console-password`) or
+// password (a secret from the environment); never both.
+struct ConsoleSettings {
+  std::string password_hash;
+  std::string password;
+  Millis session_lifetime{};
+  std::vector<std::string> host_names;  // Host names accepted besides loopback and the listen address
+
+  [[nodiscard]] bool enabled() const { return !password_hash.empty() || !password.empty(); }
 };
 
 struct JournalSettings {
@@ -108,6 +122,7 @@ struct Settings {
   std::string source_file;
   ServerSettings server;
   AdminSettings admin;
+  ConsoleSettings console;
   JournalSettings journal;
   DeliverySettings delivery;
   LogSettings log;
@@ -121,7 +136,8 @@ struct Settings {
 enum class Secrets { Required, Optional };
 
 // Keys a running relay cannot change on reload (listeners, their limits, TLS,
-// the journal, the worker pool): a changed value waits for a restart.
+// the console's sign-in, the journal, the worker pool): a changed value waits
+// for a restart.
 // Everything else, [target.*] included, applies at the reload.
 [[nodiscard]] bool restartOnly(std::string_view section, std::string_view key);
 

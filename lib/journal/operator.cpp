@@ -305,6 +305,58 @@ const std::string& removedTargetWork() {
 
 }  // namespace
 
+// --- the console's reads and writes ------------------------------------------
+
+namespace {
+
+// WHERE clause and binds for a console query on dead_letters alias l.
+Where whereFor(const DeadLetterQuery& query) {
+  Where where;
+  if (query.target) {
+    where.sql += " AND l.target = ?";
+    where.binds.push_back(*query.target);
+  }
+  if (query.reason) {
+    where.sql += " AND l.reason = ?";
+    where.binds.push_back(*query.reason);
+  }
+  if (query.since_ms) {
+    where.sql += " AND l.died_at >= ?";
+    where.binds.push_back(iso(*query.since_ms));
+  }
+  if (query.until_ms) {
+    where.sql += " AND l.died_at < ?";
+    where.binds.push_back(iso(*query.until_ms));
+  }
+  return where;
+}
+
+// Keyset condition: rows strictly after (older) or before (newer) the cursor
+// in the order died_at DESC, id DESC. The first term is a range on the died_at
+// indexes; the second breaks ties on the rowid.
+constexpr const char* kOlderThan = " AND l.died_at <= ? AND (l.died_at < ? OR l.id < ?)";
+constexpr const char* kNewerThan = " AND l.died_at >= ? AND (l.died_at > ? OR l.id > ?)";
+
+int bindWhere(Statement& statement, const Where& where) {
+  int index = 1;
+  for (const auto& value : where.binds) statement.bind(index++, value);
+  return index;
+}
+
+int bindCursor(Statement& statement, int index, const DeadLetterCursor& cursor) {
+  statement.bind(index, cursor.died_at).bind(index + 1, cursor.died_at).bind(index + 2, cursor.id);
+  return index + 3;
+}
+
+bool anyBeyond(Journal& reader, const Where& where, const DeadLetterCursor& cursor, bool newer) {
+  Statement exists(reader.db(),
+                   fmt::format("SELECT 1 FROM dead_letters l{}{} LIMIT 1", where.sql, newer ? kNewerThan : kOlderThan));
+  bindCursor(exists, bindWhere(exists, where), cursor);
+  return exists.step();
+}
+
+}  // namespace
+
 std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
                           bool dry_run) {
   const std::string& which = removedTargetWork();
@@ -339,6 +391,225 @@ std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry
   // Dead letters and attempts cascade with their deliveries.
   journal.db().prepare("DELETE FROM deliveries WHERE id IN (SELECT id" + which + ")").bind(1, from).run();
   return journal.db().changes();
+}
+
+DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
+                               const std::optional<DeadLetterCursor>& older_than,
+                               const std::optional<DeadLetterCursor>& newer_than, int limit) {
+  const Where where = whereFor(query);
+  const bool backwards = newer_than.has_value() && !older_than.has_value();
+  std::string sql = std::string(letterColumns()) + where.sql;
+  if (older_than) sql += kOlderThan;
+  if (backwards) sql += kNewerThan;
+  sql += backwards ? " ORDER BY l.died_at ASC, l.id ASC LIMIT ?" : " ORDER BY l.died_at DESC, l.id DESC LIMIT ?";
+  Statement select(reader.db(), sql);
+  int index = bindWhere(select, where);
+  if (older_than) index = bindCursor(select, index, *older_than);
+  if (backwards) index = bindCursor(select, index, *newer_than);
+  select.bind(index, static_cast<std::int64_t>(limit) + 1);
+  DeadLetterPage page;
+  while (select.step()) page.letters.push_back(readLetter(select));
+  const bool more = page.letters.size() > static_cast<std::size_t>(limit);
+  if (more) page.letters.pop_back();
+  if (backwards) std::reverse(page.letters.begin(), page.letters.end());
+  if (page.letters.empty()) return page;
+  const DeadLetterCursor first{page.letters.front().died_at, page.letters.front().id};
+  const DeadLetterCursor last{page.letters.back().died_at, page.letters.back().id};
+  page.has_older = backwards ? anyBeyond(reader, where, last, false) : more;
+  page.has_newer = backwards ? more : (older_than.has_value() && anyBeyond(reader, where, first, true));
+  return page;
+}
+
+std::int64_t countDeadLetters(Journal& reader, const DeadLetterQuery& query) {
+  const Where where = whereFor(query);
+  Statement count(reader.db(), "SELECT count(*) FROM dead_letters l" + where.sql);
+  bindWhere(count, where);
+  return count.step() ? count.columnInt(0) : 0;
+}
+
+std::vector<std::int64_t> deadLetterIdsMatching(Journal& reader, const DeadLetterQuery& query) {
+  const Where where = whereFor(query);
+  Statement select(reader.db(), "SELECT l.id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id" +
+                                    where.sql + " AND d.state = " + sqlStates({Dead}) + " ORDER BY l.id");
+  bindWhere(select, where);
+  std::vector<std::int64_t> ids;
+  while (select.step()) ids.push_back(select.columnInt(0));
+  return ids;
+}
+
+std::optional<std::int64_t> deliveryOfDeadLetter(Journal& reader, std::int64_t dead_letter_id) {
+  Statement select(reader.db(), "SELECT delivery_id FROM dead_letters WHERE id = ?");
+  select.bind(1, dead_letter_id);
+  if (!select.step()) return std::nullopt;
+  return select.columnInt(0);
+}
+
+std::vector<std::pair<std::int64_t, std::string>> lastResponses(Journal& reader,
+                                                                const std::vector<std::int64_t>& delivery_ids) {
+  // The newest attempt of a delivery: the largest id in its attempts_delivery range.
+  Statement select(reader.db(),
+                   "SELECT coalesce(response_excerpt, '') FROM attempts WHERE id ="
+                   " (SELECT max(id) FROM attempts WHERE delivery_id = ?)");
+  std::vector<std::pair<std::int64_t, std::string>> out;
+  for (const auto id : delivery_ids) {
+    select.bind(1, id);
+    if (select.step()) out.emplace_back(id, select.columnText(0));
+    select.reset();
+  }
+  return out;
+}
+
+std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t delivery_id) {
+  Statement select(reader.db(),
+                   "SELECT d.id, d.batch_id, d.event_seq, d.target, d.state, d.attempts, d.created_at, d.due_at,"
+                   " d.updated_at, d.last_status, d.last_error, b.kind, b.received_at, coalesce(b.content_type, ''),"
+                   " b.body FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?");
+  select.bind(1, delivery_id);
+  if (!select.step()) return std::nullopt;
+  DeliveryDetail detail;
+  detail.id = select.columnInt(0);
+  detail.batch_id = select.columnInt(1);
+  detail.event_seq = optionalInt(select, 2);
+  detail.target = select.columnText(3);
+  detail.state = select.columnText(4);
+  detail.attempts_spent = select.columnInt(5);
+  detail.created_at = select.columnText(6);
+  detail.due_at = select.columnText(7);
+  detail.updated_at = select.columnText(8);
+  detail.last_status = optionalInt(select, 9);
+  detail.last_error = select.columnOptionalText(10);
+  detail.kind = select.columnText(11);
+  detail.received_at = select.columnText(12);
+  detail.content_type = select.columnText(13);
+  detail.payload = select.columnText(14);
+
+  Statement events(reader.db(),
+                   "SELECT discriminator FROM events WHERE batch_id = ?1 AND (?2 IS NULL OR seq = ?2) ORDER BY seq");
+  events.bind(1, detail.batch_id);
+  if (detail.event_seq)
+    events.bind(2, *detail.event_seq);
+  else
+    events.bindNull(2);
+  while (events.step()) detail.batch_event_types.push_back(events.columnText(0));
+
+  Statement letter(reader.db(), std::string(letterColumns()) + " WHERE l.delivery_id = ?");
+  letter.bind(1, delivery_id);
+  if (letter.step()) detail.dead_letter = readLetter(letter);
+
+  Statement attempts(reader.db(),
+                     "SELECT started_at, duration_ms, status, error, outcome, coalesce(response_excerpt, ''),"
+                     " coalesce(request_headers, '{}') FROM attempts WHERE delivery_id = ? ORDER BY id");
+  attempts.bind(1, delivery_id);
+  while (attempts.step())
+    detail.attempts.push_back({{attempts.columnText(0), attempts.columnInt(1), optionalInt(attempts, 2),
+                                attempts.columnOptionalText(3), attempts.columnText(4), attempts.columnText(5)},
+                               attempts.columnText(6)});
+  return detail;
+}
+
+std::vector<std::pair<std::int64_t, std::string>> deliveryStates(Journal& reader,
+                                                                 const std::vector<std::int64_t>& ids) {
+  constexpr std::size_t kChunk = 500;
+  std::vector<std::pair<std::int64_t, std::string>> states;
+  for (std::size_t start = 0; start < ids.size(); start += kChunk) {
+    const std::size_t count = std::min(kChunk, ids.size() - start);
+    std::string marks;
+    for (std::size_t i = 0; i < count; ++i) marks += i ? ",?" : "?";
+    Statement select(reader.db(), fmt::format("SELECT id, state FROM deliveries WHERE id IN ({})", marks));
+    for (std::size_t i = 0; i < count; ++i) select.bind(static_cast<int>(i) + 1, ids[start + i]);
+    while (select.step()) states.emplace_back(select.columnInt(0), select.columnText(1));
+  }
+  return states;
+}
+
+std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::string>& targets) {
+  // Counts are ranges of deliveries_queue (target, state, id); the oldest
+  // waiting row is the smallest id of three ranges (ids grow with created_at).
+  Statement select(reader.db(),
+                   fmt::format("SELECT"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {0})"
+                               " + (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {1}),"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {2}),"
+                               " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {3}),"
+                               " (SELECT created_at FROM deliveries WHERE id = (SELECT min(m) FROM ("
+                               "   SELECT min(id) AS m FROM deliveries WHERE target = ?1 AND state = {0}"
+                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {1}"
+                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {2}))),",
+                               sqlStates({Pending}), sqlStates({RetryWait}), sqlStates({InFlight}), sqlStates({Dead})) +
+                       " t.circuit, t.consecutive_failures, t.last_error, t.last_error_at, t.last_success_at"
+                       " FROM (SELECT 1) LEFT JOIN target_state t ON t.target = ?1");
+  std::vector<TargetQueue> out;
+  for (const auto& target : targets) {
+    select.bind(1, target);
+    if (select.step()) {
+      TargetQueue queue;
+      queue.target = target;
+      queue.pending = select.columnInt(0);
+      queue.in_flight = select.columnInt(1);
+      queue.dead = select.columnInt(2);
+      queue.oldest_pending_at = select.columnOptionalText(3);
+      queue.circuit = select.columnOptionalText(4).value_or("closed");
+      queue.consecutive_failures = select.columnIsNull(5) ? 0 : select.columnInt(5);
+      queue.last_error = select.columnOptionalText(6);
+      queue.last_error_at = select.columnOptionalText(7);
+      queue.last_success_at = select.columnOptionalText(8);
+      out.push_back(std::move(queue));
+    }
+    select.reset();
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
+                                                                                 std::int64_t bucket_ms, int buckets) {
+  Statement select(reader.db(),
+                   fmt::format("SELECT d.target, (CAST(strftime('%s', a.started_at) AS INTEGER) * 1000 - ?2) / ?3,"
+                               " a.outcome = '{}', count(*)"
+                               " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+                               " WHERE a.started_at >= ?1 GROUP BY 1, 2, 3",
+                               outcomeName(AttemptOutcome::Delivered)));
+  select.bind(1, iso(since_ms)).bind(2, since_ms).bind(3, bucket_ms);
+  std::vector<std::pair<std::string, std::vector<ActivityBucket>>> out;
+  while (select.step()) {
+    const std::string target = select.columnText(0);
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& entry) { return entry.first == target; });
+    if (it == out.end()) {
+      out.emplace_back(target, std::vector<ActivityBucket>(static_cast<std::size_t>(buckets)));
+      it = out.end() - 1;
+    }
+    // A row stamped after now (a clock step) counts in the last bucket.
+    const auto slot = std::clamp<std::int64_t>(select.columnInt(1), 0, buckets - 1);
+    auto& bucket = it->second[static_cast<std::size_t>(slot)];
+    (select.columnInt(2) != 0 ? bucket.delivered : bucket.failed) += select.columnInt(3);
+  }
+  return out;
+}
+
+std::int64_t batchesSince(Journal& reader, std::int64_t since_ms) {
+  Statement select(reader.db(), "SELECT count(*) FROM batches WHERE received_at >= ?");
+  select.bind(1, iso(since_ms));
+  return select.step() ? select.columnInt(0) : 0;
+}
+
+std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run) {
+  Where where = whereFor(query);
+  where.sql += " AND l.died_at <= ?";
+  where.binds.push_back(iso(as_of_ms));
+  Statement count(journal.db(), "SELECT count(*) FROM dead_letters l" + where.sql);
+  bindWhere(count, where);
+  const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
+  if (dry_run) return letters;
+  // As purgeDeadLetters: the dead deliveries go (their attempts and letters
+  // cascade); a letter already replayed keeps its delivery, which is live work.
+  Statement deliveries(journal.db(), "DELETE FROM deliveries WHERE state = " + sqlStates({Dead}) +
+                                         " AND id IN (SELECT l.delivery_id FROM dead_letters l" + where.sql + ")");
+  bindWhere(deliveries, where);
+  deliveries.run();
+  Statement rest(journal.db(),
+                 "DELETE FROM dead_letters WHERE id IN (SELECT l.id FROM dead_letters l" + where.sql + ")");
+  bindWhere(rest, where);
+  rest.run();
+  return letters;
 }
 
 }  // namespace mews::journal

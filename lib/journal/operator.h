@@ -121,4 +121,106 @@ std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry
 // batches) that died before `died_before_ms` (all when empty).
 std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
 
+// --- the console's reads and writes (lib/console) ---------------------------
+// Reads take a read-only connection; every list is keyset-paginated (a
+// hundred thousand dead letters page as fast as ten): never OFFSET, never all.
+
+struct DeadLetterQuery {
+  std::optional<std::string> target;
+  std::optional<std::string> reason;     // rejected | max_attempts | max_age
+  std::optional<std::int64_t> since_ms;  // died at or after
+  std::optional<std::int64_t> until_ms;  // died before
+};
+
+// A position in the newest-first order (died_at DESC, id DESC).
+struct DeadLetterCursor {
+  std::string died_at;
+  std::int64_t id = 0;
+};
+
+struct DeadLetterPage {
+  std::vector<DeadLetter> letters;  // newest first
+  bool has_newer = false;           // rows before the first one
+  bool has_older = false;           // rows after the last one
+};
+
+// `limit` rows older than `older_than`, or newer than `newer_than`, or the
+// newest when neither is given.
+DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
+                               const std::optional<DeadLetterCursor>& older_than,
+                               const std::optional<DeadLetterCursor>& newer_than, int limit);
+std::int64_t countDeadLetters(Journal& reader, const DeadLetterQuery& query);
+// Ids of the matching dead letters whose delivery is still dead, oldest first.
+std::vector<std::int64_t> deadLetterIdsMatching(Journal& reader, const DeadLetterQuery& query);
+std::optional<std::int64_t> deliveryOfDeadLetter(Journal& reader, std::int64_t dead_letter_id);
+
+// The response excerpt of each delivery's last attempt (what the target answered).
+std::vector<std::pair<std::int64_t, std::string>> lastResponses(Journal& reader,
+                                                                const std::vector<std::int64_t>& delivery_ids);
+
+struct AttemptDetail {
+  AttemptRow row;
+  std::string request_headers;  // JSON object, configured header values already masked
+};
+
+// One delivery whole: its row, its batch, every attempt, and its dead letter
+// while it has one (a replayed letter leaves the table once delivered).
+struct DeliveryDetail {
+  std::int64_t id = 0;
+  std::int64_t batch_id = 0;
+  std::optional<std::int64_t> event_seq;
+  std::string target;
+  std::string state;
+  std::int64_t attempts_spent = 0;
+  std::string created_at;
+  std::string due_at;
+  std::string updated_at;
+  std::optional<std::int64_t> last_status;
+  std::optional<std::string> last_error;
+  std::string kind;
+  std::string received_at;
+  std::string content_type;
+  std::string payload;                         // the batch as received
+  std::vector<std::string> batch_event_types;  // discriminators / actions in the batch, in order
+  std::optional<DeadLetter> dead_letter;
+  std::vector<AttemptDetail> attempts;
+};
+std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t delivery_id);
+
+// The current state of each delivery in `ids` that still exists.
+std::vector<std::pair<std::int64_t, std::string>> deliveryStates(Journal& reader, const std::vector<std::int64_t>& ids);
+
+// What the overview shows per target besides the charts; each figure an index seek.
+struct TargetQueue {
+  std::string target;
+  std::int64_t pending = 0;  // pending + retry_wait
+  std::int64_t in_flight = 0;
+  std::int64_t dead = 0;
+  std::optional<std::string> oldest_pending_at;
+  std::string circuit = "closed";
+  std::int64_t consecutive_failures = 0;
+  std::optional<std::string> last_error;
+  std::optional<std::string> last_error_at;
+  std::optional<std::string> last_success_at;
+};
+std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::string>& targets);
+
+// Attempts per target in `buckets` consecutive buckets of `bucket_ms` starting
+// at `since_ms` (index attempts_started_at): delivered, and every other outcome
+// (retry, dead, probe failed) as failed.
+struct ActivityBucket {
+  std::int64_t delivered = 0;
+  std::int64_t failed = 0;
+};
+std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
+                                                                                 std::int64_t bucket_ms, int buckets);
+
+// Batches received since `since_ms`: an index-only count (batches_received_at);
+// the events would need each batch's row, 2 KB bodies and all.
+std::int64_t batchesSince(Journal& reader, std::int64_t since_ms);
+
+// Deletes the matching dead letters that died at or before `as_of_ms` (and
+// their dead deliveries, as purgeDeadLetters does). Returns how many letters.
+std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run);
+
 }  // namespace mews::journal

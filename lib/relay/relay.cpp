@@ -39,13 +39,18 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
   credential_ = std::make_unique<admin::CredentialFile>(settings_.journal.path);
+  console_ = std::make_shared<console::Console>(
+      console::ConsoleSources{settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
+                              &ingest_->metrics(), [engine = delivery_.get()] { return engine->targets(); }});
   admin_ = std::make_unique<admin::AdminServer>(
       settings_, *writer_, clock, credential_->value(), [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
         return renderMetrics(
             {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
-      });
-  lock_->publish("admin=" + admin_->address() + "\n");
+      },
+      console_);
+  // The CLI reads where to send its changes, and whether that listener speaks TLS.
+  lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));
 }
 
 Relay::~Relay() {
@@ -57,6 +62,7 @@ void Relay::start() {
   log::error("relay", "UNSAFE BUILD: batches are acknowledged before they are committed (chaos negative control)");
 #endif
   delivery_->start();
+  console_->start();
   admin_->start();
   ingest_->start();
   log::info("relay", "serving",
@@ -127,6 +133,7 @@ void Relay::stop() {
   ingest_->stop();
   admin_->stop();
   credential_.reset();
+  console_->stop();
   delivery_->stop();
   writer_->stop();
   const auto stats = writer_->stats();

@@ -25,6 +25,7 @@
 #include "admin/credential.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "console/console.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"
 #include "journal/lock.h"
@@ -60,6 +61,7 @@ class Relay {
   std::unique_ptr<journal::JournalWriter> writer_;
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;
+  std::shared_ptr<console::Console> console_;
   std::unique_ptr<admin::AdminServer> admin_;
   bool stopped_ = false;
 };

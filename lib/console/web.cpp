@@ -1,0 +1,255 @@
+#include "console/web.h"
+
+#include <Poco/Net/IPAddress.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace mews::console::web {
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string decodeComponent(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && hexValue(text[i + 1]) >= 0 && hexValue(text[i + 2]) >= 0) {
+      out += static_cast<char>(hexValue(text[i + 1]) * 16 + hexValue(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+bool isIpLiteral(const std::string& name) {
+  Poco::Net::IPAddress address;
+  return Poco::Net::IPAddress::tryParse(name, address);
+}
+
+bool isLoopbackName(const std::string& name) {
+  if (name == "localhost") return true;
+  Poco::Net::IPAddress address;
+  return Poco::Net::IPAddress::tryParse(name, address) && address.isLoopback();
+}
+
+}  // namespace
+
+std::string escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (const char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string urlEncode(std::string_view text) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kDigits[c >> 4];
+      out += kDigits[c & 0x0f];
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> parseUrlEncoded(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto amp = text.find('&', start);
+    const auto part = text.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+    if (!part.empty()) {
+      const auto eq = part.find('=');
+      out.emplace_back(decodeComponent(part.substr(0, eq)),
+                       eq == std::string_view::npos ? std::string() : decodeComponent(part.substr(eq + 1)));
+    }
+    if (amp == std::string_view::npos) break;
+    start = amp + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> Params::get(std::string_view name) const {
+  for (const auto& [key, value] : values_)
+    if (key == name && !value.empty()) return value;
+  return std::nullopt;
+}
+
+std::vector<std::string> Params::all(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : values_)
+    if (key == name) out.push_back(value);
+  return out;
+}
+
+std::optional<HostPort> parseHost(std::string_view host_header) {
+  if (host_header.empty()) return std::nullopt;
+  HostPort out;
+  std::string_view rest;
+  if (host_header.front() == '[') {
+    const auto close = host_header.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.name = lower(host_header.substr(1, close - 1));
+    rest = host_header.substr(close + 1);
+  } else {
+    const auto colon = host_header.find(':');
+    out.name = lower(host_header.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : host_header.substr(colon);
+  }
+  if (out.name.empty()) return std::nullopt;
+  if (!rest.empty()) {
+    if (rest.front() != ':' || rest.size() < 2) return std::nullopt;
+    const auto digits = rest.substr(1);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out.port);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || out.port < 1 || out.port > 65535)
+      return std::nullopt;
+  }
+  const bool plausible = std::all_of(out.name.begin(), out.name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == ':' || c == '_';
+  });
+  if (!plausible) return std::nullopt;
+  return out;
+}
+
+bool hostAllowed(std::string_view host_header, std::string_view listen_host,
+                 const std::vector<std::string>& host_names) {
+  const auto host = parseHost(host_header);
+  if (!host) return false;
+  // A rebinding attack needs a DNS name it controls; an address literal (of
+  // this box: that is where the request arrived) cannot carry one.
+  if (isLoopbackName(host->name) || isIpLiteral(host->name)) return true;
+  if (host->name == lower(listen_host)) return true;
+  return std::any_of(host_names.begin(), host_names.end(),
+                     [&](const std::string& name) { return lower(name) == host->name; });
+}
+
+bool originMatches(std::string_view origin, std::string_view host_header, bool tls) {
+  if (origin.empty() || host_header.empty()) return false;
+  return lower(origin) == lower(fmt::format("{}://{}", tls ? "https" : "http", host_header));
+}
+
+std::optional<std::string> cookie(std::string_view cookie_header, std::string_view name) {
+  std::size_t start = 0;
+  while (start < cookie_header.size()) {
+    const auto semi = cookie_header.find(';', start);
+    auto part = cookie_header.substr(start, semi == std::string_view::npos ? std::string_view::npos : semi - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    const auto eq = part.find('=');
+    if (eq != std::string_view::npos && part.substr(0, eq) == name) return std::string(part.substr(eq + 1));
+    if (semi == std::string_view::npos) break;
+    start = semi + 1;
+  }
+  return std::nullopt;
+}
+
+std::string prettyJson(std::string_view json) {
+  std::string out;
+  out.reserve(json.size() * 2);
+  int depth = 0;
+  auto newline = [&] {
+    out += '\n';
+    out.append(static_cast<std::size_t>(std::max(depth, 0)) * 2, ' ');
+  };
+  auto nextSignificant = [&](std::size_t from) {
+    while (from < json.size() && std::isspace(static_cast<unsigned char>(json[from]))) ++from;
+    return from;
+  };
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '"') {
+      const std::size_t begin = i++;
+      while (i < json.size() && json[i] != '"') i += json[i] == '\\' ? 2 : 1;
+      out.append(json.substr(begin, std::min(i, json.size() - 1) - begin + 1));
+      continue;
+    }
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
+    if (c == '{' || c == '[') {
+      const std::size_t next = nextSignificant(i + 1);
+      if (next < json.size() && (json[next] == '}' || json[next] == ']')) {
+        out += c;
+        out += json[next];
+        i = next;
+        continue;
+      }
+      out += c;
+      ++depth;
+      newline();
+    } else if (c == '}' || c == ']') {
+      --depth;
+      newline();
+      out += c;
+    } else if (c == ',') {
+      out += c;
+      newline();
+    } else if (c == ':') {
+      out += ": ";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string sizeText(std::uint64_t bytes) {
+  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+std::string ageText(std::int64_t millis) {
+  const std::int64_t seconds = std::max<std::int64_t>(0, millis / 1000);
+  if (seconds < 120) return fmt::format("{} s", seconds);
+  if (seconds < 7200) return fmt::format("{} min", seconds / 60);
+  if (seconds < 172800) return fmt::format("{} h", seconds / 3600);
+  return fmt::format("{} d", seconds / 86400);
+}
+
+}  // namespace mews::console::web

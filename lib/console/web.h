@@ -1,0 +1,73 @@
+// The console's small web toolkit (console/web.*), pure functions so that the
+// tests can hold each rule on its own:
+//   - HTML escaping: every text that came from outside (payloads, target
+//     answers, event types, target names, query parameters) goes through
+//     escape() before it reaches a page; nothing from a request is ever
+//     rendered as markup;
+//   - URL-encoded forms and query strings, and percent-encoding for links;
+//   - the Host and Origin rules that stop DNS rebinding and cross-site posts;
+//   - cookie reading, JSON pretty-printing, human-readable sizes and ages.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mews::console::web {
+
+// &, <, >, " and ' as entities: safe in element text and in quoted attributes.
+std::string escape(std::string_view text);
+
+// Percent-encodes everything but unreserved characters (RFC 3986).
+std::string urlEncode(std::string_view text);
+
+// "a=1&b=x+y&a=2" -> {{"a","1"},{"b","x y"},{"a","2"}}; '+' is a space,
+// %XX decoded; malformed escapes are kept as they are.
+std::vector<std::pair<std::string, std::string>> parseUrlEncoded(std::string_view text);
+
+class Params {
+ public:
+  Params() = default;
+  explicit Params(std::vector<std::pair<std::string, std::string>> values) : values_(std::move(values)) {}
+  // The first non-empty value of `name`.
+  [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
+  [[nodiscard]] std::vector<std::string> all(std::string_view name) const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> values_;
+};
+
+// Host header -> (name lowercased, port or -1). "[::1]:9090" -> ("::1", 9090).
+struct HostPort {
+  std::string name;
+  int port = -1;
+};
+std::optional<HostPort> parseHost(std::string_view host_header);
+
+// DNS rebinding: a page from an attacker's name that resolves to 127.0.0.1
+// reaches us with that name in Host. Accepted: loopback names with any port
+// (localhost, 127.0.0.0/8, ::1: an SSH tunnel's local end may use any port),
+// the admin listener's own host, and the configured host_names.
+bool hostAllowed(std::string_view host_header, std::string_view listen_host,
+                 const std::vector<std::string>& host_names);
+
+// A post must come from the console's own page: Origin equal to
+// scheme://Host (browsers send Origin with every POST).
+bool originMatches(std::string_view origin, std::string_view host_header, bool tls);
+
+// The value of cookie `name` in a Cookie header.
+std::optional<std::string> cookie(std::string_view cookie_header, std::string_view name);
+
+// Indents JSON text by two spaces per level without re-encoding anything:
+// strings and numbers stay byte for byte (1.10 stays 1.10). Input that is not
+// JSON comes back re-spaced but otherwise unchanged.
+std::string prettyJson(std::string_view json);
+
+// "1.5 MiB"; "3 min ago" style ages.
+std::string sizeText(std::uint64_t bytes);
+std::string ageText(std::int64_t millis);
+
+}  // namespace mews::console::web
