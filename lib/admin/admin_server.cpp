@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -86,10 +87,16 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
 
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
     const std::string path = request.getURI().substr(0, request.getURI().find('?'));
+    Poco::URI uri;
+    Query query;
     try {
-      const Poco::URI uri(request.getURI());
-      Query query;
+      uri = Poco::URI(request.getURI());
       for (const auto& [key, value] : uri.getQueryParameters()) query[key] = value;
+    } catch (const Poco::SyntaxException&) {
+      // A bad percent-escape, say: the client's mistake, whoever the client is.
+      return send(response, HTTPResponse::HTTP_BAD_REQUEST, errorJson("malformed request target"));
+    }
+    try {
       // The console has its own sign-in, CSRF, Origin and Host rules (console/console.h).
       if (shared_->console && console::Console::owns(uri.getPath())) return shared_->console->handle(request, response);
       route(request, response, uri.getPath(), query);

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/clock.h"
+#include "common/text.h"
 
 namespace mews::log {
 namespace {
@@ -17,19 +18,38 @@ constexpr std::array<std::string_view, 4> kLevelNames{"debug", "info", "warn", "
 
 bool needsQuoting(std::string_view value) {
   if (value.empty()) return true;
-  for (const char c : value)
-    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+  for (const char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    // Bytes from 0x80 up: checked (and kept, when plain UTF-8) in quotes.
+    if (byte <= ' ' || byte >= 0x7f || c == '"' || c == '=' || c == '\\') return true;
+  }
   return false;
 }
 
+// A value's text as the terminal rule of text.h has it (journalctl and tail
+// print log lines raw): C0 controls and DEL as \xHH, C1 controls (an 8-bit
+// CSI is U+009B) as \u00HH, bytes that are not well-formed UTF-8 as \xHH;
+// and, for logfmt, quotes and backslashes escaped.
 void appendValue(std::string& line, std::string_view value) {
   if (!needsQuoting(value)) {
     line += value;
     return;
   }
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto appendHex = [&](std::string_view prefix, unsigned byte) {
+    line += prefix;
+    line += kHex[(byte >> 4) & 0xf];
+    line += kHex[byte & 0xf];
+  };
   line += '"';
-  for (const char c : value) {
-    switch (c) {
+  for (std::size_t pos = 0; pos < value.size();) {
+    const std::size_t start = pos;
+    const auto code_point = text::nextCodePoint(value, pos);
+    if (!code_point) {
+      appendHex("\\x", static_cast<unsigned char>(value[start]));
+      continue;
+    }
+    switch (*code_point) {
       case '"':
         line += "\\\"";
         break;
@@ -46,14 +66,12 @@ void appendValue(std::string& line, std::string_view value) {
         line += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          line += "\\x";
-          line += kHex[(c >> 4) & 0xf];
-          line += kHex[c & 0xf];
-        } else {
-          line += c;
-        }
+        if (*code_point < 0x20 || *code_point == 0x7f)
+          appendHex("\\x", static_cast<unsigned>(*code_point));
+        else if (text::isControl(*code_point))
+          appendHex("\\u00", static_cast<unsigned>(*code_point));
+        else
+          line.append(value.substr(start, pos - start));
     }
   }
   line += '"';

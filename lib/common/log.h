@@ -2,7 +2,8 @@
 //   ts=2026-11-27T10:00:00.123Z level=info component=ingest msg="batch accepted" batch=42
 // The logger never sees a request's query string, token or secret: callers pass
 // only the fields they chose to expose, and values are quoted and escaped so a
-// hostile value cannot forge a line.
+// hostile value cannot forge a line nor drive the terminal that shows it
+// (control characters, C1 included, and bytes that are not UTF-8 as escapes).
 #pragma once
 
 #include <initializer_list>

@@ -8,7 +8,8 @@ namespace {
 
 constexpr std::string_view kMask = "***";
 
-// "a=1&b&c=" -> "a=***&b&c=***"
+// "a=1&b&c=" -> "a=***&***&c=***": a component without '=' is a value too
+// (`?KEY` is a common way to pass a key).
 std::string maskQuery(std::string_view query) {
   std::string out;
   std::size_t start = 0;
@@ -16,8 +17,11 @@ std::string maskQuery(std::string_view query) {
     const auto amp = query.find('&', start);
     const auto pair = query.substr(start, amp == std::string_view::npos ? query.npos : amp - start);
     const auto eq = pair.find('=');
-    out.append(pair.substr(0, eq));
-    if (eq != std::string_view::npos) out.append("=").append(kMask);
+    if (eq == std::string_view::npos) {
+      if (!pair.empty()) out.append(kMask);
+    } else {
+      out.append(pair.substr(0, eq)).append("=").append(kMask);
+    }
     if (amp == std::string_view::npos) break;
     out += '&';
     start = amp + 1;

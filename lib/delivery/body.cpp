@@ -33,6 +33,14 @@ bool wanted(const config::TargetSettings& target, const ingest::BatchOutline::Ev
   return target.accepts(json::decode(event.discriminator));
 }
 
+// An Events member before the last one: every reader uses the last, but its
+// bytes are still in the body, events of any type included.
+bool hasShadowedEvents(const ingest::BatchOutline& outline) {
+  for (std::size_t m = 0; m < outline.members.size(); ++m)
+    if (outline.members[m].is_events && m != outline.events_member) return true;
+  return false;
+}
+
 std::string filtered(const ingest::BatchOutline& outline, const config::TargetSettings& target) {
   std::string out = "{";
   for (std::size_t m = 0; m < outline.members.size(); ++m) {
@@ -70,7 +78,9 @@ std::string buildBody(journal::BatchKind kind, const std::string& stored_body, s
   if (event_seq) return oneEvent(outline, *event_seq);
   bool all_match = true;
   for (const auto& event : outline.events) all_match = all_match && wanted(target, event);
-  if (all_match) return stored_body;
+  // Every event passes: the body as received, unless a shadowed Events in it
+  // holds events this target did not ask for (filtered() leaves it out).
+  if (all_match && !hasShadowedEvents(outline)) return stored_body;
   return filtered(outline, target);
 }
 

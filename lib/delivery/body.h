@@ -4,6 +4,8 @@
 // Mews sent it.
 //
 //   batch mode, every event wanted (or not a General batch): the exact bytes received.
+//     With a filter, only when `Events` appears once: an earlier, shadowed
+//     `Events` may hold any events, so such a body is built as filtered.
 //   batch mode, filtered: {<each top-level member>,…} in the order received, each
 //     as `<name as received>:<value as received>`, with `Events` holding only the
 //     matching events' bytes, comma-separated. White space between members and

@@ -8,7 +8,9 @@
 //   - buildBody succeeds for every target and every planned event; an unfiltered
 //     body is the body itself;
 //   - a filtered or per-event body reads back, by the same reader, as a General
-//     batch holding exactly the chosen events, each with its original bytes.
+//     batch holding exactly the chosen events, each with its original bytes, and
+//     one Events member (a shadowed one could hold events not chosen); a filter
+//     every event passes sends the body itself only when it has one Events.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +33,11 @@ void require(bool condition) {
   if (!condition) std::abort();
 }
 
+std::size_t eventsMembers(const mews::ingest::BatchOutline& outline) {
+  return static_cast<std::size_t>(
+      std::count_if(outline.members.begin(), outline.members.end(), [](const auto& m) { return m.is_events; }));
+}
+
 // `built` reads back as a General batch whose events are `chosen` of
 // `outline`'s, in order, with the same bytes, discriminators and ids.
 void requireEvents(const std::string& built, const mews::ingest::BatchOutline& outline,
@@ -39,6 +46,7 @@ void requireEvents(const std::string& built, const mews::ingest::BatchOutline& o
   require(reread.ok());
   const auto& back = reread.value();
   require(back.kind == BatchKind::General);
+  require(eventsMembers(back) == 1);
   require(back.events.size() == chosen.size());
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     const auto& original = outline.events[chosen[i]];
@@ -97,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else {
       for (std::size_t e = 0; e < summary.events.size(); ++e)
         if (target.accepts(summary.events[e].discriminator)) chosen.push_back(e);
-      if (chosen.size() == summary.events.size()) {
+      if (chosen.size() == summary.events.size() && eventsMembers(outline) == 1) {
         require(built == body);  // nothing filtered out: the body itself
         continue;
       }

@@ -55,7 +55,8 @@ TEST_CASE("maskUrl: query values and a user's password, nothing else") {
   CHECK(maskUrl("https://pms.example/hook?code=KEY&x=1") == "https://pms.example/hook?code=***&x=***");
   CHECK(maskUrl("https://user:pw@host/") == "https://user:***@host/");
   CHECK(maskUrl("https://user@host:8443/p") == "https://user@host:8443/p");
-  CHECK(maskUrl("http://u:p:q@h/a?flag&k=v#frag?x=1") == "http://u:***@h/a?flag&k=***#frag?x=1");
+  CHECK(maskUrl("http://u:p:q@h/a?flag&k=v#frag?x=1") == "http://u:***@h/a?***&k=***#frag?x=1");
+  CHECK(maskUrl("https://hooks.example/in?BareQuerySecret") == "https://hooks.example/in?***");
   CHECK(maskUrl("http://127.0.0.1:9000/mews") == "http://127.0.0.1:9000/mews");
   CHECK(maskUrl("http://h/p#only?fragment=1") == "http://h/p#only?fragment=1");
   CHECK(maskUrl("http://h/?") == "http://h/?");
