@@ -23,6 +23,7 @@ class UsageError : public std::runtime_error {
 
 struct GlobalOptions {
   std::string config_path;
+  bool log_level_given = false;  // --log-level: it wins over [log] level, at start and at every reload
 };
 
 struct Command {

@@ -126,6 +126,11 @@ std::string ageText(std::int64_t millis) {
   return fmt::format("{}d", seconds / 86400);
 }
 
+bool isConfigured(const config::Settings& settings, const std::string& name) {
+  return std::any_of(settings.targets.begin(), settings.targets.end(),
+                     [&](const config::TargetSettings& target) { return target.name == name; });
+}
+
 journal::Journal openReader(const config::Settings& settings) {
   if (!std::filesystem::exists(settings.journal.path))
     throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));

@@ -41,6 +41,9 @@ int parseCountArg(const std::string& flag, const std::string& text);
 void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 std::string ageText(std::int64_t millis);
 
+// Whether `name` is a [target.NAME] of `settings`.
+bool isConfigured(const config::Settings& settings, const std::string& name);
+
 // A read-only view of the configured journal. Throws with the path when missing.
 journal::Journal openReader(const config::Settings& settings);
 

@@ -49,7 +49,12 @@ int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>&
     json::Writer out;
     out.beginObject().field("file", settings.source_file).key("settings").beginArray();
     for (const auto& entry : settings.effective)
-      out.beginObject().field("section", entry.section).field("key", entry.key).field("value", entry.value).endObject();
+      out.beginObject()
+          .field("section", entry.section)
+          .field("key", entry.key)
+          .field("value", entry.value)
+          .field("reloadable", !entry.restart_only)
+          .endObject();
     std::cout << std::move(out.endArray().endObject()).text() << "\n";
     return kExitOk;
   }
@@ -60,7 +65,10 @@ int runCheckConfig(const GlobalOptions& options, const std::vector<std::string>&
       section = entry.section;
       std::cout << fmt::format("\n[{}]\n", section);
     }
-    std::cout << fmt::format("{:<16} = {}\n", entry.key, entry.value);
+    if (entry.restart_only)
+      std::cout << fmt::format("{:<16} = {:<24} ; restart to change\n", entry.key, entry.value);
+    else
+      std::cout << fmt::format("{:<16} = {}\n", entry.key, entry.value);
   }
   return kExitOk;
 }
@@ -73,8 +81,10 @@ Command checkConfigCommand() {
           "       mews-relay check-config --keys [--json]\n\n"
           "Loads and validates the configuration and prints every effective setting,\n"
           "defaults included. Tokens, signing secrets, header values and the query\n"
-          "values of URLs are masked. Exit 1 with the file, key and reason of every\n"
-          "problem found. --keys prints every key the config takes (section, type and\n"
+          "values of URLs are masked. Keys marked \"restart to change\" keep their\n"
+          "running value at a reload (SIGHUP); every other key, targets included,\n"
+          "changes with it. Exit 1 with the file, key and reason of every problem\n"
+          "found. --keys prints every key the config takes (section, type and\n"
           "bounds, default, what it does) without reading a config.\n\n"
           "examples:\n  mews-relay -c /etc/mews-relay/mews-relay.ini check-config\n"
           "  mews-relay check-config --keys\n",

@@ -124,9 +124,40 @@ int show(const GlobalOptions& options, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// `dlq purge --from S`: the waiting and dead work of a target removed from the configuration.
+int purgeRemovedTarget(const GlobalOptions& options, const Flags& flags, const std::string& from) {
+  if (flags.value("--older-than")) throw UsageError("--from and --older-than do not go together");
+  const config::Settings settings = operatorSettings(options);
+  if (isConfigured(settings, from))
+    throw std::runtime_error(
+        fmt::format("target '{}' is in {}: its work is its own; remove the target and reload before purging its work",
+                    from, settings.source_file));
+  const bool dry_run = flags.has("--dry-run");
+  bool via_relay = false;
+  const std::int64_t count = applyChange(
+      settings,
+      {[from, dry_run](journal::Journal& journal) { return journal::purgeTargetWork(journal, from, dry_run); },
+       fmt::format("/admin/purge?from={}{}", from, dry_run ? "&dry_run=1" : "")},
+      via_relay);
+  if (flags.has("--json"))
+    std::cout << std::move(json::Writer()
+                               .beginObject()
+                               .field("purged", count)
+                               .field("dry_run", dry_run)
+                               .field("via_relay", via_relay)
+                               .endObject())
+                     .text()
+              << "\n";
+  else
+    std::cout << fmt::format("{} {} deliver{} of {}{}\n", dry_run ? "would purge" : "purged", count,
+                             count == 1 ? "y" : "ies", from, via_relay ? " (through the running relay)" : "");
+  return kExitOk;
+}
+
 int purge(const GlobalOptions& options, const std::vector<std::string>& args) {
-  const Flags flags(args, {"--older-than"}, {"--dry-run", "--json"});
+  const Flags flags(args, {"--older-than", "--from"}, {"--dry-run", "--json"});
   expectNoArguments(flags.positionals());
+  if (const auto from = flags.value("--from")) return purgeRemovedTarget(options, flags, *from);
   std::optional<std::int64_t> older_than;
   if (const auto value = flags.value("--older-than")) older_than = parseDurationArg("--older-than", *value);
   const bool dry_run = flags.has("--dry-run");
@@ -173,19 +204,21 @@ Command dlqCommand() {
   return {"dlq", "dead letters: list, show ID, purge",
           "usage: mews-relay [-c FILE] dlq list [--target T] [--since TIME] [--limit N] [--json]\n"
           "       mews-relay [-c FILE] dlq show ID [--json]\n"
-          "       mews-relay [-c FILE] dlq purge [--older-than DURATION] [--dry-run] [--json]\n\n"
+          "       mews-relay [-c FILE] dlq purge [--older-than DURATION] [--dry-run] [--json]\n"
+          "       mews-relay [-c FILE] dlq purge --from S [--dry-run] [--json]\n\n"
           "list   the dead letters, newest first (default limit 100): id, target, event\n"
           "       types, attempts, died at, reason, last error\n"
           "show   one dead letter whole: payload, headers sent, every attempt\n"
           "purge  deletes dead letters (all, or those that died longer ago than DURATION);\n"
-          "       asks nothing, prints how many\n"
+          "       asks nothing, prints how many. --from S deletes instead the waiting and\n"
+          "       dead work of S, a target removed from the configuration (see status)\n"
           "TIME is ISO 8601 (2026-11-27T10:00:00Z) or an age (2h, 3d). Safe while the relay\n"
           "runs: purge then goes through the relay's admin listener, presenting the\n"
           "credential the relay wrote to <journal>.admin (its operators can read it).\n"
           "Text from outside (answers, errors, event types, payload) is shown with\n"
           "control characters escaped (\\x1b); --json keeps it exact.\n\n"
           "examples:\n  mews-relay dlq list --target pms --since 1d\n  mews-relay dlq show 42\n"
-          "  mews-relay dlq purge --older-than 30d --dry-run\n",
+          "  mews-relay dlq purge --older-than 30d --dry-run\n  mews-relay dlq purge --from old_pms --dry-run\n",
           runDlq};
 }
 

@@ -3,6 +3,7 @@
 // last error; then the journal's size (journal::journalDiskBytes: the file,
 // its WAL and its shared-memory index, as /metrics reports it) and totals.
 #include <fmt/format.h>
+#include <algorithm>
 #include <iostream>
 
 #include "cli.h"
@@ -23,7 +24,17 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   const std::int64_t now = SystemClock::instance().wallMillis();
   std::vector<std::string> names;
   for (const auto& target : settings.targets) names.push_back(target.name);
-  const auto targets = journal::targetStatus(reader, names, now);
+  auto targets = journal::targetStatus(reader, names, now);
+  // A target removed from the configuration whose work still waits: shown, not hidden.
+  std::vector<std::string> unknown;
+  for (const auto& work : journal::unknownTargets(reader, names)) unknown.push_back(work.target);
+  for (auto& status : journal::targetStatus(reader, unknown, now)) {
+    status.circuit = "unknown target";
+    targets.push_back(std::move(status));
+  }
+  auto configured = [&](const journal::TargetStatus& t) {
+    return std::find(names.begin(), names.end(), t.target) != names.end();
+  };
   const auto totals = journal::journalTotals(reader);
   const std::uint64_t bytes = journal::journalDiskBytes(settings.journal.path);
   auto oldestAge = [&](const journal::TargetStatus& t) -> std::optional<std::int64_t> {
@@ -43,8 +54,9 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
           .field("delivered_24h", t.delivered_24h)
           .field("dead", t.dead)
           .field("oldest_pending_age_s", age ? std::optional<std::int64_t>(*age / 1000) : std::nullopt)
-          .field("circuit", t.circuit)
+          .field("circuit", configured(t) ? t.circuit : "unknown")
           .field("last_error", t.last_error)
+          .field("configured", configured(t))
           .endObject();
     }
     out.endArray()
@@ -57,6 +69,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
         .field("events", totals.events)
         .field("deliveries", totals.deliveries)
         .field("dead_letters", totals.dead_letters)
+        .field("unrouted_batches", totals.unrouted_batches)
         .endObject()
         .endObject();
     std::cout << out.text() << "\n";
@@ -70,10 +83,15 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   }
   printTable({"TARGET", "PENDING", "IN FLIGHT", "DELIVERED 24H", "DEAD", "OLDEST PENDING", "CIRCUIT", "LAST ERROR"},
              rows);
+  for (const auto& name : unknown)
+    std::cout << fmt::format(
+        "\ntarget {0} is not in {1}; its work stays in the journal until you add [target.{0}] back, move it\n"
+        "(mews-relay replay --from {0} --to TARGET) or delete it (mews-relay dlq purge --from {0})\n",
+        name, settings.source_file);
   std::cout << fmt::format(
-      "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters\n",
+      "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters, {} unrouted\n",
       settings.journal.path, static_cast<double>(bytes) / (1024.0 * 1024.0), totals.schema_version, totals.batches,
-      totals.events, totals.deliveries, totals.dead_letters);
+      totals.events, totals.deliveries, totals.dead_letters, totals.unrouted_batches);
   return kExitOk;
 }
 
@@ -84,6 +102,8 @@ Command statusCommand() {
           "usage: mews-relay [-c FILE] status [--json]\n\n"
           "Per target: pending (waiting or due for retry), in flight, delivered in the\n"
           "last 24 h, dead, age of the oldest waiting work, circuit state, last error;\n"
+          "a target no longer configured whose work still waits is listed as an\n"
+          "\"unknown target\";\n"
           "then the journal's size and totals. Reads the journal read-only: safe while\n"
           "the relay runs.\n\n"
           "example:\n  mews-relay -c /etc/mews-relay/mews-relay.ini status\n",

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
         return kExitUsage;
       }
       mews::log::setLevel(*parsed);
+      options.log_level_given = true;
     } else if (arg == "-h" || arg == "--help") {
       printUsage(std::cout);
       return kExitOk;

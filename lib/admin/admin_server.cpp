@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <mutex>
 
 #include "admin/credential.h"
 #include "admin/request_guard.h"
@@ -36,6 +37,13 @@ struct AdminServer::Shared {
   std::string bound_host;  // set once bound, before the first request
   std::uint16_t port = 0;
   std::shared_ptr<console::Console> console;
+  mutable std::mutex targets_mutex;
+  std::vector<std::string> targets;  // of the running configuration (a reload changes them)
+
+  [[nodiscard]] bool configured(const std::string& name) const {
+    const std::lock_guard lock(targets_mutex);
+    return std::find(targets.begin(), targets.end(), name) != targets.end();
+  }
 };
 
 namespace {
@@ -211,8 +219,11 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
   void replay(Poco::Net::HTTPServerResponse& response, const Query& query) const {
     const bool dry_run = query.count("dry_run") != 0;
     const std::int64_t now = shared_->clock.wallMillis();
-    if (const auto ids_text = text(query, "ids")) return replayIds(response, *ids_text, now, dry_run);
+    const auto to = text(query, "to");
+    if (to && !shared_->configured(*to)) return notConfigured(response, *to);
+    if (const auto ids_text = text(query, "ids")) return replayIds(response, *ids_text, to, now, dry_run);
     if (const auto since = number(query, "received_since_ms")) {
+      if (to) throw std::invalid_argument("to goes with ids or from, not with received_since_ms");
       const auto target = text(query, "target");
       if (!target) throw std::invalid_argument("target is required");
       const auto until = number(query, "until_ms");
@@ -223,12 +234,36 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
           },
           !dry_run);
     }
-    throw std::invalid_argument("say ids or received_since_ms");
+    if (const auto from = text(query, "from")) {
+      if (!to) throw std::invalid_argument("from needs to");
+      if (shared_->configured(*from)) return stillConfigured(response, *from);
+      return apply(
+          response,
+          [from = *from, to = *to, now, dry_run](journal::Journal& journal) {
+            return journal::retargetWork(journal, from, to, now, dry_run);
+          },
+          !dry_run);
+    }
+    throw std::invalid_argument("say ids, received_since_ms or from");
+  }
+
+  // 409: `to` must be a target of the running configuration.
+  static void notConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
+    send(response, HTTPResponse::HTTP_CONFLICT,
+         errorJson(fmt::format("no target '{}' in the running configuration (reload it first?)", target)));
+  }
+
+  // 409: `from` must not be one (its work belongs to it while it is configured).
+  static void stillConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
+    send(response, HTTPResponse::HTTP_CONFLICT,
+         errorJson(fmt::format(
+             "target '{}' is in the running configuration: its work is its own; remove it and reload first", target)));
   }
 
   // All or nothing: an unknown id refuses the whole request (404, naming them).
-  void replayIds(Poco::Net::HTTPServerResponse& response, const std::string& ids_text, std::int64_t now,
-                 bool dry_run) const {
+  // With `to`, the dead letters are re-targeted to it instead of replayed.
+  void replayIds(Poco::Net::HTTPServerResponse& response, const std::string& ids_text,
+                 const std::optional<std::string>& to, std::int64_t now, bool dry_run) const {
     std::vector<std::int64_t> ids;
     for (const auto& one : text::splitList(ids_text)) {
       std::int64_t id = 0;
@@ -239,9 +274,10 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     if (ids.empty()) throw std::invalid_argument("ids names no id");
     auto unknown = std::make_shared<std::vector<std::int64_t>>();
     const auto outcome = shared_->writer
-                             .submit([ids, unknown, now, dry_run](journal::Journal& journal) -> std::int64_t {
+                             .submit([ids, unknown, to, now, dry_run](journal::Journal& journal) -> std::int64_t {
                                *unknown = journal::unknownDeadLetters(journal, ids);
                                if (!unknown->empty()) return 0;
+                               if (to) return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
                                return journal::replayDeadLetters(journal, ids, now, dry_run);
                              })
                              .get();
@@ -260,6 +296,15 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
 
   void purge(Poco::Net::HTTPServerResponse& response, const Query& query) const {
     const bool dry_run = query.count("dry_run") != 0;
+    if (const auto from = text(query, "from")) {
+      if (shared_->configured(*from)) return stillConfigured(response, *from);
+      return apply(
+          response,
+          [from = *from, dry_run](journal::Journal& journal) {
+            return journal::purgeTargetWork(journal, from, dry_run);
+          },
+          false);
+    }
     const auto older_than = number(query, "older_than_ms");
     std::optional<std::int64_t> cutoff;
     if (older_than) cutoff = shared_->clock.wallMillis() - *older_than;
@@ -299,15 +344,10 @@ Poco::Net::ServerSocket adminSocket(const config::AdminSettings& admin) {
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
                          std::string credential, std::function<void()> on_requeued,
                          std::function<std::string()> render_metrics, std::shared_ptr<console::Console> console)
-    : shared_(std::make_shared<Shared>(Shared{settings,
-                                              writer,
-                                              clock,
-                                              std::move(credential),
-                                              std::move(on_requeued),
-                                              std::move(render_metrics),
-                                              {},
-                                              0,
-                                              std::move(console)})) {
+    : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(credential), std::move(on_requeued),
+                                       std::move(render_metrics), std::string{}, std::uint16_t{0},
+                                       std::move(console))) {
+  for (const auto& target : settings.targets) shared_->targets.push_back(target.name);
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
   tls_ = !settings.admin.tls_certificate.empty();
@@ -336,6 +376,11 @@ void AdminServer::stop() {
   if (stopped_) return;
   stopped_ = true;
   server_->stopAll(false);
+}
+
+void AdminServer::setTargets(std::vector<std::string> names) {
+  const std::lock_guard lock(shared_->targets_mutex);
+  shared_->targets = std::move(names);
 }
 
 std::string AdminServer::address() const {

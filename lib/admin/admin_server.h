@@ -8,9 +8,15 @@
 //   GET  /metrics                      Prometheus text format (relay/metrics_page.h)
 //   POST /admin/replay?ids=1,2[&dry_run=1]
 //   POST /admin/replay?received_since_ms=..[&until_ms=..]&target=T[&dry_run=1]
+//   POST /admin/replay?ids=1,2&to=T[&dry_run=1]   dead letters re-targeted to T
+//   POST /admin/replay?from=S&to=T[&dry_run=1]    a removed target's work to T
 //   POST /admin/purge?[older_than_ms=..][&dry_run=1]
+//   POST /admin/purge?from=S[&dry_run=1]          a removed target's work, deleted
 //   /  and /console/...                the operator console (lib/console), with
 //                                      its own sign-in
+//
+// `to` must be a target of the running configuration, `from` must not be one
+// (its work belongs to it while it is configured): 409 otherwise.
 //
 // With [admin] tls_certificate set the listener speaks only HTTPS (TLS 1.2+).
 //
@@ -30,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "config/config.h"
@@ -56,6 +63,8 @@ class AdminServer {
   // Where the CLI reaches it: "127.0.0.1:PORT" ("[::1]:PORT"), the bound port;
   // a wildcard listener is reached on loopback.
   [[nodiscard]] std::string address() const;
+  // The running configuration's target names (a reload changes them).
+  void setTargets(std::vector<std::string> names);
   [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;

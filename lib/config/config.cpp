@@ -100,6 +100,20 @@ bool isIdentifier(std::string_view text) {
   });
 }
 
+// `*`, or a list of Mews ids (GUIDs), kept lowercased: Mews writes them in
+// lowercase, and an operator's copy in capitals must still match.
+std::vector<std::string> idFilter(std::string_view text) {
+  if (text == "*") return {};
+  auto ids = text::splitList(text);
+  if (ids.empty()) throw ValueError{"use * or list at least one id"};
+  for (auto& id : ids) {
+    if (id == "*") throw ValueError{"* stands alone; it cannot be part of a list"};
+    if (!isIdentifier(id)) throw ValueError{fmt::format("'{}' is not an id (letters, digits, '-', '_', '.')", id)};
+    id = lower(id);
+  }
+  return ids;
+}
+
 // Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
 void checkSigningSecret(std::string_view text) {
   constexpr std::string_view kPrefix = "whsec_";
@@ -182,6 +196,12 @@ const std::vector<KeySpec>& keySpecs() {
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_certificate = v; }},
       {"server", "tls_private_key", "file (PEM)", "", false, false, "the private key of tls_certificate",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_private_key = v; }},
+      {"server", "resend_window", "duration 0s..1d", "1h", false, false,
+       "a byte-identical post for the same IntegrationId of a batch committed after the relay answered 503 is"
+       " answered 202 with that batch's id within this (0s: off); nothing else is deduplicated",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.server.resend_window = durationIn(v, Millis{0}, kDay);
+       }},
       {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
@@ -240,6 +260,13 @@ const std::vector<KeySpec>& keySpecs() {
        }},
       {"delivery", "workers", "count 1..256", "8", false, false, "threads delivering to targets, shared by all targets",
        [](Settings& s, TargetSettings*, std::string_view v) { s.delivery.workers = countIn(v, 1, 256); }},
+      {"log", "level", "debug | info | warn | error", "info", false, false,
+       "the least severe log lines written; serve --log-level overrides it",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         const auto level = log::parseLevel(v);
+         if (!level) throw ValueError{fmt::format("'{}' is not debug, info, warn or error", v)};
+         s.log.level = *level;
+       }},
       {"target", "url", "http(s) URL", "", true, false, "where deliveries are POSTed",
        [](Settings&, TargetSettings* t, std::string_view v) {
          try {
@@ -275,6 +302,12 @@ const std::vector<KeySpec>& keySpecs() {
            if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
          t->events = std::move(events);
        }},
+      {"target", "enterprises", "* or list of ids", "*", false, false,
+       "* or a comma-separated list of EnterpriseIds (properties) whose batches this target wants",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->enterprises = idFilter(v); }},
+      {"target", "integrations", "* or list of ids", "*", false, false,
+       "* or a comma-separated list of IntegrationIds whose batches this target wants",
+       [](Settings&, TargetSettings* t, std::string_view v) { t->integrations = idFilter(v); }},
       {"target", "timeout", "duration 100ms..5m", "10s", false, false,
        "connect plus whole-request limit for one attempt",
        [](Settings&, TargetSettings* t, std::string_view v) { t->timeout = durationIn(v, 100 * kMs, 300 * kSecond); }},
@@ -343,6 +376,7 @@ class Loader {
     applyDefaults("console", nullptr);
     applyDefaults("journal", nullptr);
     applyDefaults("delivery", nullptr);
+    applyDefaults("log", nullptr);
 
     Poco::Util::AbstractConfiguration::Keys sections;
     ini_.keys("", sections);
@@ -350,7 +384,8 @@ class Loader {
       const std::string name = lower(section);
       if (name == "target") {
         loadTargets(section);
-      } else if (name == "server" || name == "admin" || name == "console" || name == "journal" || name == "delivery") {
+      } else if (name == "server" || name == "admin" || name == "console" || name == "journal" || name == "delivery" ||
+                 name == "log") {
         loadSection(section, name, nullptr);
       } else if (name != "system" && name != "application") {
         fail(section, "", "unknown section");
@@ -401,6 +436,14 @@ class Loader {
     if (const auto open = value.find("${"); open != std::string::npos) {
       const auto close = value.find('}', open);
       const std::string ref = value.substr(open + 2, close == value.npos ? value.npos : close - open - 2);
+      constexpr std::string_view kFile = "file:";
+      if (ref.rfind(kFile, 0) == 0 && open == 0 && close == value.size() - 1) {
+        if (secret && secrets_ == Secrets::Optional) {
+          given_[std::string(label) + "." + std::string(key)] = "";
+          return std::nullopt;
+        }
+        return fileValue(ref.substr(kFile.size()), label, key);
+      }
       constexpr std::string_view kEnv = "system.env.";
       if (ref.rfind(kEnv, 0) == 0 && secret && secrets_ == Secrets::Optional) {
         // An operator's command does not need the secrets the serving process
@@ -411,10 +454,30 @@ class Loader {
       if (ref.rfind(kEnv, 0) == 0)
         fail(label, key, fmt::format("environment variable {} is not set", ref.substr(kEnv.size())));
       else
-        fail(label, key, fmt::format("cannot expand ${{{}}}; only ${{system.env.NAME}} is supported", ref));
+        fail(label, key,
+             fmt::format(
+                 "cannot expand ${{{}}}; only ${{system.env.NAME}} and a whole value ${{file:PATH}} are supported",
+                 ref));
       return std::nullopt;
     }
     return value;
+  }
+
+  // ${file:PATH}: the value is the file's content, one line (a trailing
+  // newline dropped). Read at every load, so a reload picks up a rotated secret.
+  std::optional<std::string> fileValue(const std::string& path, std::string_view label, std::string_view key) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+      fail(label, key, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+      return std::nullopt;
+    }
+    std::string content((std::istreambuf_iterator<char>(file)), {});
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
+    if (content.find_first_of("\r\n") != std::string::npos) {
+      fail(label, key, fmt::format("{} must hold one line", path));
+      return std::nullopt;
+    }
+    return std::string(trim(content));
   }
 
   void loadSection(const std::string& section, std::string_view canonical, TargetSettings* target) {
@@ -547,7 +610,8 @@ void fillEffective(Settings& settings, const std::map<std::string, std::string>&
   for (const auto& spec : keySpecs()) {
     if (spec.section == "target") continue;
     const std::string section(spec.section);
-    settings.effective.push_back({section, std::string(spec.name), maskedValue(spec, lookup(section, spec.name))});
+    settings.effective.push_back({section, std::string(spec.name), maskedValue(spec, lookup(section, spec.name)),
+                                  restartOnly(section, spec.name)});
   }
   for (const auto& target : settings.targets) {
     const std::string label = "target." + target.name;
@@ -575,6 +639,36 @@ Settings loadFrom(Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini, const std
 
 bool TargetSettings::accepts(std::string_view discriminator) const {
   return events.empty() || std::find(events.begin(), events.end(), discriminator) != events.end();
+}
+
+bool restartOnly(std::string_view section, std::string_view key) {
+  static const std::set<std::pair<std::string_view, std::string_view>> kRestartOnly{{"server", "listen"},
+                                                                                    {"server", "max_connections"},
+                                                                                    {"server", "request_timeout"},
+                                                                                    {"server", "min_body_rate"},
+                                                                                    {"server", "tls_certificate"},
+                                                                                    {"server", "tls_private_key"},
+                                                                                    {"server", "resend_window"},
+                                                                                    {"admin", "listen"},
+                                                                                    {"admin", "tls_certificate"},
+                                                                                    {"admin", "tls_private_key"},
+                                                                                    {"console", "password_hash"},
+                                                                                    {"console", "password"},
+                                                                                    {"console", "session_lifetime"},
+                                                                                    {"console", "host_names"},
+                                                                                    {"journal", "path"},
+                                                                                    {"journal", "min_free"},
+                                                                                    {"journal", "max_size"},
+                                                                                    {"delivery", "workers"}};
+  return kRestartOnly.count({section, key}) != 0;
+}
+
+bool TargetSettings::acceptsProperty(const std::optional<std::string>& enterprise_id,
+                                     const std::optional<std::string>& integration_id) const {
+  auto listed = [](const std::vector<std::string>& filter, const std::optional<std::string>& id) {
+    return filter.empty() || (id && std::find(filter.begin(), filter.end(), lower(*id)) != filter.end());
+  };
+  return listed(enterprises, enterprise_id) && listed(integrations, integration_id);
 }
 
 Settings parseSettings(const std::string& ini_text, const std::string& name, Secrets secrets) {

@@ -10,11 +10,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "common/units.h"
 
 namespace mews::config {
@@ -34,6 +36,7 @@ struct ServerSettings {
   std::uint64_t min_body_rate = 0;  // bytes/s a body must average after its first second; 0: off
   std::string tls_certificate;      // PEM; set together with tls_private_key, or neither
   std::string tls_private_key;
+  Millis resend_window{};  // a byte-identical resend of a batch committed after a 503 is recognised within this; 0: off
 };
 
 struct AdminSettings {
@@ -65,6 +68,10 @@ struct DeliverySettings {
   int workers = 0;
 };
 
+struct LogSettings {
+  log::Level level = log::Level::Info;  // `serve --log-level` overrides it
+};
+
 enum class DeliveryMode { Batch, Event };
 
 // Which 307/308 redirects a target's deliveries follow.
@@ -78,7 +85,9 @@ struct TargetSettings {
   std::string name;
   std::string url;
   DeliveryMode mode = DeliveryMode::Batch;
-  std::vector<std::string> events;  // empty: every event ("*")
+  std::vector<std::string> events;        // empty: every event ("*")
+  std::vector<std::string> enterprises;   // EnterpriseIds, lowercased; empty: every property ("*")
+  std::vector<std::string> integrations;  // IntegrationIds, lowercased; empty: every integration ("*")
   Millis timeout{};
   int max_attempts = 0;
   Millis backoff_min{};
@@ -89,9 +98,16 @@ struct TargetSettings {
   std::vector<std::pair<std::string, std::string>> headers;
   RedirectPolicy redirects = RedirectPolicy::SameOrigin;
 
+  // A reload compares a target's old and new settings.
+  bool operator==(const TargetSettings&) const = default;
+
   [[nodiscard]] bool acceptsAllEvents() const { return events.empty(); }
   // True when the target's filter lets `discriminator` (or an Action) through.
   [[nodiscard]] bool accepts(std::string_view discriminator) const;
+  // True when the target wants batches of this property and integration. A
+  // filtered target never gets a batch that does not name the id it filters on.
+  [[nodiscard]] bool acceptsProperty(const std::optional<std::string>& enterprise_id,
+                                     const std::optional<std::string>& integration_id) const;
 };
 
 // One line of `check-config`: the effective value, secrets already masked.
@@ -99,6 +115,7 @@ struct EffectiveSetting {
   std::string section;
   std::string key;
   std::string value;
+  bool restart_only = false;  // a reload (SIGHUP) cannot change it; see restartOnly()
 };
 
 struct Settings {
@@ -108,6 +125,7 @@ struct Settings {
   ConsoleSettings console;
   JournalSettings journal;
   DeliverySettings delivery;
+  LogSettings log;
   std::vector<TargetSettings> targets;
   std::vector<EffectiveSetting> effective;
 };
@@ -116,6 +134,12 @@ struct Settings {
 // operator's commands (status, dlq, replay, migrate), which use none, may run
 // without the environment variables that hold them.
 enum class Secrets { Required, Optional };
+
+// Keys a running relay cannot change on reload (listeners, their limits, TLS,
+// the console's sign-in, the journal, the worker pool): a changed value waits
+// for a restart.
+// Everything else, [target.*] included, applies at the reload.
+[[nodiscard]] bool restartOnly(std::string_view section, std::string_view key);
 
 // Reads and validates `path`. Throws ConfigError.
 Settings loadSettings(const std::string& path, Secrets secrets = Secrets::Required);

@@ -422,12 +422,21 @@ void Console::sampleLoop() {
   }
 }
 
+std::vector<std::string> Console::targetNames() const {
+  std::vector<std::string> names;
+  if (targets_) {
+    for (const auto& snapshot : targets_()) names.push_back(snapshot.name);
+  } else {
+    for (const auto& target : settings_.targets) names.push_back(target.name);
+  }
+  return names;
+}
+
 void Console::overview(Request& r, const Session& session) {
   int hours = 6;
   if (const auto asked = r.query.get("hours")) hours = *asked == "1" ? 1 : *asked == "24" ? 24 : 6;
   journal::Journal reader(settings_.journal.path, {0, true});
-  std::vector<std::string> names;
-  for (const auto& target : settings_.targets) names.push_back(target.name);
+  const std::vector<std::string> names = targetNames();
 
   pages::Overview view;
   view.now_ms = r.now_ms;
@@ -539,7 +548,7 @@ void Console::deadLetterList(Request& r, const Session& session) {
   pages::DeadLetterList view;
   view.now_ms = r.now_ms;
   const auto query = queryOf(r.query, r.now_ms, view.filter, view.filter_error);
-  for (const auto& target : settings_.targets) view.targets.push_back(target.name);
+  view.targets = targetNames();
   std::optional<journal::DeadLetterCursor> older;
   std::optional<journal::DeadLetterCursor> newer;
   const auto older_at = r.query.get("older_at");

@@ -127,6 +127,9 @@ class Console {
   ActivityCache activity(journal::Journal& reader, std::int64_t now_ms);
   std::vector<std::pair<std::string, std::uint64_t>> rejectionsSince(std::int64_t since_ms) const;
   std::vector<std::uint64_t> rejectionCounts() const;
+  // The running configuration's targets: the delivery engine's, which a reload
+  // (SIGHUP) changes; the configuration's at start when there is no engine.
+  [[nodiscard]] std::vector<std::string> targetNames() const;
   void sampleLoop();
 
   config::Settings settings_;

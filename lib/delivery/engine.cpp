@@ -55,11 +55,99 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
       worker_count_(settings.delivery.workers),
       random_(std::random_device{}()) {
   for (const auto& target : settings.targets) {
-    Target runtime;
-    runtime.settings = target;
-    runtime.client = std::make_unique<TargetClient>(target, watchdog_);
+    auto runtime = std::make_shared<Target>();
+    runtime->config = makeConfig(target);
     targets_.push_back(std::move(runtime));
   }
+}
+
+std::shared_ptr<const DeliveryEngine::TargetConfig> DeliveryEngine::makeConfig(const config::TargetSettings& settings) {
+  auto config = std::make_shared<TargetConfig>();
+  config->settings = settings;
+  config->client = std::make_unique<TargetClient>(settings, watchdog_);
+  return config;
+}
+
+void DeliveryEngine::reconfigure(const config::Settings& settings) {
+  {
+    const std::lock_guard lock(mutex_);
+    reload_ = std::make_shared<const config::Settings>(settings);
+    woken_ = true;
+  }
+  dispatcher_wake_.notify_one();
+}
+
+void DeliveryEngine::applyReload() {
+  std::shared_ptr<const config::Settings> next;
+  std::vector<std::shared_ptr<Target>> current;
+  {
+    const std::lock_guard lock(mutex_);
+    next.swap(reload_);
+    current = targets_;
+  }
+  if (!next) return;
+  auto find = [](const std::vector<std::shared_ptr<Target>>& in, const std::string& name) {
+    const auto it = std::find_if(in.begin(), in.end(), [&](const auto& t) { return t->config->settings.name == name; });
+    return it == in.end() ? nullptr : *it;
+  };
+  // Built before taking the lock (a client may set up TLS); unchanged targets
+  // keep their config, and with it their kept-alive connections.
+  std::vector<std::pair<std::shared_ptr<Target>, std::shared_ptr<const TargetConfig>>> wanted;
+  std::vector<std::string> added, changed, removed;
+  for (const auto& settings : next->targets) {
+    auto target = find(current, settings.name);
+    if (target && target->config->settings == settings) {
+      wanted.emplace_back(target, target->config);
+      continue;
+    }
+    std::shared_ptr<const TargetConfig> config;
+    try {
+      config = makeConfig(settings);
+    } catch (const std::exception& e) {
+      log::error("delivery", "cannot apply a target's new settings; it keeps its previous ones",
+                 {{"target", settings.name}, {"error", e.what()}});
+      if (target) wanted.emplace_back(target, target->config);
+      continue;
+    }
+    (target ? changed : added).push_back(settings.name);
+    wanted.emplace_back(target ? target : std::make_shared<Target>(), std::move(config));
+  }
+  for (const auto& target : current) {
+    const std::string& name = target->config->settings.name;
+    if (std::none_of(next->targets.begin(), next->targets.end(), [&](const auto& t) { return t.name == name; }))
+      removed.push_back(name);
+  }
+
+  std::vector<std::int64_t> unsent;
+  {
+    const std::lock_guard lock(mutex_);
+    targets_.clear();
+    for (auto& [target, config] : wanted) {
+      // A new url is another server: its circuit starts closed.
+      if (target->config && target->config->settings.url != config->settings.url) target->circuit = CircuitBreaker{};
+      target->config = std::move(config);
+      targets_.push_back(std::move(target));
+    }
+    // Claimed for a removed target and not sent yet: back to pending, where it
+    // waits under the target's name.
+    for (auto it = work_.begin(); it != work_.end();) {
+      if (std::find(removed.begin(), removed.end(), it->config->settings.name) == removed.end()) {
+        ++it;
+        continue;
+      }
+      unsent.push_back(it->due.id);
+      it->target->in_flight--;
+      it = work_.erase(it);
+    }
+    retention_ = next->journal.retention;
+  }
+  // A release that does not commit is kept in unreleased_ and settled before the next claim.
+  if (!unsent.empty()) release(unsent);
+  auto joined = [](const std::vector<std::string>& names) {
+    return names.empty() ? std::string("-") : text::joinList(names);
+  };
+  log::info("delivery", "targets reloaded",
+            {{"added", joined(added)}, {"changed", joined(changed)}, {"removed", joined(removed)}});
 }
 
 DeliveryEngine::~DeliveryEngine() {
@@ -134,8 +222,8 @@ std::vector<TargetSnapshot> DeliveryEngine::targets() const {
   const std::lock_guard lock(mutex_);
   std::vector<TargetSnapshot> out;
   for (const auto& target : targets_)
-    out.push_back({target.settings.name, target.metrics.get(), target.circuit.state(), target.in_flight,
-                   target.circuit.consecutiveFailures(), target.last_error});
+    out.push_back({target->config->settings.name, target->metrics, target->circuit.state(), target->in_flight,
+                   target->circuit.consecutiveFailures(), target->last_error});
   return out;
 }
 
@@ -182,6 +270,7 @@ void DeliveryEngine::dispatchLoop() {
       // was removed (journal/writer.h); the old connection would read the old file.
       if (reader && reader->anotherFileAtPath()) reader.reset();
       if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
+      applyReload();
       const std::int64_t now = clock_.wallMillis();
       maintain(now);
       if (!settleUnreleased()) throw std::runtime_error("claimed deliveries not yet released");
@@ -199,17 +288,17 @@ void DeliveryEngine::dispatchLoop() {
 }
 
 bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) {
-  std::vector<std::pair<std::size_t, journal::DueDelivery>> candidates;
-  for (std::size_t t = 0; t < targets_.size(); ++t) {
+  // targets_ changes only on this thread (applyReload), so it is read here without the lock.
+  std::vector<std::pair<std::shared_ptr<Target>, journal::DueDelivery>> candidates;
+  for (const auto& target : targets_) {
     int admitted = 0;
     {
       const std::lock_guard lock(mutex_);
-      Target& target = targets_[t];
-      admitted = target.circuit.admits(kClaimAhead * target.settings.concurrency - target.in_flight, now_ms);
+      admitted = target->circuit.admits(kClaimAhead * target->config->settings.concurrency - target->in_flight, now_ms);
     }
     if (admitted <= 0) continue;
-    for (auto& due : journal::selectDue(reader, targets_[t].settings.name, now_ms, admitted))
-      candidates.emplace_back(t, std::move(due));
+    for (auto& due : journal::selectDue(reader, target->config->settings.name, now_ms, admitted))
+      candidates.emplace_back(target, std::move(due));
   }
   if (candidates.empty()) return false;
 
@@ -233,11 +322,11 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
 
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)
-    auto& [t, due] = candidates[i];
-    WorkItem item{std::move(due), t, {}, false};
+    auto& [target, due] = candidates[i];
+    WorkItem item{std::move(due), target, target->config, {}, false};
     try {
       const auto batch = journal::loadBatch(reader, item.due.batch_id);
-      item.body = buildBody(batch.kind, batch.body, item.due.event_seq, targets_[t].settings);
+      item.body = buildBody(batch.kind, batch.body, item.due.event_seq, item.config->settings);
     } catch (const journal::SqliteError& e) {
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
@@ -255,10 +344,9 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     }
     {
       const std::lock_guard lock(mutex_);
-      Target& target = targets_[t];
-      item.probe = target.circuit.state() != CircuitState::Closed;
-      target.circuit.onDispatch(now_ms);
-      target.in_flight++;
+      item.probe = target->circuit.state() != CircuitState::Closed;
+      target->circuit.onDispatch(now_ms);
+      target->in_flight++;
       work_.push_back(std::move(item));
     }
     work_ready_.notify_one();
@@ -267,12 +355,14 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
 }
 
 void DeliveryEngine::maintain(std::int64_t now_ms) {
-  for (auto& target : targets_) {
+  for (const auto& target_ptr : targets_) {
+    Target& target = *target_ptr;
     if (now_ms < target.next_expire_ms) continue;
     target.next_expire_ms = now_ms + kExpireEveryMs;
-    const std::string name = target.settings.name;
-    const std::string filter = eventFilter(target.settings);
-    const std::int64_t cutoff = now_ms - target.settings.max_age.count();
+    const config::TargetSettings& settings = target.config->settings;
+    const std::string name = settings.name;
+    const std::string filter = eventFilter(settings);
+    const std::int64_t cutoff = now_ms - settings.max_age.count();
     const auto expired = writer_
                              .submit([name, filter, cutoff, now_ms](journal::Journal& journal) {
                                return journal::expireOld(journal, name, filter, cutoff, now_ms, kExpireStep);
@@ -306,12 +396,12 @@ std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std
     int free_slots = 0;
     {
       const std::lock_guard lock(mutex_);
-      state = target.circuit.state();
-      probe_at = target.circuit.probeAtMs();
-      free_slots = kClaimAhead * target.settings.concurrency - target.in_flight;
+      state = target->circuit.state();
+      probe_at = target->circuit.probeAtMs();
+      free_slots = kClaimAhead * target->config->settings.concurrency - target->in_flight;
     }
     if (free_slots <= 0 || state == CircuitState::HalfOpen) continue;  // a worker's completion wakes us
-    const auto next_due = journal::nextDueMs(reader, target.settings.name);
+    const auto next_due = journal::nextDueMs(reader, target->config->settings.name);
     if (!next_due) continue;
     const std::int64_t at = state == CircuitState::Open ? std::max(*next_due, probe_at) : *next_due;
     wait_ms = std::min(wait_ms, std::max<std::int64_t>(at - now_ms, 1));
@@ -340,18 +430,18 @@ void DeliveryEngine::workerLoop() {
       work_ready_.wait(lock, [&] {
         if (stopping_) return true;
         sendable = std::find_if(work_.begin(), work_.end(), [&](const WorkItem& queued) {
-          const Target& target = targets_[queued.target];
-          return target.sending < target.settings.concurrency;
+          const Target& target = *queued.target;
+          return target.sending < target.config->settings.concurrency;
         });
         return sendable != work_.end();
       });
       if (stopping_) return;  // what is still queued is released by stop()
       item = std::move(*sendable);
       work_.erase(sendable);
-      targets_[item.target].sending++;
+      item.target->sending++;
       // Claimed while the circuit was closed, and it opened since: not sent,
       // no attempt spent; back to pending, where the probe paces it.
-      held_back = !item.probe && targets_[item.target].circuit.state() != CircuitState::Closed;
+      held_back = !item.probe && item.target->circuit.state() != CircuitState::Closed;
     }
     if (held_back) release({item.due.id});
     try {
@@ -364,8 +454,8 @@ void DeliveryEngine::workerLoop() {
     }
     {
       const std::lock_guard lock(mutex_);
-      targets_[item.target].in_flight--;
-      targets_[item.target].sending--;
+      item.target->in_flight--;
+      item.target->sending--;
       woken_ = true;
     }
     dispatcher_wake_.notify_one();
@@ -374,8 +464,7 @@ void DeliveryEngine::workerLoop() {
 }
 
 void DeliveryEngine::deliver(WorkItem& item) {
-  const Target& target = targets_[item.target];
-  const config::TargetSettings& settings = target.settings;
+  const config::TargetSettings& settings = item.config->settings;
   const std::int64_t started_ms = clock_.wallMillis();
   const std::string id = webhookId(item.due);
   const std::string timestamp = std::to_string(started_ms / 1000);
@@ -386,7 +475,7 @@ void DeliveryEngine::deliver(WorkItem& item) {
     headers.emplace_back("webhook-signature", signPayload(settings.secret, id, started_ms / 1000, item.body));
   for (const auto& header : settings.headers) headers.push_back(header);
 
-  const HttpAttempt attempt = target.client->post(item.body, headers);
+  const HttpAttempt attempt = item.config->client->post(item.body, headers);
   if (attempt.abandoned) {
     // The relay is stopping and the attempt came to nothing: not judged, sent
     // again after the restart (same webhook-id).
@@ -399,7 +488,7 @@ void DeliveryEngine::deliver(WorkItem& item) {
       judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
             started_ms);
   judged.attempt.request_headers_json = headersJson(headers, settings);
-  target.metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
+  item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
   record(judged);
 }
 
@@ -410,8 +499,8 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   judged.target = item.target;
   journal::AttemptRecord& record = judged.attempt;
   record.delivery_id = item.due.id;
-  record.target = targets_[item.target].settings.name;
-  record.event_filter = eventFilter(targets_[item.target].settings);
+  record.target = item.config->settings.name;
+  record.event_filter = eventFilter(item.config->settings);
   record.started_ms = started_ms;
   record.duration_ms = attempt.duration.count();
   record.status = attempt.status;
@@ -420,8 +509,9 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.error = attempt.error;
 
   const std::lock_guard lock(mutex_);
-  Target& target = targets_[item.target];
-  const config::TargetSettings& settings = target.settings;
+  // The attempt's settings (as dispatched) decide its retry; the circuit is the target's.
+  Target& target = *item.target;
+  const config::TargetSettings& settings = item.config->settings;
   const CircuitState before = target.circuit.state();
   const Decision decision =
       decide({kind, attempt.status, attempt.retry_after}, item.due, item.probe, settings, target.circuit, now, random_);
@@ -473,7 +563,7 @@ bool DeliveryEngine::record(const Judged& judged) {
     // On stop the row stays in_flight in the journal and is due again at the next start.
     if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
   }
-  targets_[judged.target].metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
+  judged.target->metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
   const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
   if (!log::enabled(level)) return true;
   log::write(level, "delivery", journal::outcomeName(attempt.outcome),

@@ -30,6 +30,14 @@
 // took). So stop() returns within min(longest target timeout, kStopGrace) plus
 // the time to write the last records.
 //
+// Reload: reconfigure() hands over new target settings; the dispatcher applies
+// them between two passes. Targets are kept by name: an unchanged target keeps
+// everything, a changed one keeps its queue, counters and metrics (and its
+// circuit, unless its url changed), an added one starts closed, a removed one
+// is no longer dispatched — its claimed but unsent work goes back to pending,
+// and everything it had waits in the journal under its name (see `status`).
+// An attempt in progress finishes with the settings it was dispatched with.
+//
 // Time comes from Clock (a monotonic-advanced wall clock; see common/clock.h),
 // so tests move time instead of sleeping; attempt deadlines are on the
 // monotonic clock itself (they bound real waiting).
@@ -66,7 +74,7 @@ struct TargetMetrics {
 
 struct TargetSnapshot {
   std::string name;
-  const TargetMetrics* metrics = nullptr;  // lives as long as the engine
+  std::shared_ptr<const TargetMetrics> metrics;
   CircuitState circuit = CircuitState::Closed;
   int in_flight = 0;
   int consecutive_failures = 0;
@@ -92,14 +100,24 @@ class DeliveryEngine {
   void stop();
   // New work may be due (a batch was committed, a replay, a test moved the clock).
   void wake();
+  // A reload: the targets and retention of `settings` apply from the
+  // dispatcher's next pass (see the header). Workers are not reconfigured.
+  void reconfigure(const config::Settings& settings);
 
   [[nodiscard]] std::vector<TargetSnapshot> targets() const;
 
  private:
-  struct Target {
+  // What a reload replaces for a target; an attempt holds the version it was
+  // dispatched with.
+  struct TargetConfig {
     config::TargetSettings settings;
     std::unique_ptr<TargetClient> client;
-    std::unique_ptr<TargetMetrics> metrics = std::make_unique<TargetMetrics>();
+  };
+  // A target's runtime state, kept by name across reloads. `config` is swapped
+  // by the dispatcher thread only, under mutex_.
+  struct Target {
+    std::shared_ptr<const TargetConfig> config;
+    std::shared_ptr<TargetMetrics> metrics = std::make_shared<TargetMetrics>();
     CircuitBreaker circuit;
     int in_flight = 0;  // claimed: queued for a worker or being sent
     int sending = 0;    // requests open to the target (<= concurrency)
@@ -108,11 +126,15 @@ class DeliveryEngine {
   };
   struct WorkItem {
     journal::DueDelivery due;
-    std::size_t target = 0;
+    std::shared_ptr<Target> target;
+    std::shared_ptr<const TargetConfig> config;  // the settings it is sent with
     std::string body;
     bool probe = false;
   };
 
+  [[nodiscard]] std::shared_ptr<const TargetConfig> makeConfig(const config::TargetSettings& settings);
+  // On the dispatcher thread, between passes: the settings reconfigure() left.
+  void applyReload();
   bool releaseLeftInFlight();
   void dispatchLoop();
   // One pass over the targets; true when something was dispatched.
@@ -124,7 +146,7 @@ class DeliveryEngine {
   // An attempt as judged: what to record, and the target's new circuit state
   // when the attempt moved it.
   struct Judged {
-    std::size_t target = 0;
+    std::shared_ptr<Target> target;
     journal::AttemptRecord attempt;
     std::optional<journal::TargetStateRecord> target_state;
   };
@@ -141,7 +163,8 @@ class DeliveryEngine {
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
 
   AttemptWatchdog watchdog_;  // outlives the targets' clients
-  std::vector<Target> targets_;
+  // Changed only by the dispatcher thread, under mutex_; other threads read it under mutex_.
+  std::vector<std::shared_ptr<Target>> targets_;
   journal::JournalWriter& writer_;
   const Clock& clock_;
   std::string journal_path_;
@@ -155,6 +178,7 @@ class DeliveryEngine {
   std::condition_variable work_ready_;
   std::condition_variable stopped_;
   std::deque<WorkItem> work_;
+  std::shared_ptr<const config::Settings> reload_;  // handed over by reconfigure(), not applied yet
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t next_prune_ms_ = 0;

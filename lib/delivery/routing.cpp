@@ -8,6 +8,7 @@ std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary
                                                      const std::vector<config::TargetSettings>& targets) {
   std::vector<journal::PlannedDelivery> planned;
   for (const auto& target : targets) {
+    if (!target.acceptsProperty(summary.enterprise_id, summary.integration_id)) continue;
     if (summary.kind == journal::BatchKind::Unknown) {
       if (target.acceptsAllEvents()) planned.push_back({target.name, std::nullopt});
       continue;

@@ -6,7 +6,12 @@
 //   event mode  one delivery per passing event; an unknown batch counts as one
 //               item and is sent whole.
 //   unknown     kind `unknown` goes only to targets with `events = *`.
-//   no match    no row, no request.
+//   property    a target with `enterprises` / `integrations` lists gets only
+//               batches whose EnterpriseId / IntegrationId is listed (both,
+//               when it has both); a batch without that id (unknown shape) is
+//               not theirs.
+//   no match    no row, no request. A batch no target wants is still journaled,
+//               marked unrouted (batches.unrouted) and counted.
 #pragma once
 
 #include <vector>

@@ -22,26 +22,35 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/snapshot.h"
 #include "delivery/routing.h"
 #include "ingest/connection_guard.h"
 #include "ingest/framing.h"
 #include "ingest/payload.h"
+#include "ingest/resend_guard.h"
 #include "ingest/token.h"
 
 namespace mews::ingest {
 
 using Poco::Net::HTTPResponse;
 
+// What a reload replaces: read once per request, which keeps its version to the end.
+struct IngestConfig {
+  explicit IngestConfig(const config::Settings& s) : settings(s), tokens(s.server.tokens) {}
+  config::Settings settings;
+  TokenSet tokens;
+};
+
 struct IngestServer::Shared {
   Shared(const config::Settings& s, journal::JournalWriter& w, const Clock& c, std::function<void()> on_commit)
-      : settings(s), writer(w), clock(c), tokens(s.server.tokens), on_committed(std::move(on_commit)) {}
-  config::Settings settings;
+      : config(std::make_shared<const IngestConfig>(s)), writer(w), clock(c), on_committed(std::move(on_commit)) {}
+  Snapshot<IngestConfig> config;
   journal::JournalWriter& writer;
   const Clock& clock;
-  TokenSet tokens;
   std::function<void()> on_committed;
   IngestMetrics metrics;
   std::unique_ptr<ConnectionGuard> guard;
+  std::unique_ptr<ResendGuard> resends;
 
   void countRejected(Rejection rejection) { metrics.rejected[static_cast<std::size_t>(rejection)].add(); }
 };
@@ -123,8 +132,10 @@ std::size_t readPiece(Poco::Net::HTTPServerSession& session, std::uint64_t limit
 // One request whose head Poco has read: the checks, the body, the commit, the answer.
 class IngestHandler {
  public:
+  // A handler serves one request with the configuration current when it was
+  // made: a reload meanwhile does not change it.
   IngestHandler(IngestServer::Shared& shared, ConnectionGuard::Entry& entry, Poco::Net::HTTPServerSession& session)
-      : shared_(shared), entry_(entry), session_(session) {}
+      : shared_(shared), current_(shared.config.get()), entry_(entry), session_(session) {}
 
   void serve(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
     const auto started = std::chrono::steady_clock::now();
@@ -154,7 +165,7 @@ class IngestHandler {
     // --log-level warn the accepted path costs no formatting at all.
     if (outcome.status == HTTPResponse::HTTP_ACCEPTED) {
       if (log::enabled(log::Level::Info))
-        log::info("ingest", "batch accepted",
+        log::info("ingest", outcome.reason.empty() ? "batch accepted" : outcome.reason,
                   {{"status", status},
                    {"path", std::string(pathOnly(request.getURI()))},
                    {"remote", remote(request)},
@@ -197,7 +208,7 @@ class IngestHandler {
       send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
       // A slow client is not waited for a second time.
       if (body == Body::Unread && rejection != Rejection::Timeout)
-        lingeringClose(entry_.socket, 2 * shared_.settings.server.max_body);
+        lingeringClose(entry_.socket, 2 * current_->settings.server.max_body);
     } catch (const Poco::Exception&) {
       // The client is gone (or its socket was shut down): nobody to answer.
     }
@@ -217,7 +228,7 @@ class IngestHandler {
   }
 
   Outcome handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
-    const config::ServerSettings& server = shared_.settings.server;
+    const config::ServerSettings& server = current_->settings.server;
     // First where the body ends: until that is known, nothing else about the
     // request can be answered on a connection that stays open.
     const Parsed<Framing> decided =
@@ -234,7 +245,8 @@ class IngestHandler {
     const std::string_view query = path.size() < uri.size() ? std::string_view(uri).substr(path.size() + 1) : "";
     const std::string token = queryParameter(query, "token");
     if (token.empty()) return reject(response, Rejection::Unauthorized, "token missing", unread);
-    if (!shared_.tokens.accepts(token)) return reject(response, Rejection::Unauthorized, "token not accepted", unread);
+    if (!current_->tokens.accepts(token))
+      return reject(response, Rejection::Unauthorized, "token not accepted", unread);
     // RFC 9112 reads such a POST as having no body; a sender that omits the
     // length most likely sent one, which must not become a next request.
     if (framing.kind == Framing::Kind::None)
@@ -274,13 +286,28 @@ class IngestHandler {
     batch.received_at_ms = shared_.clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
-    batch.deliveries = delivery::planDeliveries(batch.summary, shared_.settings.targets);
+    if (const auto original =
+            shared_.resends->originalOf(batch.summary.integration_id, batch.body, batch.received_at_ms)) {
+      // Mews's resend of a batch committed after we answered 503: it is in the
+      // journal (read back committed), so this is an ack of stored data.
+      shared_.metrics.resends.add();
+      send(response, HTTPResponse::HTTP_ACCEPTED,
+           fmt::format(R"({{"batch":{},"events":{},"resend":true}})", *original, batch.summary.events.size()));
+      return {HTTPResponse::HTTP_ACCEPTED, *original, batch.summary.events.size(), "resend recognised; nothing stored"};
+    }
+    batch.deliveries = delivery::planDeliveries(batch.summary, current_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
-    auto future =
-        shared_.writer.submit([shared_batch](journal::Journal& journal) { return journal.insertBatch(*shared_batch); });
+    auto inserted_id = std::make_shared<std::atomic<std::int64_t>>(0);
+    auto future = shared_.writer
+                      .submit([shared_batch, inserted_id](journal::Journal& journal) {
+                        const std::int64_t id = journal.insertBatch(*shared_batch);
+                        inserted_id->store(id);
+                        return id;
+                      })
+                      .share();
 #ifdef MEWS_RELAY_UNSAFE_ACK_BEFORE_COMMIT
     // The negative control of scripts/chaos (a CMake option, never in a
     // release): the ack without waiting for the commit. Batches acked this way
@@ -288,14 +315,20 @@ class IngestHandler {
     send(response, HTTPResponse::HTTP_ACCEPTED, fmt::format(R"({{"batch":0,"events":{}}})", event_count));
     return {HTTPResponse::HTTP_ACCEPTED, 0, event_count, {}};
 #endif
-    if (future.wait_for(kCommitWait) != std::future_status::ready)
+    if (future.wait_for(kCommitWait) != std::future_status::ready) {
+      // Queued behind the batch: if it commits after all, Mews's resend is recognised.
+      if (shared_.resends->enabled())
+        shared_.writer.submit(shared_.resends->lateCommitJob(future, inserted_id, shared_batch->body,
+                                                             shared_batch->received_at_ms, shared_.clock.wallMillis()));
       return reject(response, Rejection::Unavailable, "journal commit is taking too long", Body::Consumed);
+    }
     const journal::WriteOutcome outcome = future.get();
     if (!outcome.committed()) return reject(response, Rejection::Unavailable, outcome.error, Body::Consumed);
 
     // The ack. Reached only with a committed outcome: the batch is on disk.
     shared_.metrics.batches[kind].add();
     shared_.metrics.events[kind].add(event_count);
+    if (shared_batch->deliveries.empty()) shared_.metrics.unrouted[kind].add();
     if (shared_.on_committed && !shared_batch->deliveries.empty()) shared_.on_committed();
     send(response, HTTPResponse::HTTP_ACCEPTED,
          fmt::format(R"({{"batch":{},"events":{}}})", outcome.value, event_count));
@@ -319,7 +352,7 @@ class IngestHandler {
   BodyRead readBody(const Framing& framing, std::string& body, std::string& framing_error) const {
     ConnectionGuard::Entry& entry = entry_;
     const ConnectionGuard& guard = *shared_.guard;
-    const std::uint64_t max_body = shared_.settings.server.max_body;
+    const std::uint64_t max_body = current_->settings.server.max_body;
     const auto ended = [&] { return guard.tooSlow(entry) ? BodyRead::TooSlow : BodyRead::Truncated; };
     char buffer[16384];
     try {
@@ -355,6 +388,7 @@ class IngestHandler {
   }
 
   IngestServer::Shared& shared_;
+  const std::shared_ptr<const IngestConfig> current_;
   ConnectionGuard::Entry& entry_;
   Poco::Net::HTTPServerSession& session_;
 };
@@ -436,7 +470,7 @@ class GuardedConnection final : public Poco::Net::TCPServerConnection {
       remote = socket().peerAddress().toString();
       const std::string answer = plainAnswer("400 Bad Request", reason);
       socket().sendBytes(answer.data(), static_cast<int>(answer.size()));
-      lingeringClose(socket(), 2 * shared_->settings.server.max_body);
+      lingeringClose(socket(), 2 * shared_->config.get()->settings.server.max_body);
     } catch (const Poco::Exception&) {
       // The client is gone: nobody to answer.
     }
@@ -486,6 +520,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
                            std::function<void()> on_committed)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
+  shared_->resends = std::make_unique<ResendGuard>(settings.journal.path, server.resend_window, clock.wallMillis());
   const auto max_connections = static_cast<std::size_t>(server.max_connections);
   ConnectionGuard::Limits limits;
   limits.request_timeout = server.request_timeout;
@@ -551,6 +586,10 @@ void IngestServer::stop() {
   // they are handling (its commit included).
   shared_->guard->stopAll();
   pool_->joinAll();
+}
+
+void IngestServer::reconfigure(const config::Settings& settings) {
+  shared_->config.set(std::make_shared<const IngestConfig>(settings));
 }
 
 std::uint16_t IngestServer::port() const {

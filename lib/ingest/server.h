@@ -22,7 +22,9 @@
 // The ack invariant: 202 is written only after JournalWriter reported the
 // commit that contains the batch (synchronous=FULL: on disk). Any other outcome,
 // including the commit taking longer than kCommitWait, answers 503 so that Mews
-// retries; a batch committed after such a 503 is delivered anyway (at least once).
+// retries; a batch committed after such a 503 is delivered anyway (at least once),
+// and its byte-identical resend within [server] resend_window is answered 202
+// with its id without storing anything (resend_guard.h).
 //
 // Slow clients: a request must arrive whole within [server] request_timeout,
 // and after its first second a body must average [server] min_body_rate;
@@ -83,9 +85,11 @@ inline constexpr std::size_t kRejectionCount = 11;
 std::string_view rejectionName(Rejection rejection);
 
 struct IngestMetrics {
-  std::array<metrics::Counter, 3> batches;  // by journal::BatchKind
-  std::array<metrics::Counter, 3> events;   // by journal::BatchKind
+  std::array<metrics::Counter, 3> batches;   // by journal::BatchKind
+  std::array<metrics::Counter, 3> events;    // by journal::BatchKind
+  std::array<metrics::Counter, 3> unrouted;  // acknowledged batches no target wanted, by journal::BatchKind
   std::array<metrics::Counter, kRejectionCount> rejected;
+  metrics::Counter resends;  // posts answered 202 with a late-committed batch's id, nothing stored
 };
 
 class IngestServer {
@@ -103,6 +107,11 @@ class IngestServer {
   // Stops accepting, lets requests in progress finish (their commits
   // included), closes idle keep-alive connections.
   void stop();
+  // A reload: tokens, path, max_body and the targets (routing) of `settings`
+  // apply to requests that start after this call; requests in progress finish
+  // with the configuration they started with. The listener, its connection
+  // limits and timeouts, TLS and resend_window stay as they were at start.
+  void reconfigure(const config::Settings& settings);
   [[nodiscard]] std::uint16_t port() const;
   [[nodiscard]] const IngestMetrics& metrics() const;
 

@@ -69,7 +69,7 @@ Journal::Journal(const std::string& path, JournalOptions options) : path_(path),
     insert_batch_ = std::make_unique<Statement>(
         db_,
         "INSERT INTO batches (received_at, kind, enterprise_id, integration_id, event_count,"
-        " content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        " content_type, body, unrouted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     insert_event_ = std::make_unique<Statement>(
         db_, "INSERT INTO events (batch_id, seq, discriminator, entity_id) VALUES (?, ?, ?, ?)");
     insert_delivery_ = std::make_unique<Statement>(
@@ -101,6 +101,7 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
       .bind(5, static_cast<std::int64_t>(summary.events.size()))
       .bind(6, std::string_view(batch.content_type))
       .bindBlob(7, batch.body)
+      .bind(8, std::int64_t{batch.deliveries.empty() ? 1 : 0})
       .run();
   const std::int64_t batch_id = db_.lastInsertRowid();
 

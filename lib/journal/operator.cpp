@@ -124,6 +124,7 @@ JournalTotals journalTotals(Journal& reader) {
   totals.events = reader.count("events");
   totals.deliveries = reader.count("deliveries");
   totals.dead_letters = reader.count("dead_letters");
+  totals.unrouted_batches = reader.db().queryInt("SELECT count(*) FROM batches WHERE unrouted = 1");
   totals.schema_version = schemaVersion(reader.db());
   return totals;
 }
@@ -231,6 +232,79 @@ std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died
   return letters;
 }
 
+std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector<std::string>& configured) {
+  // The distinct targets one index seek at a time (deliveries_queue leads with
+  // target): a handful of targets, however many deliveries.
+  Statement next(reader.db(), "SELECT min(target) FROM deliveries WHERE target > ?");
+  static const std::string sql = fmt::format(
+      "SELECT"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state IN {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {}),"
+      " (SELECT count(*) FROM deliveries WHERE target = ?1 AND state = {})",
+      sqlStates({Pending, RetryWait}), sqlStates({InFlight}), sqlStates({Dead}));
+  Statement counts(reader.db(), sql);
+  std::vector<UnknownTargetWork> found;
+  std::string after;
+  for (;;) {
+    next.bind(1, after);
+    if (!next.step() || next.columnIsNull(0)) break;
+    after = next.columnText(0);
+    next.reset();
+    if (std::find(configured.begin(), configured.end(), after) != configured.end()) continue;
+    counts.bind(1, after);
+    if (counts.step()) {
+      UnknownTargetWork work{after, counts.columnInt(0), counts.columnInt(1), counts.columnInt(2)};
+      if (work.waiting + work.in_flight + work.dead > 0) found.push_back(std::move(work));
+    }
+    counts.reset();
+  }
+  return found;
+}
+
+std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
+                                 std::int64_t now_ms, bool dry_run) {
+  static const std::string select_sql = fmt::format(
+      "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
+      " WHERE l.id = ? AND d.state = {}",
+      sqlStates({Dead}));
+  static const std::string move_sql = fmt::format(
+      "UPDATE deliveries SET target = ?1, state = {}, attempts = 0, due_at = ?2, age_from = ?2,"
+      " updated_at = ?2 WHERE id = ?3 AND state = {}",
+      sqlStates({Pending}), sqlStates({Dead}));
+  Statement select(journal.db(), select_sql);
+  Statement move(journal.db(), move_sql);
+  Statement letter(journal.db(), "UPDATE dead_letters SET target = ?1 WHERE delivery_id = ?2");
+  std::int64_t moved = 0;
+  for (const auto id : ids) {
+    select.bind(1, id);
+    const bool dead = select.step();
+    const std::int64_t delivery = dead ? select.columnInt(0) : 0;
+    select.reset();
+    if (!dead) continue;
+    if (dry_run) {
+      ++moved;
+      continue;
+    }
+    move.bind(1, to).bind(2, iso(now_ms)).bind(3, delivery).run();
+    if (journal.db().changes() == 0) continue;
+    letter.bind(1, to).bind(2, delivery).run();
+    ++moved;
+  }
+  return moved;
+}
+
+namespace {
+
+// The work of a removed target that replay --from and purge --from act on:
+// waiting and dead, never in flight (a relay may be sending it).
+const std::string& removedTargetWork() {
+  static const std::string sql =
+      fmt::format(" FROM deliveries WHERE target = ?1 AND state IN {}", sqlStates({Pending, RetryWait, Dead}));
+  return sql;
+}
+
+}  // namespace
+
 // --- the console's reads and writes ------------------------------------------
 
 namespace {
@@ -282,6 +356,42 @@ bool anyBeyond(Journal& reader, const Where& where, const DeadLetterCursor& curs
 }
 
 }  // namespace
+
+std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
+                          bool dry_run) {
+  const std::string& which = removedTargetWork();
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*)" + which);
+    count.bind(1, from);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  journal.db()
+      .prepare("UPDATE dead_letters SET target = ?2 WHERE delivery_id IN (SELECT id" + which + ")")
+      .bind(1, from)
+      .bind(2, to)
+      .run();
+  journal.db()
+      .prepare(fmt::format("UPDATE deliveries SET target = ?2, state = {}, attempts = 0, due_at = ?3, age_from = ?3,"
+                           " updated_at = ?3 WHERE id IN (SELECT id{})",
+                           sqlStates({Pending}), which))
+      .bind(1, from)
+      .bind(2, to)
+      .bind(3, iso(now_ms))
+      .run();
+  return journal.db().changes();
+}
+
+std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run) {
+  const std::string& which = removedTargetWork();
+  if (dry_run) {
+    Statement count(journal.db(), "SELECT count(*)" + which);
+    count.bind(1, from);
+    return count.step() ? count.columnInt(0) : 0;
+  }
+  // Dead letters and attempts cascade with their deliveries.
+  journal.db().prepare("DELETE FROM deliveries WHERE id IN (SELECT id" + which + ")").bind(1, from).run();
+  return journal.db().changes();
+}
 
 DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
                                const std::optional<DeadLetterCursor>& older_than,

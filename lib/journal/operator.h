@@ -31,6 +31,7 @@ struct JournalTotals {
   std::int64_t events = 0;
   std::int64_t deliveries = 0;
   std::int64_t dead_letters = 0;
+  std::int64_t unrouted_batches = 0;  // journaled, but no target wanted them (batches.unrouted)
   int schema_version = 0;
 };
 JournalTotals journalTotals(Journal& reader);
@@ -90,6 +91,31 @@ std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector
 // ones included (a target that lost its data). Work in flight is left alone.
 std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
                             std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run);
+
+// --- a target removed from the configuration --------------------------------
+// What the journal still holds for targets that are not in `configured`: work
+// that stays, never dropped, until the target is re-added, the work is moved to
+// another target (retargetWork) or purged (purgeTargetWork).
+struct UnknownTargetWork {
+  std::string target;
+  std::int64_t waiting = 0;  // pending + retry_wait
+  std::int64_t in_flight = 0;
+  std::int64_t dead = 0;
+};
+std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector<std::string>& configured);
+
+// Dead letters back to the queue for target `to` instead of their own, with a
+// fresh attempt budget and the same webhook-id; the letter follows (its target
+// becomes `to`). Rows no longer dead are skipped. Returns how many.
+std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
+                                 std::int64_t now_ms, bool dry_run);
+// Every waiting or dead delivery of `from` moves to `to`, due now with a fresh
+// budget, same webhook-id. Work in flight is left alone.
+std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
+                          bool dry_run);
+// Deletes every waiting or dead delivery of `from` (and its dead letters).
+// Work in flight is left alone.
+std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run);
 
 // Deletes dead letters (and their dead deliveries, so retention can prune the
 // batches) that died before `died_before_ms` (all when empty).

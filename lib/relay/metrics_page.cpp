@@ -24,6 +24,14 @@ void ingestFamilies(Exposition& out, const ingest::IngestMetrics& ingest) {
   for (const auto kind : kKinds)
     out.sample("mews_relay_events_received_total", {{"kind", journal::kindName(kind)}},
                static_cast<double>(ingest.events[static_cast<std::size_t>(kind)].value()));
+  out.family("mews_relay_batches_unrouted_total", "counter",
+             "Batches acknowledged and journaled that no target wanted (property or event filters), by kind.");
+  for (const auto kind : kKinds)
+    out.sample("mews_relay_batches_unrouted_total", {{"kind", journal::kindName(kind)}},
+               static_cast<double>(ingest.unrouted[static_cast<std::size_t>(kind)].value()));
+  out.family("mews_relay_resends_recognised_total", "counter",
+             "Posts byte-identical to a batch committed after a 503, answered 202 with its id; nothing stored.");
+  out.sample("mews_relay_resends_recognised_total", {}, static_cast<double>(ingest.resends.value()));
   out.family("mews_relay_requests_rejected_total", "counter", "Requests not acknowledged, by reason.");
   for (std::size_t i = 0; i < ingest::kRejectionCount; ++i)
     out.sample("mews_relay_requests_rejected_total",
@@ -79,9 +87,11 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   std::vector<std::string> names;
   for (const auto& target : sources.targets) names.push_back(target.name);
   std::vector<journal::TargetStatus> statuses;
+  std::vector<journal::UnknownTargetWork> unknown;
   try {
     journal::Journal reader(sources.settings.journal.path, journal::JournalOptions{0, true});
     statuses = journal::targetStatus(reader, names, sources.now_ms);
+    unknown = journal::unknownTargets(reader, names);
   } catch (const std::exception& e) {
     log::warn("admin", "metrics: cannot read the journal", {{"error", e.what()}});
     return false;
@@ -102,6 +112,11 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   out.family("mews_relay_dead_letters", "gauge", "Deliveries in the dead letters now, by target.");
   for (const auto& status : statuses)
     out.sample("mews_relay_dead_letters", {{"target", status.target}}, static_cast<double>(status.dead));
+  out.family("mews_relay_unknown_target_deliveries", "gauge",
+             "Undelivered deliveries (waiting, in flight or dead) of a target that is no longer configured.");
+  for (const auto& work : unknown)
+    out.sample("mews_relay_unknown_target_deliveries", {{"target", work.target}},
+               static_cast<double>(work.waiting + work.in_flight + work.dead));
   return true;
 }
 

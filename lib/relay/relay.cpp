@@ -1,10 +1,15 @@
 #include "relay/relay.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <algorithm>
 #include <filesystem>
 
 #include "common/log.h"
 #include "common/text.h"
 #include "common/url.h"
+#include "journal/operator.h"
+#include "journal/queue.h"
 #include "relay/metrics_page.h"
 
 namespace mews::relay {
@@ -75,6 +80,51 @@ void Relay::start() {
                {"url", maskUrl(target.url)},
                {"mode", target.mode == config::DeliveryMode::Batch ? "batch" : "event"},
                {"events", target.acceptsAllEvents() ? "*" : text::joinList(target.events)}});
+  warnAboutUnknownTargets(settings_.targets);
+}
+
+void Relay::reload(const config::Settings& next) {
+  // Restart-only keys keep their running value: each changed one is named.
+  std::vector<std::string> waiting;
+  for (const auto& entry : next.effective) {
+    if (!entry.restart_only) continue;
+    const auto running = std::find_if(settings_.effective.begin(), settings_.effective.end(),
+                                      [&](const auto& e) { return e.section == entry.section && e.key == entry.key; });
+    if (running != settings_.effective.end() && running->value != entry.value)
+      waiting.push_back(fmt::format("[{}] {}", entry.section, entry.key));
+  }
+  ingest_->reconfigure(next);
+  delivery_->reconfigure(next);
+  std::vector<std::string> names;
+  for (const auto& target : next.targets) names.push_back(target.name);
+  admin_->setTargets(names);
+  log::info("relay", "configuration reloaded",
+            {{"file", next.source_file},
+             {"tokens", std::to_string(next.server.tokens.size())},
+             {"targets", text::joinList(names)}});
+  if (!waiting.empty())
+    log::warn("relay", "changed settings that take effect only after a restart; their running values stay",
+              {{"settings", fmt::format("{}", fmt::join(waiting, ", "))}});
+  warnAboutUnknownTargets(next.targets);
+}
+
+void Relay::warnAboutUnknownTargets(const std::vector<config::TargetSettings>& targets) const {
+  std::vector<std::string> names;
+  for (const auto& target : targets) names.push_back(target.name);
+  try {
+    journal::Journal reader(settings_.journal.path, journal::JournalOptions{0, true});
+    for (const auto& work : journal::unknownTargets(reader, names))
+      log::warn("relay", "work for a target that is not configured waits in the journal",
+                {{"target", work.target},
+                 {"waiting", std::to_string(work.waiting)},
+                 {std::string(journal::stateName(journal::DeliveryState::InFlight)), std::to_string(work.in_flight)},
+                 {std::string(journal::stateName(journal::DeliveryState::Dead)), std::to_string(work.dead)},
+                 {"what_to_do", fmt::format("add [target.{0}] back, or: replay --from {0} --to TARGET, or: dlq purge "
+                                            "--from {0}",
+                                            work.target)}});
+  } catch (const std::exception& e) {
+    log::warn("relay", "cannot read the journal for work of unknown targets", {{"error", e.what()}});
+  }
 }
 
 void Relay::stop() {

@@ -9,6 +9,14 @@
 // that finds the address finds the credential. Stop order is the reverse: stop accepting and let the
 // requests in progress commit, let attempts in progress finish and be
 // recorded, then drain and close the writer.
+//
+// Reload (SIGHUP, see app/cmd_serve.cpp): a configuration that loaded without
+// error replaces the running one where it can change at runtime — tokens, path,
+// max_body, targets (added, changed, removed) with their filters and timeouts,
+// retention — with no connection or attempt dropped (each keeps the version it
+// started with). Keys config::restartOnly() names keep their running value and
+// are named in a warning. At start and at every reload, a warning names each
+// target that is not configured but still has work in the journal.
 #pragma once
 
 #include <memory>
@@ -34,6 +42,8 @@ class Relay {
 
   void start();
   void stop();
+  // `next` loaded and validated; see the header.
+  void reload(const config::Settings& next);
 
   [[nodiscard]] std::uint16_t ingestPort() const { return ingest_->port(); }
   [[nodiscard]] const config::Settings& settings() const { return settings_; }
@@ -43,7 +53,9 @@ class Relay {
   [[nodiscard]] std::string adminAddress() const { return admin_->address(); }
 
  private:
-  config::Settings settings_;
+  void warnAboutUnknownTargets(const std::vector<config::TargetSettings>& targets) const;
+
+  config::Settings settings_;  // as started: what restart-only keys still hold
   std::unique_ptr<journal::JournalLock> lock_;
   std::unique_ptr<admin::CredentialFile> credential_;  // removed at stop, before the lock is released
   std::unique_ptr<journal::JournalWriter> writer_;

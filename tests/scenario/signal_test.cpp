@@ -1,5 +1,6 @@
-// Signals to the built binary: SIGHUP never stops it (logged and ignored until
-// reloading exists); SIGTERM then stops it cleanly with exit 0.
+// Signals to the built binary: SIGHUP never stops it (it reloads the
+// configuration, or logs why it cannot and keeps the running one); SIGTERM
+// then stops it cleanly with exit 0. What a reload changes: reload_test.
 #include <doctest/doctest.h>
 
 #include <Poco/Exception.h>
@@ -74,7 +75,7 @@ struct KillUnlessExited {
 
 }  // namespace
 
-TEST_CASE("SIGHUP is logged and ignored: the relay keeps serving; SIGTERM still stops it with exit 0") {
+TEST_CASE("SIGHUP reloads, a broken file included: the relay keeps serving; SIGTERM still stops it with exit 0") {
   test::TempDir dir;
   test::writeFile(dir.path() / "relay.ini", test::relayConfig(dir.file("relay.db")));
   Poco::Pipe err_pipe;
@@ -87,20 +88,30 @@ TEST_CASE("SIGHUP is logged and ignored: the relay keeps serving; SIGTERM still 
   REQUIRE(!port.empty());
   REQUIRE(!admin.empty());
 
-  ::kill(handle.id(), SIGHUP);
-  CHECK(!log.await(std::regex("(SIGHUP ignored)"), 5s).empty());
   const auto ingest_port = static_cast<std::uint16_t>(std::stoi(port));
   const auto admin_port = static_cast<std::uint16_t>(std::stoi(admin));
-  test::HttpResult posted;
-  test::HttpResult health;
-  try {
-    posted = test::httpRequest(ingest_port, "POST", test::kIngestUri, test::sample("general.json"));
-    health = test::httpRequest(admin_port, "GET", "/healthz");
-  } catch (const Poco::Exception& e) {
-    FAIL_CHECK("the relay did not answer after SIGHUP: " << e.displayText());
-  }
-  CHECK(posted.status == 202);
-  CHECK(health.status == 200);
+  auto stillServing = [&](const char* after) {
+    test::HttpResult posted;
+    test::HttpResult health;
+    try {
+      posted = test::httpRequest(ingest_port, "POST", test::kIngestUri, test::sample("general.json"));
+      health = test::httpRequest(admin_port, "GET", "/healthz");
+    } catch (const Poco::Exception& e) {
+      FAIL_CHECK("the relay did not answer after " << after << ": " << e.displayText());
+    }
+    CHECK(posted.status == 202);
+    CHECK(health.status == 200);
+  };
+
+  ::kill(handle.id(), SIGHUP);
+  CHECK(!log.await(std::regex("(msg=\"configuration reloaded\")"), 5s).empty());
+  stillServing("a SIGHUP");
+
+  // A file that no longer loads: the reload is refused, the relay serves on.
+  test::writeFile(dir.path() / "relay.ini", "[server]\nlisten = nowhere\n");
+  ::kill(handle.id(), SIGHUP);
+  CHECK(!log.await(std::regex("(msg=\"reload refused; the running configuration stays\")"), 5s).empty());
+  stillServing("a SIGHUP with a broken file");
 
   ::kill(handle.id(), SIGTERM);
   const int exit_code = handle.wait();

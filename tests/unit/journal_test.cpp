@@ -43,7 +43,9 @@ TEST_CASE("a fresh journal is created at the latest schema, WAL and synchronous=
   CHECK(mode.columnText(0) == "wal");
   CHECK(journal.db().queryInt("PRAGMA synchronous") == 2);  // FULL
   CHECK(journal.journalId().size() == 12);
-  CHECK(journal.db().queryInt("SELECT count(*) FROM schema_migrations") == latestSchemaVersion());
+  // One row per migration file (versions may have gaps while branches merge).
+  CHECK(journal.db().queryInt("SELECT count(*) FROM schema_migrations") ==
+        static_cast<std::int64_t>(embeddedMigrations().size()));
 }
 
 TEST_CASE("migrations apply in order on an existing file and keep its data") {

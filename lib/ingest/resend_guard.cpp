@@ -1,0 +1,99 @@
+#include "ingest/resend_guard.h"
+
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA2Engine.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "journal/resends.h"
+
+namespace mews::ingest {
+
+// Digests of late-committed bodies and until when a resend of each is
+// recognised. Shared with the writer jobs, which may run after a handler left.
+struct ResendGuard::Notes {
+  mutable std::mutex mutex;
+  std::unordered_map<std::string, std::int64_t> until_ms;
+
+  void note(const std::string& digest, std::int64_t until, std::int64_t now_ms) {
+    const std::lock_guard lock(mutex);
+    // Few entries (one per 503 that committed anyway): sweep on every note.
+    for (auto it = until_ms.begin(); it != until_ms.end();) it = it->second < now_ms ? until_ms.erase(it) : ++it;
+    auto& entry = until_ms[digest];
+    entry = std::max(entry, until);
+  }
+
+  bool noted(const std::string& digest, std::int64_t now_ms) const {
+    const std::lock_guard lock(mutex);
+    const auto it = until_ms.find(digest);
+    return it != until_ms.end() && it->second >= now_ms;
+  }
+};
+
+namespace {
+
+std::string sha256Hex(std::string_view bytes) {
+  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
+  engine.update(bytes.data(), static_cast<unsigned>(bytes.size()));
+  return Poco::DigestEngine::digestToHex(engine.digest());
+}
+
+}  // namespace
+
+ResendGuard::ResendGuard(std::string journal_path, Millis window, std::int64_t now_ms)
+    : journal_path_(std::move(journal_path)), window_(window), notes_(std::make_shared<Notes>()) {
+  if (!enabled()) return;
+  journal::Journal reader(journal_path_, {0, true});
+  for (const auto& late : journal::lateCommitsSince(reader, now_ms - window_.count()))
+    notes_->note(late.body_sha256, late.received_ms + window_.count(), now_ms);
+}
+
+ResendGuard::~ResendGuard() = default;
+
+bool ResendGuard::enabled() const {
+  return window_.count() > 0;
+}
+
+std::optional<std::int64_t> ResendGuard::originalOf(const std::optional<std::string>& integration_id,
+                                                    std::string_view body, std::int64_t now_ms) const {
+  if (!enabled()) return std::nullopt;
+  {
+    const std::lock_guard lock(notes_->mutex);
+    if (notes_->until_ms.empty()) return std::nullopt;  // the usual case: no hashing at all
+  }
+  const std::string digest = sha256Hex(body);
+  if (!notes_->noted(digest, now_ms)) return std::nullopt;
+  try {
+    journal::Journal reader(journal_path_, {0, true});
+    return journal::findLateCommit(reader, digest, integration_id, body, now_ms - window_.count());
+  } catch (const std::exception& e) {
+    // Not recognised is the safe answer: the post is journaled as a new batch.
+    log::warn("ingest", "cannot check for a resend; the post is stored as a new batch", {{"error", e.what()}});
+    return std::nullopt;
+  }
+}
+
+journal::JournalWriter::Job ResendGuard::lateCommitJob(std::shared_future<journal::WriteOutcome> insert,
+                                                       std::shared_ptr<const std::atomic<std::int64_t>> inserted_id,
+                                                       std::string_view body, std::int64_t received_ms,
+                                                       std::int64_t answered_ms) const {
+  return [insert = std::move(insert), inserted_id = std::move(inserted_id), digest = sha256Hex(body),
+          until = received_ms + window_.count(), answered_ms, notes = notes_](journal::Journal& journal) {
+    std::int64_t batch_id = 0;
+    if (insert.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      const journal::WriteOutcome& outcome = insert.get();
+      if (!outcome.committed()) return std::int64_t{0};
+      batch_id = outcome.value;
+    } else {
+      batch_id = inserted_id->load();
+      if (batch_id == 0) return std::int64_t{0};
+    }
+    journal::recordLateCommit(journal, batch_id, digest, answered_ms);
+    notes->note(digest, until, answered_ms);
+    return batch_id;
+  };
+}
+
+}  // namespace mews::ingest
