@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "common/units.h"
 #include "journal/operator.h"
+#include "journal/queue.h"
 
 namespace mews::cli {
 namespace {
@@ -50,7 +51,8 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
       out.beginObject()
           .field("target", t.target)
           .field("pending", t.pending)
-          .field("in_flight", t.in_flight)
+          // Named like the delivery state it counts (journal/queue.h).
+          .field(journal::stateName(journal::DeliveryState::InFlight), t.in_flight)
           .field("delivered_24h", t.delivered_24h)
           .field("dead", t.dead)
           .field("oldest_pending_age_s", age ? std::optional<std::int64_t>(*age / 1000) : std::nullopt)
