@@ -28,6 +28,16 @@
 namespace mews::admin {
 
 struct AdminServer::Shared {
+  Shared(const config::Settings& s, journal::JournalWriter& w, const Clock& c, std::string cred,
+         std::function<void()> requeued, std::function<std::string()> metrics_page,
+         std::shared_ptr<console::Console> con)
+      : settings(s),
+        writer(w),
+        clock(c),
+        credential(std::move(cred)),
+        on_requeued(std::move(requeued)),
+        render_metrics(std::move(metrics_page)),
+        console(std::move(con)) {}
   config::Settings settings;
   journal::JournalWriter& writer;
   const Clock& clock;
@@ -345,8 +355,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
                          std::string credential, std::function<void()> on_requeued,
                          std::function<std::string()> render_metrics, std::shared_ptr<console::Console> console)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(credential), std::move(on_requeued),
-                                       std::move(render_metrics), std::string{}, std::uint16_t{0},
-                                       std::move(console))) {
+                                       std::move(render_metrics), std::move(console))) {
   for (const auto& target : settings.targets) shared_->targets.push_back(target.name);
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();

@@ -452,7 +452,6 @@ void Console::overview(Request& r, const Session& session) {
   std::map<std::string, std::string> live_circuits;
   if (targets_)
     for (const auto& snapshot : targets_()) live_circuits[snapshot.name] = delivery::circuitName(snapshot.circuit);
-  std::int64_t dead = 0;
   for (auto& queue : journal::targetQueues(reader, names)) {
     pages::TargetRow row;
     row.circuit = live_circuits.count(queue.target) ? live_circuits[queue.target] : queue.circuit;
@@ -469,7 +468,6 @@ void Console::overview(Request& r, const Session& session) {
         bar.failed += buckets[i].failed;
       }
     }
-    dead += queue.dead;
     row.queue = std::move(queue);
     view.targets.push_back(std::move(row));
   }
