@@ -124,6 +124,18 @@ int show(const GlobalOptions& options, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// `dlq purge --json`, whichever purge it was.
+void printPurgeJson(std::int64_t count, bool dry_run, bool via_relay) {
+  std::cout << std::move(json::Writer()
+                             .beginObject()
+                             .field("purged", count)
+                             .field("dry_run", dry_run)
+                             .field("via_relay", via_relay)
+                             .endObject())
+                   .text()
+            << "\n";
+}
+
 // `dlq purge --from S`: the waiting and dead work of a target removed from the configuration.
 int purgeRemovedTarget(const GlobalOptions& options, const Flags& flags, const std::string& from) {
   if (flags.value("--older-than")) throw UsageError("--from and --older-than do not go together");
@@ -140,14 +152,7 @@ int purgeRemovedTarget(const GlobalOptions& options, const Flags& flags, const s
        fmt::format("/admin/purge?from={}{}", from, dry_run ? "&dry_run=1" : "")},
       via_relay);
   if (flags.has("--json"))
-    std::cout << std::move(json::Writer()
-                               .beginObject()
-                               .field("purged", count)
-                               .field("dry_run", dry_run)
-                               .field("via_relay", via_relay)
-                               .endObject())
-                     .text()
-              << "\n";
+    printPurgeJson(count, dry_run, via_relay);
   else
     std::cout << fmt::format("{} {} deliver{} of {}{}\n", dry_run ? "would purge" : "purged", count,
                              count == 1 ? "y" : "ies", from, via_relay ? " (through the running relay)" : "");
@@ -174,14 +179,7 @@ int purge(const GlobalOptions& options, const std::vector<std::string>& args) {
        admin_path},
       via_relay);
   if (flags.has("--json"))
-    std::cout << std::move(json::Writer()
-                               .beginObject()
-                               .field("purged", count)
-                               .field("dry_run", dry_run)
-                               .field("via_relay", via_relay)
-                               .endObject())
-                     .text()
-              << "\n";
+    printPurgeJson(count, dry_run, via_relay);
   else
     std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count,
                              count == 1 ? "" : "s", via_relay ? " (through the running relay)" : "");

@@ -309,24 +309,13 @@ const std::string& removedTargetWork() {
 
 namespace {
 
-// WHERE clause and binds for a console query on dead_letters alias l.
+// WHERE clause and binds for a console query on dead_letters alias l: the
+// CLI's filter (target, time window) plus the reason.
 Where whereFor(const DeadLetterQuery& query) {
-  Where where;
-  if (query.target) {
-    where.sql += " AND l.target = ?";
-    where.binds.push_back(*query.target);
-  }
+  Where where = whereFor(DeadLetterFilter{query.target, query.since_ms, query.until_ms});
   if (query.reason) {
     where.sql += " AND l.reason = ?";
     where.binds.push_back(*query.reason);
-  }
-  if (query.since_ms) {
-    where.sql += " AND l.died_at >= ?";
-    where.binds.push_back(iso(*query.since_ms));
-  }
-  if (query.until_ms) {
-    where.sql += " AND l.died_at < ?";
-    where.binds.push_back(iso(*query.until_ms));
   }
   return where;
 }
