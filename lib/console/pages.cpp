@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "console/chart.h"
 #include "console/web.h"
+#include "ingest/payload.h"
 #include "journal/queue.h"
 
 namespace mews::console::pages {
@@ -399,7 +400,8 @@ std::string detail(const Chrome& chrome, const Detail& view) {
                             : fmt::format(R"( <code class="excerpt">{}</code>)",
                                           escape(shortened(d.attempts.back().row.response_excerpt, 200))));
   } else {
-    body += fmt::format("<dt>Event types</dt><dd>{}</dd>", eventChips(joined(d.batch_event_types)));
+    body +=
+        fmt::format("<dt>Event types</dt><dd>{}</dd>", eventChips(joined(ingest::eventTypes(d.payload, d.event_seq))));
   }
   body += fmt::format("<dt>Received</dt><dd>{}</dd>", timeText(d.received_at, view.now_ms));
   body += fmt::format("<dt>Attempts spent</dt><dd>{}</dd>", d.attempts_spent);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "delivery/body.h"
+#include "delivery/routing.h"
 #include "delivery/signature.h"
 
 namespace mews::delivery {
@@ -28,10 +29,6 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 // the sending slots keeps the workers busy while the next claim commits. Only
 // `concurrency` requests are ever sent to a target at once.
 constexpr int kClaimAhead = 4;
-
-std::string eventFilter(const config::TargetSettings& target) {
-  return text::joinList(target.events);
-}
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
   json::Writer out;
@@ -361,11 +358,11 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
     target.next_expire_ms = now_ms + kExpireEveryMs;
     const config::TargetSettings& settings = target.config->settings;
     const std::string name = settings.name;
-    const std::string filter = eventFilter(settings);
+    const auto types = deadLetterTypes(settings);
     const std::int64_t cutoff = now_ms - settings.max_age.count();
     const auto expired = writer_
-                             .submit([name, filter, cutoff, now_ms](journal::Journal& journal) {
-                               return journal::expireOld(journal, name, filter, cutoff, now_ms, kExpireStep);
+                             .submit([name, types, cutoff, now_ms](journal::Journal& journal) {
+                               return journal::expireOld(journal, name, types, cutoff, now_ms, kExpireStep);
                              })
                              .get();
     if (expired.committed() && expired.value > 0) {
@@ -500,7 +497,6 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   journal::AttemptRecord& record = judged.attempt;
   record.delivery_id = item.due.id;
   record.target = item.config->settings.name;
-  record.event_filter = eventFilter(item.config->settings);
   record.started_ms = started_ms;
   record.duration_ms = attempt.duration.count();
   record.status = attempt.status;
@@ -520,6 +516,7 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.dead_reason = decision.dead_reason;
   record.spends_attempt = decision.spends_attempt;
   record.next_due_ms = decision.next_due_ms;
+  if (decision.outcome == journal::AttemptOutcome::Dead) record.dead_letter_types = deadLetterTypes(settings);
   const bool delivered = decision.outcome == journal::AttemptOutcome::Delivered;
   if (record.error.empty() && !delivered && attempt.status) record.error = fmt::format("HTTP {}", *attempt.status);
   if (decision.circuit == CircuitEvent::None) return judged;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "common/text.h"
+#include "ingest/payload.h"
+
 namespace mews::delivery {
 
 std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
@@ -24,6 +27,16 @@ std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary
         planned.push_back({target.name, static_cast<std::int64_t>(seq)});
   }
   return planned;
+}
+
+journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target) {
+  return [target](std::string_view body, std::optional<std::int64_t> event_seq) {
+    std::vector<std::string> named;
+    for (auto& type : ingest::eventTypes(body, event_seq))
+      if (target.accepts(type) && std::find(named.begin(), named.end(), type) == named.end())
+        named.push_back(std::move(type));
+    return text::joinList(named);
+  };
 }
 
 }  // namespace mews::delivery

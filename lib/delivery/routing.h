@@ -17,11 +17,17 @@
 #include <vector>
 
 #include "config/config.h"
+#include "journal/queue.h"
 #include "journal/records.h"
 
 namespace mews::delivery {
 
 std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
                                                      const std::vector<config::TargetSettings>& targets);
+
+// What a dead letter of `target` names as its event types: in event mode the
+// one event's, otherwise the distinct ones of the batch the target's filter
+// passes, in order, comma-separated (read from the stored body).
+journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target);
 
 }  // namespace mews::delivery

@@ -230,4 +230,14 @@ Parsed<BatchSummary> parseBatch(std::string_view body) {
   return {summarize(outlined.value())};
 }
 
+std::vector<std::string> eventTypes(std::string_view body, std::optional<std::int64_t> event_seq) {
+  auto parsed = parseBatch(body);
+  if (!parsed.ok()) return {};
+  std::vector<std::string> types;
+  const auto& events = parsed.value().events;
+  for (std::size_t seq = 0; seq < events.size(); ++seq)
+    if (!event_seq || static_cast<std::int64_t>(seq) == *event_seq) types.push_back(events[seq].discriminator);
+  return types;
+}
+
 }  // namespace mews::ingest

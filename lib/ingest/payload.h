@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,5 +71,11 @@ Parsed<BatchOutline> outlineBatch(std::string_view body);
 journal::BatchSummary summarize(const BatchOutline& outline);
 // outlineBatch, then summarize.
 Parsed<journal::BatchSummary> parseBatch(std::string_view body);
+
+// The event types (discriminators, or the action) of a stored body, in order:
+// all of them, or only event `event_seq`'s. The journal keeps no per-event rows
+// (migrations/0005_lean_ack.sql); dead letters and the console read them here.
+// Empty for an unknown kind or a body this reader refuses.
+std::vector<std::string> eventTypes(std::string_view body, std::optional<std::int64_t> event_seq = std::nullopt);
 
 }  // namespace mews::ingest

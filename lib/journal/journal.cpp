@@ -70,8 +70,6 @@ Journal::Journal(const std::string& path, JournalOptions options) : path_(path),
         db_,
         "INSERT INTO batches (received_at, kind, enterprise_id, integration_id, event_count,"
         " content_type, body, unrouted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    insert_event_ = std::make_unique<Statement>(
-        db_, "INSERT INTO events (batch_id, seq, discriminator, entity_id) VALUES (?, ?, ?, ?)");
     insert_delivery_ = std::make_unique<Statement>(
         db_,
         "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at, age_from)"
@@ -105,14 +103,6 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
       .run();
   const std::int64_t batch_id = db_.lastInsertRowid();
 
-  std::int64_t seq = 0;
-  for (const auto& event : summary.events) {
-    insert_event_->bind(1, batch_id)
-        .bind(2, seq++)
-        .bind(3, std::string_view(event.discriminator))
-        .bindOptional(4, event.entity_id)
-        .run();
-  }
   for (const auto& delivery : batch.deliveries) {
     insert_delivery_->bind(1, batch_id);
     if (delivery.event_seq)

@@ -76,8 +76,9 @@ class Journal {
   // this connection would go on reading the old file.
   [[nodiscard]] bool anotherFileAtPath() const;
 
-  // Inside an open transaction: the batch, its events and its planned
-  // deliveries. Returns the batch id.
+  // Inside an open transaction: the batch and its planned deliveries. Returns
+  // the batch id. Its events are not rows: they are read from the stored body
+  // when asked for (the `events` view, migrations/0005_lean_ack.sql).
   std::int64_t insertBatch(const IncomingBatch& batch);
 
   Savepoints& savepoints() { return *savepoints_; }
@@ -96,7 +97,6 @@ class Journal {
   std::string journal_id_;
   JournalFiles files_;
   std::unique_ptr<Statement> insert_batch_;
-  std::unique_ptr<Statement> insert_event_;
   std::unique_ptr<Statement> insert_delivery_;
   std::unique_ptr<Savepoints> savepoints_;
 };

@@ -181,7 +181,6 @@ struct DeliveryDetail {
   std::string received_at;
   std::string content_type;
   std::string payload;                         // the batch as received
-  std::vector<std::string> batch_event_types;  // discriminators / actions in the batch, in order
   std::optional<DeadLetter> dead_letter;
   std::vector<AttemptDetail> attempts;
 };
@@ -215,7 +214,7 @@ struct ActivityBucket {
 std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
                                                                                  std::int64_t bucket_ms, int buckets);
 
-// Batches received since `since_ms`: an index-only count (batches_received_at);
+// Batches received since `since_ms`: an index-only count (batches_received_events);
 // the events would need each batch's row, 2 KB bodies and all.
 std::int64_t batchesSince(Journal& reader, std::int64_t since_ms);
 

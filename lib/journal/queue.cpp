@@ -81,27 +81,33 @@ DeliveryState stateAfter(AttemptOutcome outcome) {
   return Dead;
 }
 
-// The dead letter of a delivery that was just moved to dead. Event types: the
-// one event's in event mode; otherwise every distinct one of the batch that
-// passes the target's filter (`event_filter`: comma-separated, empty for *).
+// The dead letter of a delivery that was just moved to dead; its event types
+// are read from the stored batch by `types`.
 void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
-                      const std::string& event_filter) {
-  journal.db()
-      .cached(
-          "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
-          " reason, received_at, died_at)"
-          " SELECT d.id, d.batch_id, d.target,"
-          "  coalesce((SELECT group_concat(discriminator, ',') FROM (SELECT DISTINCT discriminator FROM events e"
-          "   WHERE e.batch_id = d.batch_id AND (d.event_seq IS NULL OR e.seq = d.event_seq)"
-          "   AND (?4 = '' OR instr(',' || ?4 || ',', ',' || e.discriminator || ',') > 0))), ''),"
-          "  d.attempts, d.last_status, d.last_error, ?1, b.received_at, ?2"
-          " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?3"
-          " ON CONFLICT (delivery_id) DO UPDATE SET attempts = excluded.attempts, last_status = excluded.last_status,"
-          "  last_error = excluded.last_error, reason = excluded.reason, died_at = excluded.died_at")
+                      const DeadLetterTypes& types) {
+  Database& db = journal.db();
+  std::string event_types;
+  if (types) {
+    Statement& read =
+        db.cached("SELECT b.body, d.event_seq FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?");
+    read.bind(1, delivery_id);
+    if (read.step())
+      event_types = types(read.columnText(0),
+                          read.columnIsNull(1) ? std::nullopt : std::optional<std::int64_t>(read.columnInt(1)));
+    read.reset();
+  }
+  db.cached(
+        "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
+        " reason, received_at, died_at)"
+        " SELECT d.id, d.batch_id, d.target, ?4, d.attempts, d.last_status, d.last_error, ?1, b.received_at, ?2"
+        " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?3"
+        " ON CONFLICT (delivery_id) DO UPDATE SET attempts = excluded.attempts,"
+        "  last_status = excluded.last_status, last_error = excluded.last_error, reason = excluded.reason,"
+        "  died_at = excluded.died_at")
       .bind(1, reason)
       .bind(2, iso(now_ms))
       .bind(3, delivery_id)
-      .bind(4, event_filter)
+      .bind(4, event_types)
       .run();
 }
 
@@ -209,15 +215,15 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
 
   if (record.outcome == AttemptOutcome::Dead)
     insertDeadLetter(journal, record.delivery_id, deadReasonName(record.dead_reason), record.now_ms,
-                     record.event_filter);
+                     record.dead_letter_types);
   if (record.outcome == AttemptOutcome::Delivered)
     // A replayed dead letter leaves the table once delivered; its attempts stay.
     db.cached("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
   return true;
 }
 
-int expireOld(Journal& journal, const std::string& target, const std::string& event_filter, std::int64_t age_cutoff_ms,
-              std::int64_t now_ms, int limit) {
+int expireOld(Journal& journal, const std::string& target, const DeadLetterTypes& dead_letter_types,
+              std::int64_t age_cutoff_ms, std::int64_t now_ms, int limit) {
   static const std::string select_old =
       fmt::format("SELECT id FROM deliveries WHERE target = ? AND state IN {} AND age_from < ? LIMIT ?",
                   sqlStates({Pending, RetryWait}));
@@ -235,7 +241,7 @@ int expireOld(Journal& journal, const std::string& target, const std::string& ev
   for (const auto id : ids) {
     journal.db().cached(expire).bind(1, iso(now_ms)).bind(2, id).run();
     if (journal.db().changes() != 1) continue;
-    insertDeadLetter(journal, id, deadReasonName(DeadReason::MaxAge), now_ms, event_filter);
+    insertDeadLetter(journal, id, deadReasonName(DeadReason::MaxAge), now_ms, dead_letter_types);
     ++expired;
   }
   return expired;

@@ -48,6 +48,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -106,6 +107,13 @@ bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_
 // claim held back by an opened circuit), due at once in receive order.
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids = {});
 
+// The event types a dead letter names (dead_letters.event_types), from its
+// stored batch: the one event's in event mode (`event_seq`), otherwise every
+// distinct one the target's filter passes, comma-separated. Supplied by the
+// delivery layer, which reads bodies (ingest/payload.h); the journal keeps no
+// per-event rows. Empty (no function): the letter names none.
+using DeadLetterTypes = std::function<std::string(std::string_view body, std::optional<std::int64_t> event_seq)>;
+
 struct AttemptRecord {
   std::int64_t delivery_id = 0;
   std::string target;
@@ -119,7 +127,7 @@ struct AttemptRecord {
   bool spends_attempt = true;    // false for a probe while the circuit is open
   std::int64_t next_due_ms = 0;  // Retry / ProbeFailed
   DeadReason dead_reason = DeadReason::Rejected;
-  std::string event_filter;  // the target's event types, comma-separated; empty for *
+  DeadLetterTypes dead_letter_types;  // for outcome Dead
   std::int64_t now_ms = 0;
 };
 
@@ -129,10 +137,8 @@ struct AttemptRecord {
 bool recordAttempt(Journal& journal, const AttemptRecord& record);
 
 // Work older than max_age that is still waiting -> dead (reason max_age).
-// `event_filter`: the target's event types, comma-separated, empty for *
-// (only those are named in the dead letter).
-int expireOld(Journal& journal, const std::string& target, const std::string& event_filter, std::int64_t age_cutoff_ms,
-              std::int64_t now_ms, int limit);
+int expireOld(Journal& journal, const std::string& target, const DeadLetterTypes& dead_letter_types,
+              std::int64_t age_cutoff_ms, std::int64_t now_ms, int limit);
 
 // When a target's circuit opens, its waiting work goes back to receive order
 // (due now, oldest first): the probe paces it from here, and the drain after the

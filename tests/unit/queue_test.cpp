@@ -162,7 +162,7 @@ TEST_CASE("expiry: waiting work older than max_age dies; work in flight does not
   f.receive(kT0);
   f.receive(kT0 + 3'600'000);
   REQUIRE(claimDelivery(f.journal, 2, kT0));
-  CHECK(expireOld(f.journal, "pms", "", kT0 + 1, kT0 + 7'200'000, 100) == 1);
+  CHECK(expireOld(f.journal, "pms", {}, kT0 + 1, kT0 + 7'200'000, 100) == 1);
   CHECK(f.stateOf(1) == name(DeliveryState::Dead));
   CHECK(f.stateOf(2) == name(DeliveryState::InFlight));
   CHECK(f.stateOf(3) == name(DeliveryState::Pending));

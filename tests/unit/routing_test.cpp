@@ -73,3 +73,24 @@ TEST_CASE("a batch that matches no target plans nothing") {
   CHECK(delivery::planDeliveries(general({"A"}), {target("x", config::DeliveryMode::Batch, {"B"})}).empty());
   CHECK(delivery::planDeliveries(general({}), {target("x", config::DeliveryMode::Batch, {})}).empty());
 }
+
+TEST_CASE("a dead letter names the event types its target wanted, read from the stored body") {
+  const std::string body =
+      R"({"Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"a"}},)"
+      R"({"Discriminator":"Customer\u0055pdated","Value":{"Id":"b"}},)"
+      R"({"Discriminator":"CustomerAdded","Value":{"Id":"c"}},{"Discriminator":"ResourceUpdated","Value":{}}]})";
+  const auto all = delivery::deadLetterTypes(target("all", config::DeliveryMode::Batch, {}));
+  const auto customers =
+      delivery::deadLetterTypes(target("crm", config::DeliveryMode::Batch, {"CustomerAdded", "CustomerUpdated"}));
+  const auto each = delivery::deadLetterTypes(target("each", config::DeliveryMode::Event, {}));
+  // Distinct, in the order received; names decoded.
+  CHECK(all(body, std::nullopt) == "CustomerAdded,CustomerUpdated,ResourceUpdated");
+  CHECK(customers(body, std::nullopt) == "CustomerAdded,CustomerUpdated");
+  // Event mode: the one event.
+  CHECK(each(body, 3) == "ResourceUpdated");
+  CHECK(each(body, 1) == "CustomerUpdated");
+  // An integration webhook names its action; an unknown or unreadable body names none.
+  CHECK(all(R"({"Action":"IntegrationCreated","Data":{}})", std::nullopt) == "IntegrationCreated");
+  CHECK(all(R"({"Something":"else"})", std::nullopt).empty());
+  CHECK(all("not json", std::nullopt).empty());
+}
