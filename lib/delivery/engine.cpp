@@ -182,6 +182,36 @@ void DeliveryEngine::stop() {
   if (!ids.empty()) release(ids);
   if (!settleUnreleased())
     log::warn("delivery", "claimed deliveries are released at the next start", {{"count", std::to_string(ids.size())}});
+  settleRecords();
+}
+
+void DeliveryEngine::settleRecords() {
+  // The writer outlives the engine, so every record handed to it gets its
+  // outcome; one that failed is tried once more here.
+  const auto waitForRecords = [this] {
+    std::unique_lock lock(mutex_);
+    records_settled_.wait(lock, [this] { return records_pending_ == 0; });
+  };
+  waitForRecords();
+  std::vector<std::shared_ptr<const Judged>> again;
+  {
+    const std::lock_guard lock(mutex_);
+    again.swap(unrecorded_);
+  }
+  if (again.empty()) return;
+  for (auto& judged : again) record(std::move(judged));
+  waitForRecords();
+  std::size_t left = 0;
+  {
+    const std::lock_guard lock(mutex_);
+    left = unrecorded_.size();
+    unrecorded_.clear();
+  }
+  // Still in_flight in the journal: released and attempted again at the next
+  // start (the same webhook-id), so nothing is lost.
+  if (left > 0)
+    log::warn("delivery", "attempts not recorded at stop; their deliveries are attempted again at the next start",
+              {{"count", std::to_string(left)}});
 }
 
 void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
@@ -270,6 +300,7 @@ void DeliveryEngine::dispatchLoop() {
       applyReload();
       const std::int64_t now = clock_.wallMillis();
       maintain(now);
+      retryUnrecorded();
       if (!settleUnreleased()) throw std::runtime_error("claimed deliveries not yet released");
       if (dispatchDue(*reader, now)) continue;
       wait = idleWait(*reader, now);
@@ -336,6 +367,10 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       // so the target is not judged: its circuit stays as it is.
       HttpAttempt unsent;
       unsent.error = std::string("cannot build the request: ") + e.what();
+      {
+        const std::lock_guard lock(mutex_);
+        target->in_flight++;  // until the record commits, as for a sent attempt
+      }
       record(judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms));
       continue;
     }
@@ -387,6 +422,10 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
 
 std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std::int64_t now_ms) {
   std::int64_t wait_ms = kMaxIdleWait.count();
+  {
+    const std::lock_guard lock(mutex_);
+    if (!unrecorded_.empty()) wait_ms = kRecordRetry.count();  // retryUnrecorded() paces itself
+  }
   for (const auto& target : targets_) {
     CircuitState state;
     std::int64_t probe_at = 0;
@@ -441,8 +480,9 @@ void DeliveryEngine::workerLoop() {
       held_back = !item.probe && item.target->circuit.state() != CircuitState::Closed;
     }
     if (held_back) release({item.due.id});
+    bool recorded = false;  // the record's completion ends the claim (onRecorded)
     try {
-      if (!held_back) deliver(item);
+      if (!held_back) recorded = deliver(item);
     } catch (const std::exception& e) {
       // Never a dead thread: the row goes back to pending for another attempt.
       log::error("delivery", "delivery failed unexpectedly; released for another attempt",
@@ -451,7 +491,7 @@ void DeliveryEngine::workerLoop() {
     }
     {
       const std::lock_guard lock(mutex_);
-      item.target->in_flight--;
+      if (!recorded) item.target->in_flight--;
       item.target->sending--;
       woken_ = true;
     }
@@ -460,7 +500,7 @@ void DeliveryEngine::workerLoop() {
   }
 }
 
-void DeliveryEngine::deliver(WorkItem& item) {
+bool DeliveryEngine::deliver(WorkItem& item) {
   const config::TargetSettings& settings = item.config->settings;
   const std::int64_t started_ms = clock_.wallMillis();
   const std::string id = webhookId(item.due);
@@ -479,14 +519,15 @@ void DeliveryEngine::deliver(WorkItem& item) {
     log::info("delivery", "attempt abandoned at stop; released",
               {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
     release({item.due.id});
-    return;
+    return false;
   }
   Judged judged =
       judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
             started_ms);
   judged.attempt.request_headers_json = headersJson(headers, settings);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
-  record(judged);
+  record(std::move(judged));
+  return true;
 }
 
 DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind,
@@ -539,37 +580,72 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   return judged;
 }
 
-bool DeliveryEngine::record(const Judged& judged) {
-  const journal::AttemptRecord& attempt = judged.attempt;
-  for (;;) {
-    const auto outcome = writer_
-                             .submit([judged](journal::Journal& journal) {
-                               const bool moved = journal::recordAttempt(journal, judged.attempt);
-                               if (const auto& state = judged.target_state) {
-                                 journal::saveTargetState(journal, *state);
-                                 if (state->opened)
-                                   journal::requeueInReceiveOrder(journal, state->target, state->now_ms);
-                               }
-                               return static_cast<std::int64_t>(moved);
-                             })
-                             .get();
-    if (outcome.committed()) break;
+void DeliveryEngine::record(Judged judged) {
+  record(std::make_shared<const Judged>(std::move(judged)));
+}
+
+void DeliveryEngine::record(std::shared_ptr<const Judged> judged) {
+  {
+    const std::lock_guard lock(mutex_);
+    ++records_pending_;
+  }
+  writer_.submit(
+      [judged](journal::Journal& journal) {
+        const bool moved = journal::recordAttempt(journal, judged->attempt);
+        if (const auto& state = judged->target_state) {
+          journal::saveTargetState(journal, *state);
+          if (state->opened) journal::requeueInReceiveOrder(journal, state->target, state->now_ms);
+        }
+        return static_cast<std::int64_t>(moved);
+      },
+      [this, judged](const journal::WriteOutcome& outcome) { onRecorded(judged, outcome); });
+}
+
+void DeliveryEngine::onRecorded(const std::shared_ptr<const Judged>& judged, const journal::WriteOutcome& outcome) {
+  const journal::AttemptRecord& attempt = judged->attempt;
+  if (!outcome.committed()) {
+    // The row is still in_flight in the journal: nobody can claim it. Kept,
+    // and handed to the writer again by the dispatcher (retryUnrecorded).
     log::error("delivery", "cannot record an attempt; retrying",
                {{"delivery", std::to_string(attempt.delivery_id)}, {"error", outcome.error}});
-    std::unique_lock lock(mutex_);
-    // On stop the row stays in_flight in the journal and is due again at the next start.
-    if (stopped_.wait_for(lock, kRecordRetry, [this] { return stopping_; })) return false;
+    {
+      const std::lock_guard lock(mutex_);
+      unrecorded_.push_back(judged);
+      --records_pending_;
+    }
+    records_settled_.notify_all();
+    return;
   }
-  judged.target->metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
+  judged->target->metrics->outcomes[static_cast<std::size_t>(attempt.outcome)].add();
   const auto level = attempt.outcome == journal::AttemptOutcome::Delivered ? log::Level::Debug : log::Level::Warn;
-  if (!log::enabled(level)) return true;
-  log::write(level, "delivery", journal::outcomeName(attempt.outcome),
-             {{"target", attempt.target},
-              {"delivery", std::to_string(attempt.delivery_id)},
-              {"status", attempt.status ? std::to_string(*attempt.status) : "-"},
-              {"error", attempt.error},
-              {"duration_ms", std::to_string(attempt.duration_ms)}});
-  return true;
+  if (log::enabled(level))
+    log::write(level, "delivery", journal::outcomeName(attempt.outcome),
+               {{"target", attempt.target},
+                {"delivery", std::to_string(attempt.delivery_id)},
+                {"status", attempt.status ? std::to_string(*attempt.status) : "-"},
+                {"error", attempt.error},
+                {"duration_ms", std::to_string(attempt.duration_ms)}});
+  {
+    const std::lock_guard lock(mutex_);
+    // Only now does the claim end: the outcome is durable.
+    judged->target->in_flight--;
+    --records_pending_;
+    woken_ = true;
+  }
+  dispatcher_wake_.notify_one();
+  records_settled_.notify_all();
+}
+
+void DeliveryEngine::retryUnrecorded() {
+  std::vector<std::shared_ptr<const Judged>> again;
+  {
+    const std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (unrecorded_.empty() || now < next_record_retry_) return;
+    next_record_retry_ = now + kRecordRetry;
+    again.swap(unrecorded_);
+  }
+  for (auto& judged : again) record(std::move(judged));
 }
 
 }  // namespace mews::delivery

@@ -142,7 +142,9 @@ class DeliveryEngine {
   void maintain(std::int64_t now_ms);
   std::chrono::milliseconds idleWait(journal::Journal& reader, std::int64_t now_ms);
   void workerLoop();
-  void deliver(WorkItem& item);
+  // True when the attempt was judged and handed to record(); false when it was
+  // abandoned at stop and released.
+  bool deliver(WorkItem& item);
   // An attempt as judged: what to record, and the target's new circuit state
   // when the attempt moved it.
   struct Judged {
@@ -152,8 +154,16 @@ class DeliveryEngine {
   };
   // Has decide() judge the attempt and applies the circuit event it returns.
   Judged judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind, std::int64_t started_ms);
-  // False when the engine stopped before the record could be written.
-  bool record(const Judged& judged);
+  // Hands the attempt record to the writer without waiting for its commit;
+  // onRecorded() (on the writer thread) ends the claim, or keeps the record in
+  // unrecorded_ for retryUnrecorded() when it could not be written.
+  void record(Judged judged);
+  void record(std::shared_ptr<const Judged> judged);
+  void onRecorded(const std::shared_ptr<const Judged>& judged, const journal::WriteOutcome& outcome);
+  // On the dispatcher thread: the records that failed, again, every kRecordRetry.
+  void retryUnrecorded();
+  // At stop: waits for the records handed to the writer; retries failed ones once.
+  void settleRecords();
   // in_flight -> pending for claimed rows that no worker holds; when that
   // cannot be committed the ids are kept in unreleased_ and retried.
   void release(const std::vector<std::int64_t>& ids);
@@ -190,6 +200,12 @@ class DeliveryEngine {
   // else, and claims nothing while any are left, so a release can never move a
   // row that a worker has claimed since.
   std::vector<std::int64_t> unreleased_;
+  // Attempt records handed to the writer whose outcome is not back yet, and
+  // those whose commit failed (their rows are still in_flight in the journal).
+  int records_pending_ = 0;
+  std::vector<std::shared_ptr<const Judged>> unrecorded_;
+  std::chrono::steady_clock::time_point next_record_retry_{};
+  std::condition_variable records_settled_;
 
   std::thread dispatcher_;
   std::vector<std::thread> workers_;

@@ -61,19 +61,37 @@ std::string JournalWriter::journalId() const {
   return journal_id_;
 }
 
+void JournalWriter::Pending::finish(WriteOutcome outcome) {
+  if (auto* promise = std::get_if<std::promise<WriteOutcome>>(&reply))
+    promise->set_value(std::move(outcome));
+  else
+    std::get<Completion>(reply)(outcome);
+}
+
 std::future<WriteOutcome> JournalWriter::submit(Job job) {
-  Pending pending{std::move(job), {}};
-  auto future = pending.promise.get_future();
+  std::promise<WriteOutcome> promise;
+  auto future = promise.get_future();
+  enqueue({std::move(job), std::move(promise)});
+  return future;
+}
+
+void JournalWriter::submit(Job job, Completion done) {
+  enqueue({std::move(job), std::move(done)});
+}
+
+void JournalWriter::enqueue(Pending pending) {
+  bool queued = false;
   {
     const std::lock_guard lock(mutex_);
-    if (stopping_) {
-      pending.promise.set_value({WriteOutcome::Status::StorageFailure, 0, "relay is shutting down"});
-      return future;
+    if (!stopping_) {
+      queue_.push_back(std::move(pending));
+      queued = true;
     }
-    queue_.push_back(std::move(pending));
   }
-  wake_.notify_one();
-  return future;
+  if (queued)
+    wake_.notify_one();
+  else
+    pending.finish({WriteOutcome::Status::StorageFailure, 0, "relay is shutting down"});
 }
 
 void JournalWriter::stop() {
@@ -134,7 +152,7 @@ void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status s
     const std::lock_guard lock(mutex_);
     stats_.jobs_failed += group.size();
   }
-  for (auto& pending : group) pending.promise.set_value({status, 0, error});
+  for (auto& pending : group) pending.finish({status, 0, error});
 }
 
 void JournalWriter::commitGroup(std::deque<Pending>& group) {
@@ -225,7 +243,7 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
     stats_.jobs_committed += committed;
     stats_.jobs_failed += group.size() - committed;
   }
-  for (std::size_t i = 0; i < group.size(); ++i) group[i].promise.set_value(std::move(outcomes[i]));
+  for (std::size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(outcomes[i]));
 }
 
 std::string JournalWriter::prepare(bool idle) {

@@ -47,6 +47,10 @@
 //   reported ("journal file is missing"), not replaced by an empty one.
 // - Free disk below `min_free_bytes` fails a group before it writes anything.
 // - stop() refuses new jobs, then drains and commits what was queued.
+// - A job submitted with a completion instead of a future: the completion runs
+//   on the writer thread, with the same outcome a future would get, after the
+//   commit (or the failure) and before the next group starts. It must be short
+//   and must not wait for the writer (it would wait for itself).
 #pragma once
 
 #include <chrono>
@@ -60,6 +64,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 
 #include "journal/journal.h"
 #include "journal/lock.h"
@@ -111,6 +116,7 @@ struct WriterMetrics {
 class JournalWriter {
  public:
   using Job = std::function<std::int64_t(Journal&)>;
+  using Completion = std::function<void(const WriteOutcome&)>;
 
   // Opens the journal (migrating it) on the calling thread so a bad journal
   // fails start-up, then starts the writer thread. Throws SqliteError.
@@ -120,6 +126,9 @@ class JournalWriter {
   JournalWriter& operator=(const JournalWriter&) = delete;
 
   std::future<WriteOutcome> submit(Job job);
+  // The same job, but nobody waits: `done` is called with the outcome (see
+  // the header). A job refused at stop gets its failure at once, on this thread.
+  void submit(Job job, Completion done);
   void stop();
 
   [[nodiscard]] WriterStats stats() const;
@@ -131,8 +140,10 @@ class JournalWriter {
  private:
   struct Pending {
     Job job;
-    std::promise<WriteOutcome> promise;
+    std::variant<std::promise<WriteOutcome>, Completion> reply;
+    void finish(WriteOutcome outcome);
   };
+  void enqueue(Pending pending);
 
   void run();
   void commitGroup(std::deque<Pending>& group);
