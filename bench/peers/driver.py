@@ -15,12 +15,12 @@ Phases, each bounded in time:
   events, the delivery side idle (relay: target on a closed port, so its
   circuit opens after 5 failures; Node peers: WORKER=off). A fresh store each time.
 - drain: BACKLOG batches posted (each must be answered 202) while nothing is
-  delivered, then delivery starts and the clock runs until the shared sink
-  has counted BACKLOG more requests. Relay: the backlog is posted with its
-  target on a closed port, then its config is rewritten to the sink and it
-  gets SIGHUP (a changed url resets the circuit); the few deliveries tried
-  while the port was closed wait out their backoff. Node peers: WORKER=paused,
-  SIGUSR2 starts the worker.
+  delivered, then delivery starts and the clock runs until BACKLOG deliveries
+  were counted. Relay: the backlog is posted with its target on a gate that
+  holds each delivery 5 s before answering 200 (8 batches per 5 s, no failure,
+  no backoff, the circuit closed); then its config is rewritten to the sink, it
+  gets SIGHUP, and the gate answers what it holds (those count as delivered).
+  Node peers: WORKER=paused, SIGUSR2 starts the already connected worker.
 The sink is one nginx `return 200` (1 worker) for everyone; its stub_status
 `requests` counter, minus this driver's own polls, counts deliveries.
 
@@ -268,6 +268,49 @@ http {{
         return requests - mark[0] - (self.polls - mark[1])
 
 
+class Gate:
+    """A slow target for the relay's backlog: each delivery is held HOLD_S (under
+    the relay's default 10 s attempt timeout) and then answered 200, so while the
+    backlog is posted the relay delivers 8 batches per HOLD_S, none fails, no
+    backoff is scheduled and its circuit stays closed; open() answers at once."""
+    HOLD_S = 5
+
+    def __init__(self):
+        import http.server
+        gate = self
+        self.count = 0
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                gate._open.wait(Gate.HOLD_S)
+                with gate._lock:
+                    gate.count += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def open(self):
+        self._open.set()
+
+    def close(self):
+        self._open.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ---------------------------------------------------------------- the load
 def write_body(path):
     """A Mews General webhook batch: 21 events of the documented kinds, ~2 KB."""
@@ -312,10 +355,10 @@ def post_backlog(url, body_path):
     return int(count), float(seconds)
 
 
-def wait_drained(sink, mark, started, what):
+def wait_drained(sink, mark, elsewhere, started, what):
     deadline = started + DRAIN_TIMEOUT
     while True:
-        delivered = sink.delivered_since(mark)
+        delivered = sink.delivered_since(mark) + elsewhere()
         if delivered >= BACKLOG:
             return time.monotonic() - started
         if time.monotonic() > deadline:
@@ -336,6 +379,10 @@ class System:
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}/webhooks/mews?token={self.token}"
+
+    def delivered_elsewhere(self):
+        """Backlog batches delivered somewhere else than the sink (the relay's gate)."""
+        return 0
 
 
 class Nginx(System):
@@ -385,17 +432,28 @@ concurrency = {CONCURRENCY}
 
     def start(self, phase_dir, deliver):
         self.dir = phase_dir
-        self.port, self.admin_port, self.closed_port = free_port(), free_port(), free_port()
+        self.port, self.admin_port = free_port(), free_port()
         self.config = os.path.join(phase_dir, "relay.ini")
-        # Nothing listens on closed_port: deliveries fail fast and the circuit opens.
-        self._config(f"http://127.0.0.1:{self.closed_port}/hook")
+        self.gate = None
+        if deliver:
+            self.gate = Gate()
+            self._config(self.gate.url)
+        else:
+            # Nothing listens there: deliveries fail fast and the circuit opens.
+            self._config(f"http://127.0.0.1:{free_port()}/hook")
         self.proc = self.ctx.procs.start([RELAY_BIN, "-c", self.config, "serve"], os.path.join(phase_dir, "relay.log"),
                                          cwd=phase_dir)
         wait_port(self.port, self.proc, what="mews-relay")
 
     def start_delivering(self):
+        # The next attempts go to the sink (a reload keeps the queue); the ones
+        # the gate holds are answered now.
         self._config(self.ctx.sink.url)
         self.proc.send_signal(signal.SIGHUP)
+        self.gate.open()
+
+    def delivered_elsewhere(self):
+        return self.gate.count if self.gate else 0
 
     def roots(self):
         return [self.proc.pid]
@@ -407,6 +465,8 @@ concurrency = {CONCURRENCY}
 
     def stop(self):
         self.ctx.procs.stop(self.proc)
+        if self.gate:
+            self.gate.close()
 
 
 class NodePeer(System):
@@ -560,10 +620,10 @@ def drain(ctx, system, name, round_no):
         cpu0 = meter.cpu()
         started = time.monotonic()
         system.start_delivering()
-        seconds = wait_drained(ctx.sink, mark, started, name)
+        seconds = wait_drained(ctx.sink, mark, system.delivered_elsewhere, started, name)
         cpu = cpu_delta(cpu0, meter.cpu())
         time.sleep(1)  # anything beyond BACKLOG now is a duplicate delivery
-        extra = ctx.sink.delivered_since(mark) - BACKLOG
+        extra = ctx.sink.delivered_since(mark) + system.delivered_elsewhere() - BACKLOG
         rss = meter.stop()
     finally:
         system.stop()
