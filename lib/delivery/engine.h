@@ -19,10 +19,16 @@
 // adds the headers (webhook-id, timestamp, signature, the target's header.*),
 // sends it (http_client.h: the target's `timeout` bounds the whole attempt),
 // has decide() judge the result, moves the target's circuit as decided and
-// hands the attempt record (and the circuit's new state) to the writer. If the
-// record cannot be written (disk full) it keeps retrying; the row stays
-// in_flight and is released at the next start at the latest, so the attempt
-// is repeated rather than lost (at least once).
+// hands the attempt record (and the circuit's new state) to the writer, then
+// takes the next item without waiting for that commit. The invariant that
+// makes this safe: the row stays in_flight in the journal until its record
+// commits, and only pending/retry_wait rows can be claimed, so no pass claims
+// it again before its outcome is durable; the claim (Target::in_flight, which
+// bounds claiming ahead) ends only in onRecorded(). A record that cannot be
+// written (disk full) is kept and handed to the writer again every
+// kRecordRetry; at stop it is tried once more, and if it still fails the row
+// stays in_flight and is released at the next start, so the attempt is
+// repeated rather than lost (at least once).
 //
 // Stop: no new attempt starts; attempts in progress end by their own deadline,
 // and at the latest kStopGrace after stop() (an attempt cut then is abandoned:

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <future>
 #include <regex>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -636,4 +637,38 @@ TEST_CASE("a journal that is read-only at start-up fails start-up with the reaso
   REQUIRE(read_only.error().empty());
   CHECK_THROWS_WITH_AS(test::startRelay(relayIni(journal, "http://127.0.0.1:9/")), doctest::Contains("read-only"),
                        journal::SqliteError);
+}
+
+TEST_CASE("an attempt whose record cannot be written stays in flight, and is recorded once the journal is writable") {
+  // The worker does not wait for its record's commit (delivery/engine.h): the
+  // row must stay in_flight (no pass may claim it again) until the record is
+  // durable, the failed record must be kept and retried, and the target must
+  // get the batch exactly once.
+  test::TempDir dir;
+  if (!immutableAvailable(dir)) return;
+  LogCapture log(dir.file("relay.log"));
+  test::Sink sink;
+  sink.setScript([](const test::SinkRequest&, std::size_t) {
+    test::SinkResponse answer;
+    answer.hang = 1500ms;  // the journal is made read-only meanwhile
+    return answer;
+  });
+  const std::string journal = dir.file("relay.db");
+  auto relay = test::startRelay(relayIni(journal, sink.url()));
+  REQUIRE(post(relay->ingestPort(), 0).status == 202);
+  REQUIRE(sink.waitForRequests(1, 5s));
+  const auto state = [&] { return test::queryText(journal, "SELECT state || ':' || attempts FROM deliveries"); };
+  {
+    Immutable read_only({journal, journal + "-wal"});
+    REQUIRE(read_only.error().empty());
+    CHECK(test::waitUntil([&] { return log.text().find("cannot record an attempt; retrying") != std::string::npos; },
+                          10s));
+    std::this_thread::sleep_for(1500ms);  // a retry or two, still refused
+    CHECK(state() == "in_flight:0");
+    CHECK(test::queryInt(journal, "SELECT count(*) FROM attempts") == 0);
+  }
+  CHECK(test::waitUntil([&] { return state() == "delivered:1"; }, 10s));
+  CHECK(test::queryText(journal, "SELECT group_concat(outcome) FROM attempts") == "delivered");
+  relay.reset();
+  CHECK(sink.requests().size() == 1);
 }
