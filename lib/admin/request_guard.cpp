@@ -7,15 +7,10 @@
 #include <charconv>
 #include <string>
 
+#include "common/text.h"
+
 namespace mews::admin {
 namespace {
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::optional<Poco::Net::IPAddress> addressOf(const std::string& name) {
   if (name == "localhost") return Poco::Net::IPAddress("127.0.0.1");
@@ -33,11 +28,11 @@ std::optional<HostPort> parseHost(std::string_view host_header) {
   if (host_header.front() == '[') {
     const auto close = host_header.find(']');
     if (close == std::string_view::npos) return std::nullopt;
-    out.name = lower(host_header.substr(1, close - 1));
+    out.name = text::lower(host_header.substr(1, close - 1));
     rest = host_header.substr(close + 1);
   } else {
     const auto colon = host_header.find(':');
-    out.name = lower(host_header.substr(0, colon));
+    out.name = text::lower(host_header.substr(0, colon));
     rest = colon == std::string_view::npos ? std::string_view() : host_header.substr(colon);
   }
   if (out.name.empty()) return std::nullopt;
@@ -60,10 +55,10 @@ bool hostAllowed(std::string_view host_header, const HostRule& rule) {
   const auto named = parseHost(host_header);
   if (!named) return false;
   if (rule.port && named->port.value_or(80) != *rule.port) return false;
-  const std::string listen_host = lower(rule.listen_host);
+  const std::string listen_host = text::lower(rule.listen_host);
   if (named->name == listen_host) return true;
   if (std::any_of(rule.names.begin(), rule.names.end(),
-                  [&](const std::string& name) { return lower(name) == named->name; }))
+                  [&](const std::string& name) { return text::lower(name) == named->name; }))
     return true;
   const auto address = addressOf(named->name);
   if (!address) return false;

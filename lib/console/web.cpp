@@ -5,15 +5,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/text.h"
+
 namespace mews::console::web {
 namespace {
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -114,7 +109,7 @@ std::vector<std::string> Params::all(std::string_view name) const {
 
 bool originMatches(std::string_view origin, std::string_view host_header, bool tls) {
   if (origin.empty() || host_header.empty()) return false;
-  return lower(origin) == lower(fmt::format("{}://{}", tls ? "https" : "http", host_header));
+  return text::lower(origin) == text::lower(fmt::format("{}://{}", tls ? "https" : "http", host_header));
 }
 
 std::optional<std::string> cookie(std::string_view cookie_header, std::string_view name) {
