@@ -44,8 +44,7 @@ struct AdminServer::Shared {
   std::string credential;
   std::function<void()> on_requeued;
   std::function<std::string()> render_metrics;
-  std::string bound_host;  // set once bound, before the first request
-  std::uint16_t port = 0;
+  HostRule host_rule;  // the bound address and port: set once bound, before the first request
   std::shared_ptr<console::Console> console;
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
@@ -144,7 +143,7 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     // A browser always sends a Host; a supervisor's HTTP/1.0 probe may not, and
     // may read health and metrics without one. The operator's API wants one.
     const bool probe = !request.has("Host") && (found == routes().end() || found->access == Access::Anyone);
-    if (!probe && !hostAllowed(request.get("Host", ""), shared_->bound_host, shared_->port))
+    if (!probe && !hostAllowed(request.get("Host", ""), shared_->host_rule))
       return refuse(request, response, path, HTTPResponse::HTTP_MISDIRECTED_REQUEST,
                     "the Host header does not name this listener");
     if (found == routes().end()) return send(response, HTTPResponse::HTTP_NOT_FOUND, errorJson("no such endpoint"));
@@ -364,8 +363,8 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   socket.bind(address, true);
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
-  shared_->bound_host = host_;
-  shared_->port = port_;
+  shared_->host_rule.listen_host = host_;
+  shared_->host_rule.port = port_;
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(4);
   params->setKeepAlive(false);

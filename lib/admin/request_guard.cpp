@@ -7,64 +7,67 @@
 #include <charconv>
 #include <string>
 
+#include "common/text.h"
+
 namespace mews::admin {
 namespace {
 
-struct HostPort {
-  std::string host;  // lowercase, IPv6 without brackets
-  std::uint16_t port = 80;
-};
-
-bool parseHostHeader(std::string_view header, HostPort& out) {
-  std::string_view host = header;
-  std::string_view port;
-  if (!header.empty() && header.front() == '[') {
-    const auto close = header.find(']');
-    if (close == std::string_view::npos) return false;
-    host = header.substr(1, close - 1);
-    const auto after = header.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return false;
-      port = after.substr(1);
-    }
-  } else if (const auto colon = header.find(':'); colon != std::string_view::npos) {
-    host = header.substr(0, colon);
-    port = header.substr(colon + 1);
-  }
-  if (host.empty()) return false;
-  if (header.find(':') != std::string_view::npos && header.front() != '[' && port.empty()) return false;
-  if (!port.empty()) {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc{} || end != port.data() + port.size() || value > 65535) return false;
-    out.port = static_cast<std::uint16_t>(value);
-  }
-  out.host.resize(host.size());
-  std::transform(host.begin(), host.end(), out.host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return true;
-}
-
-bool isIpLiteral(const std::string& host) {
-  Poco::Net::IPAddress ignored;
-  return Poco::Net::IPAddress::tryParse(host, ignored);
+std::optional<Poco::Net::IPAddress> addressOf(const std::string& name) {
+  if (name == "localhost") return Poco::Net::IPAddress("127.0.0.1");
+  Poco::Net::IPAddress address;
+  if (!Poco::Net::IPAddress::tryParse(name, address)) return std::nullopt;
+  return address;
 }
 
 }  // namespace
 
-bool hostAllowed(std::string_view host_header, std::string_view bound_host, std::uint16_t port) {
-  HostPort named;
-  if (!parseHostHeader(host_header, named) || named.port != port) return false;
+std::optional<HostPort> parseHost(std::string_view host_header) {
+  if (host_header.empty()) return std::nullopt;
+  HostPort out;
+  std::string_view rest;
+  if (host_header.front() == '[') {
+    const auto close = host_header.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.name = text::lower(host_header.substr(1, close - 1));
+    rest = host_header.substr(close + 1);
+  } else {
+    const auto colon = host_header.find(':');
+    out.name = text::lower(host_header.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : host_header.substr(colon);
+  }
+  if (out.name.empty()) return std::nullopt;
+  if (!rest.empty()) {
+    if (rest.front() != ':' || rest.size() < 2) return std::nullopt;
+    const auto digits = rest.substr(1);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || port < 1 || port > 65535) return std::nullopt;
+    out.port = static_cast<std::uint16_t>(port);
+  }
+  const bool plausible = std::all_of(out.name.begin(), out.name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == ':' || c == '_';
+  });
+  if (!plausible) return std::nullopt;
+  return out;
+}
+
+bool hostAllowed(std::string_view host_header, const HostRule& rule) {
+  const auto named = parseHost(host_header);
+  if (!named) return false;
+  if (rule.port && named->port.value_or(80) != *rule.port) return false;
+  const std::string listen_host = text::lower(rule.listen_host);
+  if (named->name == listen_host) return true;
+  if (std::any_of(rule.names.begin(), rule.names.end(),
+                  [&](const std::string& name) { return text::lower(name) == named->name; }))
+    return true;
+  const auto address = addressOf(named->name);
+  if (!address) return false;
   // Spelled out: Poco 1.11's IPAddress::tryParse() refuses "::".
-  if (bound_host == "0.0.0.0" || bound_host == "::") return named.host == "localhost" || isIpLiteral(named.host);
-  Poco::Net::IPAddress bound;
-  if (!Poco::Net::IPAddress::tryParse(std::string(bound_host), bound)) return false;
-  if (named.host == "localhost" && bound.isLoopback()) return true;
-  Poco::Net::IPAddress named_address;
-  if (!Poco::Net::IPAddress::tryParse(named.host, named_address)) return false;
-  if (named_address == bound) return true;
+  if (rule.any_address || listen_host == "0.0.0.0" || listen_host == "::") return true;
+  const auto bound = addressOf(listen_host);
+  if (!bound) return false;
   // A loopback listener answers to either loopback literal.
-  return bound.isLoopback() && named_address.isLoopback();
+  return *address == *bound || (address->isLoopback() && bound->isLoopback());
 }
 
 bool credentialMatches(std::string_view authorization_header, std::string_view credential) {

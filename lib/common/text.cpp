@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 namespace mews::text {
 namespace {
 
@@ -36,6 +39,13 @@ std::string terminalText(std::string_view text, bool keep_layout) {
 }
 
 }  // namespace
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
 
 std::vector<std::string> splitList(std::string_view text) {
   std::vector<std::string> items;

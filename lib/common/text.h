@@ -1,4 +1,5 @@
-// Text helpers shared by the config, the CLI and the admin listener: comma
+// Text helpers shared by the config, the CLI and the admin listener: case
+// folding, comma
 // lists (one way to split and join them), UTF-8 decoding, and text from
 // outside made safe to print on a terminal.
 //
@@ -17,6 +18,10 @@
 #include <vector>
 
 namespace mews::text {
+
+// "LocalHost" -> "localhost": for names compared without case (hosts, config
+// sections and keys, header names).
+std::string lower(std::string_view text);
 
 // "a, b,,c " -> {"a", "b", "c"}: items trimmed, empty items dropped.
 std::vector<std::string> splitList(std::string_view text);

@@ -39,13 +39,6 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // Poco's INI reader keeps everything after '=' as the value; operators put
 // comments after values (`workers = 8 ; why`). A ';' or '#'
 // preceded by white space starts a comment; one inside a value (`a;b`) does not.
@@ -109,7 +102,7 @@ std::vector<std::string> idFilter(std::string_view text) {
   for (auto& id : ids) {
     if (id == "*") throw ValueError{"* stands alone; it cannot be part of a list"};
     if (!isIdentifier(id)) throw ValueError{fmt::format("'{}' is not an id (letters, digits, '-', '_', '.')", id)};
-    id = lower(id);
+    id = text::lower(id);
   }
   return ids;
 }
@@ -381,7 +374,7 @@ class Loader {
     Poco::Util::AbstractConfiguration::Keys sections;
     ini_.keys("", sections);
     for (const auto& section : sections) {
-      const std::string name = lower(section);
+      const std::string name = text::lower(section);
       if (name == "target") {
         loadTargets(section);
       } else if (name == "server" || name == "admin" || name == "console" || name == "journal" || name == "delivery" ||
@@ -486,11 +479,11 @@ class Loader {
     ini_.keys(section, keys);
     for (const auto& key : keys) {
       const std::string full_key = section + "." + key;
-      if (target && lower(key) == "header") {
+      if (target && text::lower(key) == "header") {
         loadHeaders(full_key, label, *target);
         continue;
       }
-      const KeySpec* spec = findSpec(canonical, lower(key));
+      const KeySpec* spec = findSpec(canonical, text::lower(key));
       if (spec == nullptr) {
         fail(label, key, "unknown key");
         continue;
@@ -509,7 +502,7 @@ class Loader {
         fail(label, key, "is not a valid header name");
         continue;
       }
-      if (kReservedHeaders.count(lower(name)) != 0) {
+      if (kReservedHeaders.count(text::lower(name)) != 0) {
         fail(label, key, "is set by the relay itself and cannot be overridden");
         continue;
       }
@@ -666,7 +659,7 @@ bool restartOnly(std::string_view section, std::string_view key) {
 bool TargetSettings::acceptsProperty(const std::optional<std::string>& enterprise_id,
                                      const std::optional<std::string>& integration_id) const {
   auto listed = [](const std::vector<std::string>& filter, const std::optional<std::string>& id) {
-    return filter.empty() || (id && std::find(filter.begin(), filter.end(), lower(*id)) != filter.end());
+    return filter.empty() || (id && std::find(filter.begin(), filter.end(), text::lower(*id)) != filter.end());
   };
   return listed(enterprises, enterprise_id) && listed(integrations, integration_id);
 }

@@ -1,5 +1,5 @@
 // The console's static files (lib/console/assets/*), embedded into the binary
-// at build time by cmake/GenerateConsoleAssets.cmake: the box may have no
+// at build time by cmake/EmbedFiles.cmake: the box may have no
 // internet, so there is no CDN, no build toolchain and no file to install.
 #pragma once
 

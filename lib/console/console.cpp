@@ -66,16 +66,20 @@ std::string safeNext(const std::string& next) {
   return next;
 }
 
-std::string listenHost(const std::string& listen) {
-  const auto host = web::parseHost(listen);
-  return host ? host->name : std::string();
-}
-
 std::string plural(std::int64_t count, std::string_view one, std::string_view many) {
   return fmt::format("{} {}", count, count == 1 ? one : many);
 }
 
 }  // namespace
+
+admin::HostRule consoleHostRule(const config::Settings& settings) {
+  const auto listen = admin::parseHost(settings.admin.listen);
+  admin::HostRule rule;
+  rule.listen_host = listen ? listen->name : std::string();
+  rule.any_address = true;
+  rule.names = settings.console.host_names;
+  return rule;
+}
 
 // One request as the console sees it.
 struct Console::Request {
@@ -130,7 +134,7 @@ Console::Console(ConsoleSources sources)
       ingest_(sources.ingest),
       targets_(std::move(sources.targets)),
       tls_(!sources.settings.admin.tls_certificate.empty()),
-      listen_host_(listenHost(sources.settings.admin.listen)),
+      host_rule_(consoleHostRule(sources.settings)),
       started_ms_(sources.clock.wallMillis()),
       sessions_(sources.settings.console.session_lifetime.count()) {
   const auto& console = settings_.console;
@@ -195,7 +199,7 @@ void Console::handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServe
 void Console::route(Request& r) {
   if (r.path == "/" || r.path == "/console") return r.redirect("/console/");
   // DNS rebinding: a foreign name in Host means a page elsewhere is talking to us.
-  if (!web::hostAllowed(r.http.get("Host", ""), listen_host_, settings_.console.host_names)) {
+  if (!admin::hostAllowed(r.http.get("Host", ""), host_rule_)) {
     log::warn("console", "request refused: host not accepted", {{"remote", r.remote}});
     return r.send(HTTPResponse::HTTP_MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
                   "this host name is not accepted; use the relay's address or add the name to [console] "

@@ -4,7 +4,8 @@
 //     detail, confirmations, action results; console/pages.*),
 //   - sessions, CSRF tokens and the sign-in rate limit (console/sessions.*),
 //   - the operator credential (console/password.*),
-//   - the Host/Origin rules and HTML escaping (console/web.*),
+//   - the Origin rule and HTML escaping (console/web.*; the Host rule is
+//     admin/request_guard.h's, set by consoleHostRule()),
 //   - the SVG charts (console/chart.*) and the embedded static files
 //     (console/assets/*).
 //
@@ -48,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin/request_guard.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "console/password.h"
@@ -72,6 +74,11 @@ struct ConsoleSources {
   const ingest::IngestMetrics* ingest = nullptr;
   std::function<std::vector<delivery::TargetSnapshot>()> targets;  // live circuit states
 };
+
+// The Host headers the console answers to: loopback names with any port (an
+// SSH tunnel's local end may use any), any address literal, the admin
+// listener's own host, and [console] host_names.
+admin::HostRule consoleHostRule(const config::Settings& settings);
 
 class Console {
  public:
@@ -140,7 +147,7 @@ class Console {
   std::function<std::vector<delivery::TargetSnapshot>()> targets_;
   std::optional<Credential> credential_;
   bool tls_;
-  std::string listen_host_;
+  admin::HostRule host_rule_;  // which Host headers the console answers to
   std::int64_t started_ms_;
   SessionStore sessions_;
   SignInLimiter limiter_;

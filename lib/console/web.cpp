@@ -1,21 +1,14 @@
 #include "console/web.h"
 
-#include <Poco/Net/IPAddress.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
+
+#include "common/text.h"
 
 namespace mews::console::web {
 namespace {
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -38,17 +31,6 @@ std::string decodeComponent(std::string_view text) {
     }
   }
   return out;
-}
-
-bool isIpLiteral(const std::string& name) {
-  Poco::Net::IPAddress address;
-  return Poco::Net::IPAddress::tryParse(name, address);
-}
-
-bool isLoopbackName(const std::string& name) {
-  if (name == "localhost") return true;
-  Poco::Net::IPAddress address;
-  return Poco::Net::IPAddress::tryParse(name, address) && address.isLoopback();
 }
 
 }  // namespace
@@ -125,50 +107,9 @@ std::vector<std::string> Params::all(std::string_view name) const {
   return out;
 }
 
-std::optional<HostPort> parseHost(std::string_view host_header) {
-  if (host_header.empty()) return std::nullopt;
-  HostPort out;
-  std::string_view rest;
-  if (host_header.front() == '[') {
-    const auto close = host_header.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.name = lower(host_header.substr(1, close - 1));
-    rest = host_header.substr(close + 1);
-  } else {
-    const auto colon = host_header.find(':');
-    out.name = lower(host_header.substr(0, colon));
-    rest = colon == std::string_view::npos ? std::string_view() : host_header.substr(colon);
-  }
-  if (out.name.empty()) return std::nullopt;
-  if (!rest.empty()) {
-    if (rest.front() != ':' || rest.size() < 2) return std::nullopt;
-    const auto digits = rest.substr(1);
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out.port);
-    if (ec != std::errc{} || end != digits.data() + digits.size() || out.port < 1 || out.port > 65535)
-      return std::nullopt;
-  }
-  const bool plausible = std::all_of(out.name.begin(), out.name.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '.' || c == ':' || c == '_';
-  });
-  if (!plausible) return std::nullopt;
-  return out;
-}
-
-bool hostAllowed(std::string_view host_header, std::string_view listen_host,
-                 const std::vector<std::string>& host_names) {
-  const auto host = parseHost(host_header);
-  if (!host) return false;
-  // A rebinding attack needs a DNS name it controls; an address literal (of
-  // this box: that is where the request arrived) cannot carry one.
-  if (isLoopbackName(host->name) || isIpLiteral(host->name)) return true;
-  if (host->name == lower(listen_host)) return true;
-  return std::any_of(host_names.begin(), host_names.end(),
-                     [&](const std::string& name) { return lower(name) == host->name; });
-}
-
 bool originMatches(std::string_view origin, std::string_view host_header, bool tls) {
   if (origin.empty() || host_header.empty()) return false;
-  return lower(origin) == lower(fmt::format("{}://{}", tls ? "https" : "http", host_header));
+  return text::lower(origin) == text::lower(fmt::format("{}://{}", tls ? "https" : "http", host_header));
 }
 
 std::optional<std::string> cookie(std::string_view cookie_header, std::string_view name) {

@@ -5,7 +5,8 @@
 //     escape() before it reaches a page; nothing from a request is ever
 //     rendered as markup;
 //   - URL-encoded forms and query strings, and percent-encoding for links;
-//   - the Host and Origin rules that stop DNS rebinding and cross-site posts;
+//   - the Origin rule that stops cross-site posts (the Host rule against DNS
+//     rebinding is admin/request_guard.h's, shared with the admin API);
 //   - cookie reading, JSON pretty-printing, human-readable sizes and ages.
 #pragma once
 
@@ -39,20 +40,6 @@ class Params {
  private:
   std::vector<std::pair<std::string, std::string>> values_;
 };
-
-// Host header -> (name lowercased, port or -1). "[::1]:9090" -> ("::1", 9090).
-struct HostPort {
-  std::string name;
-  int port = -1;
-};
-std::optional<HostPort> parseHost(std::string_view host_header);
-
-// DNS rebinding: a page from an attacker's name that resolves to 127.0.0.1
-// reaches us with that name in Host. Accepted: loopback names with any port
-// (localhost, 127.0.0.0/8, ::1: an SSH tunnel's local end may use any port),
-// the admin listener's own host, and the configured host_names.
-bool hostAllowed(std::string_view host_header, std::string_view listen_host,
-                 const std::vector<std::string>& host_names);
 
 // A post must come from the console's own page: Origin equal to
 // scheme://Host (browsers send Origin with every POST).

@@ -1,5 +1,5 @@
 // Schema migrations. The SQL lives in migrations/NNNN_name.sql and is embedded
-// into the binary at build time (cmake/GenerateMigrations.cmake), so an
+// into the binary at build time (cmake/EmbedFiles.cmake), so an
 // installed binary needs no source tree.
 //
 // The schema version is SQLite's `user_version`; each migration runs in its own

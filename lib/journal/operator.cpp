@@ -61,6 +61,20 @@ DeadLetter readLetter(const Statement& row) {
   return letter;
 }
 
+// Every attempt of a delivery, oldest first.
+std::vector<AttemptDetail> attemptsOf(Journal& reader, std::int64_t delivery_id) {
+  Statement select(reader.db(),
+                   "SELECT started_at, duration_ms, status, error, outcome, coalesce(response_excerpt, ''),"
+                   " coalesce(request_headers, '{}') FROM attempts WHERE delivery_id = ? ORDER BY id");
+  select.bind(1, delivery_id);
+  std::vector<AttemptDetail> attempts;
+  while (select.step())
+    attempts.push_back({{select.columnText(0), select.columnInt(1), optionalInt(select, 2),
+                         select.columnOptionalText(3), select.columnText(4), select.columnText(5)},
+                        select.columnText(6)});
+  return attempts;
+}
+
 const std::string& letterColumns() {
   static const std::string sql = fmt::format(
       "SELECT l.id, l.delivery_id, l.batch_id, l.target, l.event_types, l.attempts, l.last_status, l.last_error,"
@@ -158,14 +172,9 @@ std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id)
     detail.payload = batch.columnText(1);
     detail.event_seq = optionalInt(batch, 2);
   }
-  Statement attempts(reader.db(),
-                     "SELECT started_at, duration_ms, status, error, outcome, coalesce(response_excerpt, ''),"
-                     " coalesce(request_headers, '{}') FROM attempts WHERE delivery_id = ? ORDER BY id");
-  attempts.bind(1, detail.letter.delivery_id);
-  while (attempts.step()) {
-    detail.attempts.push_back({attempts.columnText(0), attempts.columnInt(1), optionalInt(attempts, 2),
-                               attempts.columnOptionalText(3), attempts.columnText(4), attempts.columnText(5)});
-    detail.headers_sent = attempts.columnText(6);
+  for (auto& attempt : attemptsOf(reader, detail.letter.delivery_id)) {
+    detail.attempts.push_back(std::move(attempt.row));
+    detail.headers_sent = std::move(attempt.request_headers);  // the last attempt's
   }
   return detail;
 }
@@ -478,14 +487,7 @@ std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t deliv
   letter.bind(1, delivery_id);
   if (letter.step()) detail.dead_letter = readLetter(letter);
 
-  Statement attempts(reader.db(),
-                     "SELECT started_at, duration_ms, status, error, outcome, coalesce(response_excerpt, ''),"
-                     " coalesce(request_headers, '{}') FROM attempts WHERE delivery_id = ? ORDER BY id");
-  attempts.bind(1, delivery_id);
-  while (attempts.step())
-    detail.attempts.push_back({{attempts.columnText(0), attempts.columnInt(1), optionalInt(attempts, 2),
-                                attempts.columnOptionalText(3), attempts.columnText(4), attempts.columnText(5)},
-                               attempts.columnText(6)});
+  detail.attempts = attemptsOf(reader, delivery_id);
   return detail;
 }
 

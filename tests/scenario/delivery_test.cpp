@@ -21,25 +21,18 @@
 
 using namespace mews;
 using namespace std::chrono_literals;
+using test::deliveryConfig;
 using test::queryInt;
 using test::queryText;
 using test::Sink;
 using test::SinkRequest;
 using test::SinkResponse;
+using test::targetSection;
 
 namespace {
 
 const std::string& kUri = test::kIngestUri;
 const std::string kSecret = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-// The relay with these targets and `workers` delivery threads.
-std::string configWith(const std::string& journal_path, const std::string& targets, int workers = 4) {
-  return test::relayConfigWithTargets(journal_path, targets, fmt::format("[delivery]\nworkers = {}\n", workers));
-}
-
-std::string target(const std::string& name, const std::string& url, const std::string& extra = "") {
-  return fmt::format("[target.{}]\nurl = {}\nbackoff = 10ms..50ms\ntimeout = 2s\n{}\n", name, url, extra);
-}
 
 std::int64_t post(std::uint16_t port, const std::string& body) {
   const auto result = test::httpRequest(port, "POST", kUri, body);
@@ -59,8 +52,8 @@ TEST_CASE("delivered on the first try: the bytes received, the contract's header
   test::TempDir dir;
   Sink sink;
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(
-      configWith(journal, target("pms", sink.url(), "header.X-Site = lobby\nheader.Authorization = Bearer t0psecret")));
+  auto relay = test::startRelay(deliveryConfig(
+      journal, targetSection("pms", sink.url(), "header.X-Site = lobby\nheader.Authorization = Bearer t0psecret")));
   const std::string body = test::sample("general.json");
   const auto batch = post(relay->ingestPort(), body);
   REQUIRE(sink.waitForRequests(1, 5s));
@@ -92,7 +85,7 @@ TEST_CASE("retried, then delivered, under the same webhook-id") {
     return index < 2 ? SinkResponse{503, "", "", "busy"} : SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url())));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
@@ -110,7 +103,7 @@ TEST_CASE("Retry-After is honoured") {
     return index == 0 ? SinkResponse{429, "1", "", "slow down"} : SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url()) + "backoff = 10ms..5s\n"));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url()) + "backoff = 10ms..5s\n"));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
@@ -124,8 +117,9 @@ TEST_CASE("a hanging target times out without slowing another target") {
   Sink fast;
   slow.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "late", 3s}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(
-      configWith(journal, target("slow", slow.url(), "timeout = 300ms\nconcurrency = 2") + target("fast", fast.url())));
+  auto relay =
+      test::startRelay(deliveryConfig(journal, targetSection("slow", slow.url(), "timeout = 300ms\nconcurrency = 2") +
+                                                   targetSection("fast", fast.url())));
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 3; ++i) post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(fast.waitForRequests(3, 5s));
@@ -141,7 +135,7 @@ TEST_CASE("a 400 goes to the dead letters at once, with the response recorded") 
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{400, "", "", "bad payload: no Id"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url())));
   const auto batch = post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   std::this_thread::sleep_for(200ms);
@@ -160,7 +154,7 @@ TEST_CASE("max_attempts spent: dead, with the whole attempt history") {
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{500, "", "", "boom"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "max_attempts = 3")));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url(), "max_attempts = 3")));
   post(relay->ingestPort(), test::sample("integration.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 10s));
   std::this_thread::sleep_for(200ms);
@@ -178,8 +172,8 @@ TEST_CASE("max_age: waiting work dies by age, measured on the injected clock") {
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{503, "", ""}; });
   ManualClock clock(1'795'860'000'000);
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      test::startRelay(configWith(journal, target("pms", sink.url(), "max_age = 1m\nbackoff = 30s..1h")), clock);
+  auto relay = test::startRelay(
+      deliveryConfig(journal, targetSection("pms", sink.url(), "max_age = 1m\nbackoff = 30s..1h")), clock);
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(sink.waitForRequests(1, 5s));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM attempts") == 1; }, 5s));
@@ -201,8 +195,8 @@ TEST_CASE("an open circuit spends no attempts, and the queue drains in order whe
   std::atomic<bool> down{true};
   sink.setScript([&](const SinkRequest&, std::size_t) { return down ? SinkResponse{503, "", ""} : SinkResponse{}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(
-      configWith(journal, target("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
+  auto relay = test::startRelay(deliveryConfig(
+      journal, targetSection("pms", sink.url(), "max_attempts = 3\nconcurrency = 1\nbackoff = 10ms..20ms")));
   std::vector<std::int64_t> batches;
   for (int i = 0; i < 10; ++i)
     batches.push_back(post(relay->ingestPort(), test::generalBatch(1, fmt::format("E{}", i))));
@@ -234,9 +228,9 @@ TEST_CASE("filters, batch and event mode: what each target receives") {
   Sink crm;
   Sink per_event;
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      test::startRelay(configWith(journal, target("crm", crm.url(), "events = CustomerAdded, CustomerUpdated") +
-                                               target("each", per_event.url(), "mode = event")));
+  auto relay = test::startRelay(
+      deliveryConfig(journal, targetSection("crm", crm.url(), "events = CustomerAdded, CustomerUpdated") +
+                                  targetSection("each", per_event.url(), "mode = event")));
   const auto batch = post(relay->ingestPort(), test::sample("general.json"));
   post(relay->ingestPort(), test::sample("integration.json"));
   REQUIRE(per_event.waitForRequests(6, 5s));
@@ -272,7 +266,7 @@ TEST_CASE("signatures verify with an independent implementation of the spec") {
   test::TempDir dir;
   Sink sink;
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "secret = whsec_" + kSecret)));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url(), "secret = whsec_" + kSecret)));
   post(relay->ingestPort(), test::sample("general.json"));
   post(relay->ingestPort(), test::generalBatch(50));
   REQUIRE(sink.waitForRequests(2, 5s));
@@ -292,7 +286,7 @@ TEST_CASE("a reset connection is retried; a 307 to the same host is followed") {
     return SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url())));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return allDelivered(journal, 1); }, 10s));
   const auto requests = sink.requests();
@@ -306,7 +300,7 @@ TEST_CASE("a redirect to another host is not followed: dead, with the reason") {
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{308, "", "http://198.51.100.1/x", ""}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url())));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   CHECK(queryText(journal, "SELECT last_error FROM dead_letters").find("another host") != std::string::npos);
@@ -322,9 +316,9 @@ TEST_CASE("redirects = any follows another origin without the configured headers
   Sink refusing;
   refusing.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{307, "", "/same-host", ""}; });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(
-      configWith(journal, target("any", first.url(), "redirects = any\nheader.Authorization = Bearer t0psecret") +
-                              target("none", refusing.url(), "redirects = none")));
+  auto relay = test::startRelay(deliveryConfig(
+      journal, targetSection("any", first.url(), "redirects = any\nheader.Authorization = Bearer t0psecret") +
+                   targetSection("none", refusing.url(), "redirects = none")));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(elsewhere.waitForRequests(1, 5s));
   const SinkRequest moved = elsewhere.requests().front();
@@ -353,7 +347,8 @@ TEST_CASE("kill -9 with work in flight, restart: everything is delivered") {
     return hang ? SinkResponse{200, "", "", "", 1500ms} : SinkResponse{};
   });
   const std::string journal = dir.file("relay.db");
-  test::writeFile(dir.path() / "relay.ini", configWith(journal, target("pms", sink.url(), "concurrency = 4")));
+  test::writeFile(dir.path() / "relay.ini",
+                  deliveryConfig(journal, targetSection("pms", sink.url(), "concurrency = 4")));
   auto launch = [&](Poco::Pipe& err) {
     return Poco::Process::launch(MEWS_RELAY_BINARY, {"-c", dir.file("relay.ini"), "serve"}, dir.path().string(),
                                  nullptr, nullptr, &err);
@@ -401,7 +396,7 @@ TEST_CASE("graceful stop: the attempt in progress finishes and is recorded, clai
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{200, "", "", "ok", 1500ms}; });
   const std::string journal = dir.file("relay.db");
   // One worker, four slots: the dispatcher claims four, one is being sent, three wait in the queue.
-  auto relay = test::startRelay(configWith(journal, target("pms", sink.url(), "concurrency = 4"), 1));
+  auto relay = test::startRelay(deliveryConfig(journal, targetSection("pms", sink.url(), "concurrency = 4"), 1));
   for (int i = 0; i < 4; ++i) post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(sink.waitForRequests(1, 5s));
   REQUIRE(test::waitUntil(
@@ -418,8 +413,8 @@ TEST_CASE("a dead letter names the event types its target wanted, not the whole 
   Sink sink;
   sink.setScript([](const SinkRequest&, std::size_t) { return SinkResponse{422, "", "", "no"}; });
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      test::startRelay(configWith(journal, target("crm", sink.url(), "events = CustomerUpdated, CustomerAdded")));
+  auto relay = test::startRelay(
+      deliveryConfig(journal, targetSection("crm", sink.url(), "events = CustomerUpdated, CustomerAdded")));
   post(relay->ingestPort(), test::sample("general.json"));
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   CHECK(queryText(journal, "SELECT event_types FROM dead_letters") == "CustomerAdded,CustomerUpdated");

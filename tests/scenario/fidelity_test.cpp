@@ -18,23 +18,14 @@
 
 using namespace mews;
 using namespace std::chrono_literals;
+using test::deliveryConfig;
 using test::queryInt;
 using test::Sink;
 using test::SinkRequest;
 using test::SinkResponse;
+using test::targetSection;
 
 namespace {
-
-std::string configWith(const std::string& journal_path, const std::string& targets) {
-  return fmt::format(
-      "[server]\nlisten = 127.0.0.1:0\ntokens = {}\n[admin]\nlisten = 127.0.0.1:0\n"
-      "[journal]\npath = {}\nmin_free = 0B\n[delivery]\nworkers = 4\n{}",
-      test::kToken, journal_path, targets);
-}
-
-std::string target(const std::string& name, const std::string& url, const std::string& extra = "") {
-  return fmt::format("[target.{}]\nurl = {}\nbackoff = 10ms..50ms\ntimeout = 2s\n{}\n", name, url, extra);
-}
 
 // The pieces of one General webhook whose values no double holds, whose
 // numbers a re-encoder would rewrite, and whose strings carry escapes (a lone
@@ -93,9 +84,9 @@ TEST_CASE("filtered, event-mode and unfiltered targets receive the events' own b
   Sink filtered;
   Sink each;
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("all", all.url()) +
-                                                        target("filtered", filtered.url(), "events = CustomerAdded") +
-                                                        target("each", each.url(), "mode = event")));
+  auto relay = test::startRelay(deliveryConfig(
+      journal, targetSection("all", all.url()) + targetSection("filtered", filtered.url(), "events = CustomerAdded") +
+                   targetSection("each", each.url(), "mode = event")));
   const std::string body = postedBody(kEvents);
   const auto posted = test::httpRequest(relay->ingestPort(), "POST", test::kIngestUri, body);
   REQUIRE(posted.status == 202);
@@ -127,8 +118,9 @@ TEST_CASE("a dead letter of such a batch replays, and the replay carries the sam
   filtered.setScript(script);
   each.setScript(script);
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(configWith(journal, target("filtered", filtered.url(), "events = CustomerAdded") +
-                                                        target("each", each.url(), "mode = event")));
+  auto relay =
+      test::startRelay(deliveryConfig(journal, targetSection("filtered", filtered.url(), "events = CustomerAdded") +
+                                                   targetSection("each", each.url(), "mode = event")));
   // Without the lone surrogates: the batch an older ingest acknowledged, then
   // could not deliver filtered or per event, nor replay.
   const std::vector<std::string> events{kEvents[0], kEvents[2], kEvents[3]};
@@ -165,8 +157,8 @@ TEST_CASE("valid JSON that common parsers accept is acknowledged and relayed byt
   Sink all;
   Sink each;
   const std::string journal = dir.file("relay.db");
-  auto relay =
-      test::startRelay(configWith(journal, target("all", all.url()) + target("each", each.url(), "mode = event")));
+  auto relay = test::startRelay(
+      deliveryConfig(journal, targetSection("all", all.url()) + targetSection("each", each.url(), "mode = event")));
   const std::vector<std::string> bodies = {
       R"({"Events":[{"Discriminator":"A\ud800","Value":{"Id":"\udfff"}}]})",  // lone surrogates, high and low
       R"({"Events":[{"Discriminator":"B","Value":{"Id":"\u0000"}}],"x":"\uDBFF\uDBFF"})",

@@ -10,9 +10,6 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Pipe.h>
-#include <Poco/PipeStream.h>
-#include <Poco/Process.h>
 #include <Poco/StreamCopier.h>
 #include <signal.h>
 
@@ -22,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "support/operator_fixture.h"
 #include "support/relay_process.h"
 #include "support/sink.h"
 #include "support/test_support.h"
@@ -36,26 +34,6 @@ namespace {
 // Listed in tests/data/secrets.txt: never in a log.
 constexpr const char* kOldToken = "rotation-old-token-5550123";
 constexpr const char* kNewToken = "rotation-new-token-5550456";
-
-struct Run {
-  int exit = -1;
-  std::string out;
-  std::string err;
-};
-
-Run runCli(const std::string& config, const std::vector<std::string>& args) {
-  std::vector<std::string> argv{"-c", config};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Poco::Pipe out_pipe, err_pipe;
-  auto handle = Poco::Process::launch(MEWS_RELAY_BINARY, argv, nullptr, &out_pipe, &err_pipe);
-  Poco::PipeInputStream out(out_pipe);
-  Poco::PipeInputStream err(err_pipe);
-  Run result;
-  result.out.assign(std::istreambuf_iterator<char>(out), {});
-  result.err.assign(std::istreambuf_iterator<char>(err), {});
-  result.exit = handle.wait();
-  return result;
-}
 
 std::string body(std::size_t n) {
   return fmt::format(
@@ -265,10 +243,10 @@ TEST_CASE("targets added and removed by reload under load: nothing lost; a remov
   const std::int64_t waiting =
       queryInt(journal, "SELECT count(*) FROM deliveries WHERE target = 'pms' AND state != 'delivered'");
   CHECK(waiting > 0);
-  const auto status = runCli(config, {"status"});
+  const auto status = test::runCommand(config, {"status"});
   CHECK(std::regex_search(status.out, std::regex(R"(\npms +\d+ +0 +\d+ +0 +\S+ +unknown target)")));
   CHECK(status.out.find("replay --from pms --to TARGET") != std::string::npos);
-  CHECK(runCli(config, {"status", "--json"}).out.find(R"("target":"pms",)") != std::string::npos);
+  CHECK(test::runCommand(config, {"status", "--json"}).out.find(R"("target":"pms",)") != std::string::npos);
   CHECK(test::httpRequest(relay.adminPort(), "GET", "/metrics")
             .body.find(fmt::format("mews_relay_unknown_target_deliveries{{target=\"pms\"}} {}", waiting)) !=
         std::string::npos);
@@ -280,8 +258,8 @@ TEST_CASE("targets added and removed by reload under load: nothing lost; a remov
                  "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
                  " WHERE d.target = 'crm' AND a.outcome != 'delivered'") == 0);
   // Moved to crm through the running relay.
-  CHECK(runCli(config, {"replay", "--from", "pms", "--to", "pms"}).exit == 1);  // pms is not configured
-  const auto moved = runCli(config, {"replay", "--from", "pms", "--to", "crm"});
+  CHECK(test::runCommand(config, {"replay", "--from", "pms", "--to", "pms"}).exit == 1);  // pms is not configured
+  const auto moved = test::runCommand(config, {"replay", "--from", "pms", "--to", "crm"});
   CHECK(moved.exit == 0);
   CHECK(moved.out == fmt::format("replayed {} deliveries to crm (through the running relay)\n", waiting));
   REQUIRE(test::waitUntil(
@@ -341,7 +319,7 @@ TEST_CASE("a broken file keeps the running configuration and logs every error; r
   REQUIRE(pms.waitForRequests(3, 5s));
   std::this_thread::sleep_for(200ms);
   CHECK(relay.log().find("msg=\"batch accepted\"", before) == std::string::npos);  // info is off now
-  CHECK(runCli(config, {"check-config"}).out.find("; restart to change") != std::string::npos);
+  CHECK(test::runCommand(config, {"check-config"}).out.find("; restart to change") != std::string::npos);
 }
 
 TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a removed target re-added or purged") {
@@ -365,9 +343,9 @@ TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a r
   REQUIRE(test::httpRequest(relay.ingestPort(), "POST", test::kIngestUri, body(1)).status == 202);
   REQUIRE(test::waitUntil([&] { return queryInt(journal, "SELECT count(*) FROM dead_letters") == 1; }, 5s));
   REQUIRE(crm.waitForRequests(1, 5s));
-  CHECK(runCli(config, {"replay", "1", "--to", "nope"}).err.find("no target 'nope'") != std::string::npos);
-  CHECK(runCli(config, {"replay", "--received-since", "1h", "--target", "crm", "--to", "crm"}).exit == 2);
-  const auto to_crm = runCli(config, {"replay", "1", "--to", "crm"});
+  CHECK(test::runCommand(config, {"replay", "1", "--to", "nope"}).err.find("no target 'nope'") != std::string::npos);
+  CHECK(test::runCommand(config, {"replay", "--received-since", "1h", "--target", "crm", "--to", "crm"}).exit == 2);
+  const auto to_crm = test::runCommand(config, {"replay", "1", "--to", "crm"});
   CHECK(to_crm.out == "replayed 1 delivery to crm (through the running relay)\n");
   REQUIRE(crm.waitForRequests(2, 5s));
   CHECK(crm.requests()[1].headers.at("webhook-id") == crm.requests()[0].headers.at("webhook-id"));
@@ -379,8 +357,9 @@ TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a r
   REQUIRE(test::waitUntil([&] { return deliveries("target = 'pms' AND attempts > 0 AND state != 'dead'") == 1; }, 5s));
   test::writeFile(config, without_pms);
   reload(relay, "not configured waits in the journal\" target=pms");
-  CHECK(runCli(config, {"dlq", "purge", "--from", "crm"}).err.find("target 'crm' is in") != std::string::npos);
-  CHECK(runCli(config, {"replay", "--from", "crm", "--to", "crm"}).exit == 1);
+  CHECK(test::runCommand(config, {"dlq", "purge", "--from", "crm"}).err.find("target 'crm' is in") !=
+        std::string::npos);
+  CHECK(test::runCommand(config, {"replay", "--from", "crm", "--to", "crm"}).exit == 1);
   pms_answer = 200;
   test::writeFile(config, with_pms);
   reload(relay, "msg=\"targets reloaded\" added=pms");
@@ -395,12 +374,12 @@ TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a r
   test::writeFile(config, without_pms);
   reload(relay, "not configured waits in the journal\" target=pms");
   REQUIRE(test::waitUntil([&] { return deliveries("target = 'pms' AND state = 'in_flight'") == 0; }, 5s));
-  CHECK(runCli(config, {"dlq", "purge", "--from", "pms", "--dry-run"}).out ==
+  CHECK(test::runCommand(config, {"dlq", "purge", "--from", "pms", "--dry-run"}).out ==
         "would purge 1 delivery of pms (through the running relay)\n");
-  CHECK(runCli(config, {"dlq", "purge", "--from", "pms"}).out ==
+  CHECK(test::runCommand(config, {"dlq", "purge", "--from", "pms"}).out ==
         "purged 1 delivery of pms (through the running relay)\n");
   CHECK(deliveries("target = 'pms' AND state != 'delivered'") == 0);
-  CHECK(runCli(config, {"status"}).out.find("unknown target") == std::string::npos);
+  CHECK(test::runCommand(config, {"status"}).out.find("unknown target") == std::string::npos);
   CHECK(test::httpRequest(relay.adminPort(), "GET", "/metrics").body.find("mews_relay_unknown_target_deliveries{") ==
         std::string::npos);
   const std::size_t from = relay.logSize();
@@ -409,5 +388,5 @@ TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a r
 
   // With no relay running the CLI writes the journal itself.
   relay.stop();
-  CHECK(runCli(config, {"replay", "--from", "pms", "--to", "crm"}).out == "replayed 0 deliveries to crm\n");
+  CHECK(test::runCommand(config, {"replay", "--from", "pms", "--to", "crm"}).out == "replayed 0 deliveries to crm\n");
 }

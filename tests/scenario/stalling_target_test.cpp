@@ -26,6 +26,7 @@
 
 using namespace mews;
 using namespace std::chrono_literals;
+using test::deliveryConfig;
 using test::queryInt;
 using test::queryText;
 using test::Sink;
@@ -157,13 +158,9 @@ void neverRead(Poco::Net::StreamSocket&, const std::atomic<bool>& stop) {
   pause(8s, stop);
 }
 
+// The stalling target, with the timeout these tests bound (1 s unless given).
 std::string stallTarget(const std::string& url, const std::string& extra = "", const std::string& timeout = "1s") {
-  return fmt::format("[target.stall]\nurl = {}\ntimeout = {}\nbackoff = 10ms..50ms\n{}\n", url, timeout, extra);
-}
-
-std::string relayWith(const std::string& journal, const std::string& targets, int workers = 4,
-                      const std::string& extra = "") {
-  return test::relayConfigWithTargets(journal, targets, fmt::format("[delivery]\nworkers = {}\n{}", workers, extra));
+  return test::targetSection("stall", url, extra, timeout);
 }
 
 // Posts one batch; the relay's answer must be 202.
@@ -199,7 +196,7 @@ TEST_CASE("a status line then a header byte at a time: cut at the timeout; the o
   const std::string journal = dir.file("relay.db");
   // One worker; targets are dispatched in name order: "stall" before "tail".
   auto relay = test::startRelay(
-      relayWith(journal, stallTarget(stall.url()) + "[target.tail]\nurl = " + healthy.url() + "\n", 1));
+      deliveryConfig(journal, stallTarget(stall.url()) + "[target.tail]\nurl = " + healthy.url() + "\n", 1));
   const auto posted = Steady::now();
   post(relay->ingestPort());
   REQUIRE(healthy.waitForRequests(1, 1s + kMargin + 1s));
@@ -228,7 +225,7 @@ TEST_CASE("a body trickling after a 200: delivered, cut at the timeout") {
   test::TempDir dir;
   StallServer stall(trickleBody(100ms));
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(relayWith(journal, stallTarget(stall.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, stallTarget(stall.url())));
   post(relay->ingestPort());
   REQUIRE(test::waitUntil([&] { return attempted(journal); }, 1s + kMargin + 2s));
   CHECK(queryText(journal, "SELECT outcome FROM attempts") == "delivered");  // the status is what counts
@@ -247,7 +244,7 @@ TEST_CASE("a redirect chain: the timeout bounds all hops together") {
     return SinkResponse{200, "", "", "ok", 600ms};
   });
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(relayWith(journal, stallTarget(sink.url(), "max_attempts = 1")));
+  auto relay = test::startRelay(deliveryConfig(journal, stallTarget(sink.url(), "max_attempts = 1")));
   post(relay->ingestPort());
   REQUIRE(test::waitUntil([&] { return attempted(journal); }, 1s + kMargin + 2s));
   CHECK(queryText(journal, "SELECT outcome FROM attempts") == "dead");  // max_attempts = 1
@@ -260,7 +257,7 @@ TEST_CASE("a target that never reads a large body: cut at the timeout") {
   test::TempDir dir;
   StallServer stall(neverRead);
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(relayWith(journal, stallTarget(stall.url()), 4, "[server]\nmax_body = 16MiB\n"));
+  auto relay = test::startRelay(deliveryConfig(journal, stallTarget(stall.url()), 4, "[server]\nmax_body = 16MiB\n"));
   // 8 MiB in one event: more than the socket buffers on both sides hold.
   std::string body = test::generalBatch(1);
   body.insert(body.find("\"}}]}") + 2, ",\"Pad\":\"" + std::string(8u << 20, 'p') + "\"");
@@ -277,7 +274,7 @@ TEST_CASE("a connect that is never answered: cut at the timeout") {
   for (auto& filler : fillers) filler.connectNB(Poco::Net::SocketAddress("127.0.0.1", stall.port()));
   std::this_thread::sleep_for(200ms);
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(relayWith(journal, stallTarget(stall.url())));
+  auto relay = test::startRelay(deliveryConfig(journal, stallTarget(stall.url())));
   post(relay->ingestPort());
   REQUIRE(test::waitUntil([&] { return attempted(journal); }, 1s + kMargin + 2s));
   checkFirstAttemptTimedOut(journal);
@@ -287,7 +284,7 @@ TEST_CASE("stop abandons an attempt still running kStopGrace later: released, no
   test::TempDir dir;
   StallServer stall(trickleHead(250ms, 30s));
   const std::string journal = dir.file("relay.db");
-  auto relay = test::startRelay(relayWith(journal, stallTarget(stall.url(), "", "60s")));
+  auto relay = test::startRelay(deliveryConfig(journal, stallTarget(stall.url(), "", "60s")));
   post(relay->ingestPort());
   REQUIRE(test::waitUntil([&] { return stall.connections() == 1; }, 5s));
   const auto stopping = Steady::now();

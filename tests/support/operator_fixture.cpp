@@ -1,12 +1,8 @@
 #include "support/operator_fixture.h"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Pipe.h>
 #include <Poco/PipeStream.h>
 #include <Poco/Process.h>
-#include <Poco/StreamCopier.h>
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -97,23 +93,6 @@ int ServeProcess::stop() {
 std::string ServeProcess::log() const {
   const std::lock_guard lock(state_->mutex);
   return state_->log;
-}
-
-HttpResult adminRequest(std::uint16_t port, const std::string& method, const std::string& uri,
-                        const std::map<std::string, std::string>& headers, const std::string& body) {
-  Poco::Net::HTTPClientSession session("127.0.0.1", port);
-  session.setTimeout(Poco::Timespan(30, 0));
-  Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-  for (const auto& [name, value] : headers) request.set(name, value);
-  if (!body.empty() || method == "POST") request.setContentLength64(static_cast<Poco::Int64>(body.size()));
-  session.sendRequest(request) << body;
-  Poco::Net::HTTPResponse response;
-  std::istream& in = session.receiveResponse(response);
-  HttpResult result;
-  result.status = static_cast<int>(response.getStatus());
-  Poco::StreamCopier::copyToString(in, result.body);
-  for (const auto& [name, value] : response) result.headers[name] = value;
-  return result;
 }
 
 OperatorFixture::OperatorFixture(SinkResponse refusal, const std::string& target_extra, const std::string& first_body) {

@@ -54,11 +54,6 @@ class ServeProcess {
   int exit_ = -1;
 };
 
-// One request with exactly these headers (Host included: Poco adds none when it
-// is given); `headers` may name Host, Origin, Authorization.
-HttpResult adminRequest(std::uint16_t port, const std::string& method, const std::string& uri,
-                        const std::map<std::string, std::string>& headers, const std::string& body = "");
-
 // A journal with two dead letters (the sink answers every delivery with
 // `refusal`) and a config file for it, targets "pms" with `target_extra`.
 struct OperatorFixture {

@@ -64,18 +64,23 @@ std::string relayConfigWithTargets(const std::string& journal_path, const std::s
       kToken, journal_path, targets, extra);
 }
 
-HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri, const std::string& body,
-                       bool chunked) {
+std::string deliveryConfig(const std::string& journal_path, const std::string& targets, int workers,
+                           const std::string& extra) {
+  return relayConfigWithTargets(journal_path, targets, fmt::format("[delivery]\nworkers = {}\n{}", workers, extra));
+}
+
+std::string targetSection(const std::string& name, const std::string& url, const std::string& extra,
+                          const std::string& timeout) {
+  return fmt::format("[target.{}]\nurl = {}\nbackoff = 10ms..50ms\ntimeout = {}\n{}\n", name, url, timeout, extra);
+}
+
+namespace {
+
+// Sends `request` with `body` on a new connection to 127.0.0.1:`port` and reads the whole answer.
+HttpResult exchange(std::uint16_t port, Poco::Net::HTTPRequest& request, const std::string& body) {
   Poco::Net::HTTPClientSession session("127.0.0.1", port);
   session.setTimeout(Poco::Timespan(30, 0));
-  Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-  request.setContentType("application/json");
-  if (chunked)
-    request.setChunkedTransferEncoding(true);
-  else if (!body.empty() || method == "POST")
-    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
-  std::ostream& out = session.sendRequest(request);
-  out << body;
+  session.sendRequest(request) << body;
   Poco::Net::HTTPResponse response;
   std::istream& in = session.receiveResponse(response);
   HttpResult result;
@@ -83,6 +88,27 @@ HttpResult httpRequest(std::uint16_t port, const std::string& method, const std:
   Poco::StreamCopier::copyToString(in, result.body);
   for (const auto& [name, value] : response) result.headers[name] = value;
   return result;
+}
+
+}  // namespace
+
+HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri, const std::string& body,
+                       bool chunked) {
+  Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentType("application/json");
+  if (chunked)
+    request.setChunkedTransferEncoding(true);
+  else if (!body.empty() || method == "POST")
+    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  return exchange(port, request, body);
+}
+
+HttpResult adminRequest(std::uint16_t port, const std::string& method, const std::string& uri,
+                        const std::map<std::string, std::string>& headers, const std::string& body) {
+  Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+  for (const auto& [name, value] : headers) request.set(name, value);
+  if (!body.empty() || method == "POST") request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  return exchange(port, request, body);
 }
 
 }  // namespace mews::test

@@ -43,6 +43,13 @@ std::string relayConfig(const std::string& journal_path, const std::string& extr
 // relayConfig's one unreachable target; `extra` is appended.
 std::string relayConfigWithTargets(const std::string& journal_path, const std::string& targets,
                                    const std::string& extra = "");
+// relayConfigWithTargets with `workers` delivery threads; `extra` is appended.
+std::string deliveryConfig(const std::string& journal_path, const std::string& targets, int workers = 4,
+                           const std::string& extra = "");
+// A [target.NAME] section for a sink on loopback: retries 10 ms to 50 ms apart,
+// `timeout` per attempt, then `extra` (INI lines).
+std::string targetSection(const std::string& name, const std::string& url, const std::string& extra = "",
+                          const std::string& timeout = "2s");
 
 struct HttpResult {
   int status = 0;
@@ -54,6 +61,11 @@ struct HttpResult {
 // Transfer-Encoding: chunked instead of a Content-Length.
 HttpResult httpRequest(std::uint16_t port, const std::string& method, const std::string& uri,
                        const std::string& body = "", bool chunked = false);
+
+// One request with exactly these headers (Host included: Poco adds none when it
+// is given); `headers` may name Host, Origin, Authorization.
+HttpResult adminRequest(std::uint16_t port, const std::string& method, const std::string& uri,
+                        const std::map<std::string, std::string>& headers, const std::string& body = "");
 
 }  // namespace mews::test
 

@@ -71,21 +71,6 @@ TEST_CASE("forms and query strings: + is a space, %XX decoded, repeated names ke
   CHECK(web::urlEncode("a b/c?d=é") == "a%20b%2Fc%3Fd%3D%C3%A9");
 }
 
-TEST_CASE("Host: loopback names with any port, address literals, the listen host and host_names; nothing else") {
-  const std::vector<std::string> names{"relay.hotel.lan"};
-  for (const char* ok : {"127.0.0.1:9090", "127.0.0.1", "localhost:18000", "LOCALHOST", "[::1]:9090", "127.8.9.1:1",
-                         "10.0.0.5:9090", "relay.hotel.lan:9090", "Relay.Hotel.Lan", "admin.box:9090"}) {
-    CAPTURE(ok);
-    CHECK(web::hostAllowed(ok, "admin.box", names));
-  }
-  for (const char* refused :
-       {"", "attacker.example", "attacker.example:9090", "localhost.attacker.example", "127.0.0.1.nip.io:9090",
-        "relay.hotel.lan.evil:9090", "[::1", "host:port", "a b:80", "127.0.0.1:0", "127.0.0.1:99999"}) {
-    CAPTURE(refused);
-    CHECK_FALSE(web::hostAllowed(refused, "admin.box", names));
-  }
-}
-
 TEST_CASE("Origin must be the console's own scheme and Host") {
   CHECK(web::originMatches("http://127.0.0.1:9090", "127.0.0.1:9090", false));
   CHECK(web::originMatches("https://relay.hotel.lan:9443", "relay.hotel.lan:9443", true));

@@ -1,4 +1,4 @@
-// lib/common: text.h (comma lists, UTF-8, terminal escapes), url.h (maskUrl)
+// lib/common: text.h (case folding, comma lists, UTF-8, terminal escapes), url.h (maskUrl)
 // and json.h (the one JSON writer).
 #include <doctest/doctest.h>
 
@@ -8,6 +8,11 @@
 
 using namespace mews;
 using Strings = std::vector<std::string>;
+
+TEST_CASE("lower folds ASCII letters only") {
+  CHECK(text::lower("LocalHost:9090 [Target.PMS]") == "localhost:9090 [target.pms]");
+  CHECK(text::lower("\xC3\x89") == "\xC3\x89");  // UTF-8 bytes pass unchanged
+}
 
 TEST_CASE("comma lists: split trims and drops empty items, join is its inverse") {
   CHECK(text::splitList("a, b,,c ") == Strings{"a", "b", "c"});
