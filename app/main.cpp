@@ -1,4 +1,6 @@
 // mews-relay [-c FILE] [--log-level LEVEL] COMMAND ...
+#include <malloc.h>
+
 #include <fmt/format.h>
 #include <cstdlib>
 #include <iostream>
@@ -49,6 +51,12 @@ std::string defaultConfigPath() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives memory a thread freed back to the kernel (madvise) as soon as
+  // a little is free at the top of its arena; with the journal writer and the
+  // workers each freeing per request, that was a fifth of the drain's CPU
+  // (docs/benchmarks.md). Freed memory is kept for reuse instead; the peak
+  // stays what the relay needs (RSS is measured in the benchmarks).
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   std::vector<std::string> args(argv + 1, argv + argc);
   GlobalOptions options;
   options.config_path = defaultConfigPath();

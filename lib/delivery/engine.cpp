@@ -29,6 +29,7 @@ constexpr std::chrono::milliseconds kRecordRetry{1'000};
 // the sending slots keeps the workers busy while the next claim commits. Only
 // `concurrency` requests are ever sent to a target at once.
 constexpr int kClaimAhead = 4;
+constexpr std::int64_t kSuccessSaveEveryMs = 1'000;
 
 std::string headersJson(const Headers& headers, const config::TargetSettings& target) {
   json::Writer out;
@@ -550,6 +551,7 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   Target& target = *item.target;
   const config::TargetSettings& settings = item.config->settings;
   const CircuitState before = target.circuit.state();
+  const int failures_before = target.circuit.consecutiveFailures();
   const Decision decision =
       decide({kind, attempt.status, attempt.retry_after}, item.due, item.probe, settings, target.circuit, now, random_);
   target.circuit.apply(decision.circuit, now, decision.next_probe_delay);
@@ -564,6 +566,12 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
 
   if (!delivered) target.last_error = record.error;
   const CircuitState after = target.circuit.state();
+  // A success that changes nothing (closed before and after, no failures to
+  // reset) is saved at most once a second: target_state's last_success_at is
+  // then exact to the second, without an upsert per delivered batch.
+  if (delivered && before == after && failures_before == 0 && now < target.success_saved_ms + kSuccessSaveEveryMs)
+    return judged;
+  if (delivered) target.success_saved_ms = now;
   if (before != after && !(before == CircuitState::Open && after == CircuitState::HalfOpen))
     log::warn("delivery", after == CircuitState::Closed ? "circuit closed: target is back" : "circuit opened",
               {{"target", settings.name},

@@ -129,6 +129,7 @@ class DeliveryEngine {
     int sending = 0;    // requests open to the target (<= concurrency)
     std::string last_error;
     std::int64_t next_expire_ms = 0;
+    std::int64_t success_saved_ms = 0;  // when a success last went to target_state
   };
   struct WorkItem {
     journal::DueDelivery due;

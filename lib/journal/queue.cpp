@@ -118,7 +118,7 @@ std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, s
       "SELECT id, batch_id, event_seq, attempts, age_from, due_at FROM deliveries"
       " WHERE target = ? AND state IN {} AND due_at <= ? ORDER BY due_at, id LIMIT ?",
       sqlStates({Pending, RetryWait}));
-  Statement select(reader.db(), sql);
+  Statement& select = reader.db().cached(sql);
   select.bind(1, target).bind(2, iso(now_ms)).bind(3, static_cast<std::int64_t>(limit));
   std::vector<DueDelivery> due;
   while (select.step()) {
@@ -132,23 +132,31 @@ std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, s
     item.due_ms = msOf(select.columnText(5));
     due.push_back(std::move(item));
   }
+  select.reset();
   return due;
 }
 
 std::optional<std::int64_t> nextDueMs(Journal& reader, const std::string& target) {
   static const std::string sql = fmt::format("SELECT min(due_at) FROM deliveries WHERE target = ? AND state IN {}",
                                              sqlStates({Pending, RetryWait}));
-  Statement select(reader.db(), sql);
+  Statement& select = reader.db().cached(sql);
   select.bind(1, target);
-  if (!select.step() || select.columnIsNull(0)) return std::nullopt;
-  return msOf(select.columnText(0));
+  std::optional<std::int64_t> due;
+  if (select.step() && !select.columnIsNull(0)) due = msOf(select.columnText(0));
+  select.reset();  // ends the read: a cached statement left stepping would pin its WAL snapshot
+  return due;
 }
 
 StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
-  Statement select(reader.db(), "SELECT kind, body FROM batches WHERE id = ?");
+  Statement& select = reader.db().cached("SELECT kind, body FROM batches WHERE id = ?");
   select.bind(1, batch_id);
-  if (!select.step()) throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
-  return {kindFromName(select.columnText(0)), select.columnText(1)};
+  if (!select.step()) {
+    select.reset();
+    throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
+  }
+  StoredBatch batch{kindFromName(select.columnText(0)), select.columnText(1)};
+  select.reset();  // ends the read: a cached statement left stepping would pin its WAL snapshot
+  return batch;
 }
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {

@@ -57,9 +57,8 @@ Database::~Database() {
 }
 
 Statement& Database::cached(std::string_view sql) {
-  const std::string key(sql);
-  auto it = cache_.find(key);
-  if (it == cache_.end()) it = cache_.emplace(key, std::make_unique<Statement>(*this, sql)).first;
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) it = cache_.emplace(std::string(sql), std::make_unique<Statement>(*this, sql)).first;
   return *it->second;
 }
 
@@ -188,7 +187,7 @@ bool Statement::columnIsNull(int index) const {
 }
 
 Transaction::Transaction(Database& db) : db_(db) {
-  db_.exec("BEGIN IMMEDIATE");
+  db_.cached("BEGIN IMMEDIATE").run();
 }
 
 Transaction::~Transaction() {
@@ -197,7 +196,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.cached("COMMIT").run();
   done_ = true;
 }
 
