@@ -1,14 +1,12 @@
 #include "admin/admin_server.h"
 
 #include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
 
@@ -23,6 +21,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "ingest/server_socket.h"
 #include "journal/operator.h"
 
 namespace mews::admin {
@@ -337,17 +336,6 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   std::shared_ptr<AdminServer::Shared> shared_;
 };
 
-// TLS 1.2 at least when [admin] tls_certificate is set; a bad key or
-// certificate fails start-up.
-Poco::Net::ServerSocket adminSocket(const config::AdminSettings& admin) {
-  if (admin.tls_certificate.empty()) return Poco::Net::ServerSocket();
-  Poco::Net::Context::Ptr context =
-      new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, admin.tls_private_key, admin.tls_certificate, "",
-                             Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES");
-  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-  return Poco::Net::SecureServerSocket(context);
-}
-
 }  // namespace
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
@@ -359,7 +347,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
   tls_ = !settings.admin.tls_certificate.empty();
-  Poco::Net::ServerSocket socket = adminSocket(settings.admin);
+  Poco::Net::ServerSocket socket = ingest::serverSocket(settings.admin.tls_certificate, settings.admin.tls_private_key);
   socket.bind(address, true);
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp

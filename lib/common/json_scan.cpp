@@ -5,17 +5,13 @@
 #include <array>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace mews::json {
 namespace {
 
 using detail::isDigit;
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+using text::hexValue;
 
 // Whether any of the 8 bytes in `word` ends a plain run inside a string: a
 // quote, a backslash, a control character or a non-ASCII byte. Exact for

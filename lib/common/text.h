@@ -1,7 +1,7 @@
-// Text helpers shared by the config, the CLI and the admin listener: case
-// folding, comma
-// lists (one way to split and join them), UTF-8 decoding, and text from
-// outside made safe to print on a terminal.
+// Text helpers shared by the config, the CLI, the listeners and the JSON
+// reader: case folding, comma lists (one way to split and join them), hex
+// digits, UTF-8 decoding, and text from outside made safe to print on a
+// terminal.
 //
 // Text from outside is anything the relay did not write itself: a target's
 // answer, an error a library or a target produced, an event type or payload
@@ -28,6 +28,10 @@ std::vector<std::string> splitList(std::string_view text);
 // {"a", "b"} -> "a,b"; {1, 2} -> "1,2".
 std::string joinList(const std::vector<std::string>& items);
 std::string joinList(const std::vector<std::int64_t>& items);
+
+// '0'-'9', 'a'-'f', 'A'-'F' -> 0..15; -1 for any other byte. The one reading
+// of a hex digit, for JSON \u escapes, chunk sizes and %XX in a form.
+int hexValue(char c);
 
 // The code point of the well-formed UTF-8 sequence at text[pos], advancing
 // pos past it; nullopt, advancing pos by one byte, when text[pos] does not

@@ -10,12 +10,7 @@
 namespace mews::console::web {
 namespace {
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+using text::hexValue;
 
 std::string decodeComponent(std::string_view text) {
   std::string out;

@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/text.h"
+
 namespace mews::ingest {
 
 namespace {
+
+using text::hexValue;
 
 constexpr std::size_t kMaxSizeLine = 256;        // "<hex>[;extensions]": extensions are never used here
 constexpr std::size_t kMaxSizeDigits = 15;       // 2^60: far above any max_body, far below overflow
@@ -38,13 +42,6 @@ std::string_view trimOws(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return text;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace

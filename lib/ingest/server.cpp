@@ -1,6 +1,5 @@
 #include "ingest/server.h"
 
-#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPFixedLengthStream.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -9,7 +8,6 @@
 #include <Poco/Net/HTTPServerResponseImpl.h>
 #include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/NetException.h>
-#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/TCPServer.h>
@@ -28,6 +26,7 @@
 #include "ingest/framing.h"
 #include "ingest/payload.h"
 #include "ingest/resend_guard.h"
+#include "ingest/server_socket.h"
 #include "ingest/token.h"
 
 namespace mews::ingest {
@@ -504,16 +503,6 @@ class CapacityFilter final : public Poco::Net::TCPServerConnectionFilter {
   ConnectionGuard& guard_;
 };
 
-// TLS 1.2 at least, no client certificates; a bad key or certificate fails start-up.
-Poco::Net::ServerSocket listenerSocket(const config::ServerSettings& server) {
-  if (server.tls_certificate.empty()) return Poco::Net::ServerSocket();
-  Poco::Net::Context::Ptr context =
-      new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, server.tls_private_key, server.tls_certificate, "",
-                             Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES");
-  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-  return Poco::Net::SecureServerSocket(context);
-}
-
 }  // namespace
 
 IngestServer::IngestServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
@@ -544,7 +533,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   // One pooled thread per open connection (Poco's model): the pool is the cap on
   // connections served at once.
   pool_ = std::make_unique<Poco::ThreadPool>(2, server.max_connections, 60);
-  Poco::Net::ServerSocket socket = listenerSocket(server);
+  Poco::Net::ServerSocket socket = serverSocket(server.tls_certificate, server.tls_private_key);
   socket.bind(Poco::Net::SocketAddress(server.listen), true);
   socket.listen(1024);
   // Read the bound port here, from our own socket: TCPServer::port() is an

@@ -1,4 +1,4 @@
-// lib/common: text.h (case folding, comma lists, UTF-8, terminal escapes), url.h (maskUrl)
+// lib/common: text.h (case folding, comma lists, hex digits, UTF-8, terminal escapes), url.h (maskUrl)
 // and json.h (the one JSON writer).
 #include <doctest/doctest.h>
 
@@ -22,6 +22,20 @@ TEST_CASE("comma lists: split trims and drops empty items, join is its inverse")
   CHECK(text::joinList(std::vector<std::int64_t>{1, 22, 333}) == "1,22,333");
   CHECK(text::joinList(Strings{}).empty());
   CHECK(text::splitList(text::joinList(Strings{"x", "y"})) == Strings{"x", "y"});
+}
+
+TEST_CASE("hexValue: both cases of every hex digit, -1 for every other byte") {
+  const std::string_view digits = "0123456789abcdef";
+  const std::string_view upper = "0123456789ABCDEF";
+  for (int c = 0; c < 256; ++c) {
+    const char byte = static_cast<char>(c);
+    const auto lower_at = digits.find(byte);
+    const auto upper_at = upper.find(byte);
+    const int expected = lower_at != std::string_view::npos   ? static_cast<int>(lower_at)
+                         : upper_at != std::string_view::npos ? static_cast<int>(upper_at)
+                                                              : -1;
+    CHECK_MESSAGE(text::hexValue(byte) == expected, "byte ", c);
+  }
 }
 
 TEST_CASE("UTF-8: well-formed sequences decode, anything else is one bad byte") {
