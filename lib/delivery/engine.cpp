@@ -241,7 +241,11 @@ bool DeliveryEngine::settleUnreleased() {
 void DeliveryEngine::wake() {
   {
     const std::lock_guard lock(mutex_);
-    woken_ = true;
+    new_work_ = true;
+    // Every target is full or its circuit is not closed: new work waits for a
+    // completion or a probe time, which wake the dispatcher anyway. Under load
+    // against a target that is down, this spares a pass per received batch.
+    if (new_work_futile_) return;
   }
   dispatcher_wake_.notify_one();
 }
@@ -291,6 +295,8 @@ void DeliveryEngine::dispatchLoop() {
       const std::lock_guard lock(mutex_);
       if (stopping_) return;
       woken_ = false;
+      new_work_ = false;
+      new_work_futile_ = false;
     }
     std::chrono::milliseconds wait = kMaxIdleWait;
     try {
@@ -312,7 +318,7 @@ void DeliveryEngine::dispatchLoop() {
       wait = std::chrono::milliseconds(1'000);
     }
     std::unique_lock lock(mutex_);
-    dispatcher_wake_.wait_for(lock, wait, [this] { return stopping_ || woken_; });
+    dispatcher_wake_.wait_for(lock, wait, [this] { return stopping_ || woken_ || (new_work_ && !new_work_futile_); });
   }
 }
 
@@ -423,6 +429,7 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
 
 std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std::int64_t now_ms) {
   std::int64_t wait_ms = kMaxIdleWait.count();
+  bool all_blocked = true;  // no target could take new work now
   {
     const std::lock_guard lock(mutex_);
     if (!unrecorded_.empty()) wait_ms = kRecordRetry.count();  // retryUnrecorded() paces itself
@@ -438,10 +445,20 @@ std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std
       free_slots = kClaimAhead * target->config->settings.concurrency - target->in_flight;
     }
     if (free_slots <= 0 || state == CircuitState::HalfOpen) continue;  // a worker's completion wakes us
+    if (state == CircuitState::Open && probe_at > now_ms)
+      // Waits for its probe time, also for work that arrives meanwhile.
+      wait_ms = std::min(wait_ms, probe_at - now_ms);
+    else
+      all_blocked = false;
     const auto next_due = journal::nextDueMs(reader, target->config->settings.name);
     if (!next_due) continue;
     const std::int64_t at = state == CircuitState::Open ? std::max(*next_due, probe_at) : *next_due;
     wait_ms = std::min(wait_ms, std::max<std::int64_t>(at - now_ms, 1));
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    // Unless something woke the dispatcher since this pass began (then it runs again).
+    if (!woken_ && !new_work_) new_work_futile_ = all_blocked;
   }
   return std::chrono::milliseconds(wait_ms);
 }

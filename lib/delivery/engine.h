@@ -196,7 +196,11 @@ class DeliveryEngine {
   std::condition_variable stopped_;
   std::deque<WorkItem> work_;
   std::shared_ptr<const config::Settings> reload_;  // handed over by reconfigure(), not applied yet
-  bool woken_ = false;
+  bool woken_ = false;                              // a completion, a reload, a release: the dispatcher passes again
+  bool new_work_ = false;                           // wake(): a batch committed, a replay
+  // Set by the last pass when every target was full or its circuit not closed:
+  // new work alone cannot be dispatched before a completion or a probe time.
+  bool new_work_futile_ = false;
   bool stopping_ = false;
   std::int64_t next_prune_ms_ = 0;
   // Rows that may be in_flight in the journal with no worker holding them: a
