@@ -27,7 +27,6 @@ The sink is one nginx `return 200` (1 worker) for everyone; its stub_status
 Settings come from the environment: ROUNDS, DURATION, BACKLOG, CONNECTIONS,
 CONCURRENCY, RELAY_BIN, SYSTEMS (comma list), WORK_DIR (parent of the temp dir).
 """
-import json
 import os
 import re
 import shutil
@@ -40,7 +39,9 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mews_batch import write_body  # noqa: E402  the body every benchmark posts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEERS = os.path.join(ROOT, "bench", "peers")
@@ -312,20 +313,6 @@ class Gate:
 
 
 # ---------------------------------------------------------------- the load
-def write_body(path):
-    """A Mews General webhook batch: 21 events of the documented kinds, ~2 KB."""
-    kinds = ["ServiceOrderUpdated", "ResourceUpdated", "MessageAdded", "CustomerAdded", "CustomerUpdated",
-             "ReservationUpdated", "CompanyAdded"]
-    events = [{"Discriminator": kinds[i % len(kinds)], "Value": {"Id": str(uuid.UUID(int=0xa5 << 64 | i))}}
-              for i in range(21)]
-    body = {"EnterpriseId": "851df8c8-90f2-4c4a-8e01-a4fc46b25178",
-            "IntegrationId": "c8bee838-7fb1-4f4e-8fac-ac87008b2f90", "Events": events}
-    text = json.dumps(body)
-    with open(path, "w") as f:
-        f.write(text)
-    return len(text)
-
-
 def wrk(url, work, body_path):
     script = os.path.join(work, "post.lua")
     with open(script, "w") as f:
