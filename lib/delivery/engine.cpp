@@ -374,10 +374,6 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       // so the target is not judged: its circuit stays as it is.
       HttpAttempt unsent;
       unsent.error = std::string("cannot build the request: ") + e.what();
-      {
-        const std::lock_guard lock(mutex_);
-        target->in_flight++;  // until the record commits, as for a sent attempt
-      }
       record(judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms));
       continue;
     }
@@ -498,9 +494,8 @@ void DeliveryEngine::workerLoop() {
       held_back = !item.probe && item.target->circuit.state() != CircuitState::Closed;
     }
     if (held_back) release({item.due.id});
-    bool recorded = false;  // the record's completion ends the claim (onRecorded)
     try {
-      if (!held_back) recorded = deliver(item);
+      if (!held_back) deliver(item);
     } catch (const std::exception& e) {
       // Never a dead thread: the row goes back to pending for another attempt.
       log::error("delivery", "delivery failed unexpectedly; released for another attempt",
@@ -509,7 +504,7 @@ void DeliveryEngine::workerLoop() {
     }
     {
       const std::lock_guard lock(mutex_);
-      if (!recorded) item.target->in_flight--;
+      item.target->in_flight--;
       item.target->sending--;
       woken_ = true;
     }
@@ -518,7 +513,7 @@ void DeliveryEngine::workerLoop() {
   }
 }
 
-bool DeliveryEngine::deliver(WorkItem& item) {
+void DeliveryEngine::deliver(WorkItem& item) {
   const config::TargetSettings& settings = item.config->settings;
   const std::int64_t started_ms = clock_.wallMillis();
   const std::string id = webhookId(item.due);
@@ -537,7 +532,7 @@ bool DeliveryEngine::deliver(WorkItem& item) {
     log::info("delivery", "attempt abandoned at stop; released",
               {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
     release({item.due.id});
-    return false;
+    return;
   }
   Judged judged =
       judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
@@ -545,7 +540,6 @@ bool DeliveryEngine::deliver(WorkItem& item) {
   judged.attempt.request_headers_json = headersJson(headers, settings);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
   record(std::move(judged));
-  return true;
 }
 
 DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAttempt& attempt, AttemptResult::Kind kind,
@@ -652,10 +646,8 @@ void DeliveryEngine::onRecorded(const std::shared_ptr<const Judged>& judged, con
                 {"duration_ms", std::to_string(attempt.duration_ms)}});
   {
     const std::lock_guard lock(mutex_);
-    // Only now does the claim end: the outcome is durable.
-    judged->target->in_flight--;
     --records_pending_;
-    woken_ = true;
+    woken_ = true;  // the row left in_flight: the circuit may have closed, a retry may be due
   }
   dispatcher_wake_.notify_one();
   records_settled_.notify_all();

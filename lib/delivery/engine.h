@@ -23,8 +23,10 @@
 // takes the next item without waiting for that commit. The invariant that
 // makes this safe: the row stays in_flight in the journal until its record
 // commits, and only pending/retry_wait rows can be claimed, so no pass claims
-// it again before its outcome is durable; the claim (Target::in_flight, which
-// bounds claiming ahead) ends only in onRecorded(). A record that cannot be
+// it again before its outcome is durable. (Target::in_flight, the window of
+// claiming ahead, counts work claimed and not yet attempted or being sent;
+// records waiting for their commit are records_pending_, bounded because each
+// claim commits behind the records queued before it.) A record that cannot be
 // written (disk full) is kept and handed to the writer again every
 // kRecordRetry; at stop it is tried once more, and if it still fails the row
 // stays in_flight and is released at the next start, so the attempt is
@@ -125,7 +127,7 @@ class DeliveryEngine {
     std::shared_ptr<const TargetConfig> config;
     std::shared_ptr<TargetMetrics> metrics = std::make_shared<TargetMetrics>();
     CircuitBreaker circuit;
-    int in_flight = 0;  // claimed: queued for a worker or being sent
+    int in_flight = 0;  // claimed: queued for a worker or being sent (not: waiting for its record)
     int sending = 0;    // requests open to the target (<= concurrency)
     std::string last_error;
     std::int64_t next_expire_ms = 0;
@@ -149,9 +151,7 @@ class DeliveryEngine {
   void maintain(std::int64_t now_ms);
   std::chrono::milliseconds idleWait(journal::Journal& reader, std::int64_t now_ms);
   void workerLoop();
-  // True when the attempt was judged and handed to record(); false when it was
-  // abandoned at stop and released.
-  bool deliver(WorkItem& item);
+  void deliver(WorkItem& item);
   // An attempt as judged: what to record, and the target's new circuit state
   // when the attempt moved it.
   struct Judged {
