@@ -359,9 +359,10 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)
     auto& [target, due] = candidates[i];
     WorkItem item{std::move(due), target, target->config, {}, false};
+    std::optional<journal::StoredBatch> batch;
     try {
-      const auto batch = journal::loadBatch(reader, item.due.batch_id);
-      item.body = buildBody(batch.kind, batch.body, item.due.event_seq, item.config->settings);
+      batch = journal::loadBatch(reader, item.due.batch_id);
+      item.body = buildBody(batch->kind, batch->body, item.due.event_seq, item.config->settings);
     } catch (const journal::SqliteError& e) {
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
@@ -374,7 +375,11 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       // so the target is not judged: its circuit stays as it is.
       HttpAttempt unsent;
       unsent.error = std::string("cannot build the request: ") + e.what();
-      record(judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms));
+      Judged judged = judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms);
+      if (batch)
+        judged.attempt.dead_letter_event_types =
+            deadLetterTypes(item.config->settings)(batch->body, item.due.event_seq);
+      record(std::move(judged));
       continue;
     }
     {
@@ -538,6 +543,12 @@ void DeliveryEngine::deliver(WorkItem& item) {
       judge(item, attempt, attempt.redirect_refused ? AttemptResult::Kind::RedirectRefused : AttemptResult::Kind::Sent,
             started_ms);
   judged.attempt.request_headers_json = headersJson(headers, settings);
+  // Named here, from the body sent (in event mode the one event, in batch mode
+  // the events the filter passed), not by the writer from the stored batch:
+  // that would parse the whole batch again for each of its events, on the
+  // thread every acknowledgement waits for.
+  if (judged.attempt.outcome == journal::AttemptOutcome::Dead)
+    judged.attempt.dead_letter_event_types = deadLetterTypes(settings)(item.body, std::nullopt);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
   record(std::move(judged));
 }
@@ -570,7 +581,6 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.dead_reason = decision.dead_reason;
   record.spends_attempt = decision.spends_attempt;
   record.next_due_ms = decision.next_due_ms;
-  if (decision.outcome == journal::AttemptOutcome::Dead) record.dead_letter_types = deadLetterTypes(settings);
   const bool delivered = decision.outcome == journal::AttemptOutcome::Delivered;
   if (record.error.empty() && !delivered && attempt.status) record.error = fmt::format("HTTP {}", *attempt.status);
   if (decision.circuit == CircuitEvent::None) return judged;

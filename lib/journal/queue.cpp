@@ -81,21 +81,29 @@ DeliveryState stateAfter(AttemptOutcome outcome) {
   return Dead;
 }
 
-// The dead letter of a delivery that was just moved to dead; its event types
-// are read from the stored batch by `types`.
-void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
-                      const DeadLetterTypes& types) {
-  Database& db = journal.db();
+// The event types of a dead letter of `delivery_id`, read from its stored batch by `types`.
+std::string storedEventTypes(Journal& journal, std::int64_t delivery_id, const DeadLetterTypes& types) {
+  if (!types) return {};
+  Statement& read = journal.db().cached(
+      "SELECT b.body, d.event_seq FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?");
+  read.bind(1, delivery_id);
   std::string event_types;
-  if (types) {
-    Statement& read =
-        db.cached("SELECT b.body, d.event_seq FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?");
-    read.bind(1, delivery_id);
+  try {
     if (read.step())
       event_types = types(read.columnText(0),
                           read.columnIsNull(1) ? std::nullopt : std::optional<std::int64_t>(read.columnInt(1)));
-    read.reset();
+  } catch (...) {
+    read.reset();  // a cached statement left stepping would refuse its next bind
+    throw;
   }
+  read.reset();
+  return event_types;
+}
+
+// The dead letter of a delivery that was just moved to dead.
+void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
+                      std::string_view event_types) {
+  Database& db = journal.db();
   db.cached(
         "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
         " reason, received_at, died_at)"
@@ -223,7 +231,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
 
   if (record.outcome == AttemptOutcome::Dead)
     insertDeadLetter(journal, record.delivery_id, deadReasonName(record.dead_reason), record.now_ms,
-                     record.dead_letter_types);
+                     record.dead_letter_event_types);
   if (record.outcome == AttemptOutcome::Delivered)
     // A replayed dead letter leaves the table once delivered; its attempts stay.
     db.cached("DELETE FROM dead_letters WHERE delivery_id = ?").bind(1, record.delivery_id).run();
@@ -249,7 +257,8 @@ int expireOld(Journal& journal, const std::string& target, const DeadLetterTypes
   for (const auto id : ids) {
     journal.db().cached(expire).bind(1, iso(now_ms)).bind(2, id).run();
     if (journal.db().changes() != 1) continue;
-    insertDeadLetter(journal, id, deadReasonName(DeadReason::MaxAge), now_ms, dead_letter_types);
+    insertDeadLetter(journal, id, deadReasonName(DeadReason::MaxAge), now_ms,
+                     storedEventTypes(journal, id, dead_letter_types));
     ++expired;
   }
   return expired;

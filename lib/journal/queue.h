@@ -127,7 +127,11 @@ struct AttemptRecord {
   bool spends_attempt = true;    // false for a probe while the circuit is open
   std::int64_t next_due_ms = 0;  // Retry / ProbeFailed
   DeadReason dead_reason = DeadReason::Rejected;
-  DeadLetterTypes dead_letter_types;  // for outcome Dead
+  // For outcome Dead: the event types its dead letter names, as
+  // DeadLetterTypes would read them, named by the caller from the body it
+  // built. Not read from the stored batch here: in event mode that is the
+  // whole batch again for each of its events, on the writer thread.
+  std::string dead_letter_event_types;
   std::int64_t now_ms = 0;
 };
 
