@@ -21,16 +21,22 @@ int post(const relay::Relay& relay) {
   return test::httpRequest(relay.ingestPort(), "POST", test::kIngestUri, test::generalBatch(1)).status;
 }
 
-}  // namespace
-
-TEST_CASE("work that arrives while a circuit is open, after its probe time, goes out at once") {
-  test::TempDir dir;
-  test::Sink sink;
+// 503 to the first five requests (with max_attempts = 1 each one is a dead
+// letter, and the fifth failure opens the circuit), 200 after.
+void failFirstFive(test::Sink& sink) {
   sink.setScript([](const test::SinkRequest&, std::size_t index) {
     test::SinkResponse answer;
     if (index < 5) answer.status = 503;
     return answer;
   });
+}
+
+}  // namespace
+
+TEST_CASE("work that arrives while a circuit is open, after its probe time, goes out at once") {
+  test::TempDir dir;
+  test::Sink sink;
+  failFirstFive(sink);
   const std::string journal = dir.file("relay.db");
   auto relay =
       test::startRelay(test::deliveryConfig(journal, test::targetSection("pms", sink.url(), "max_attempts = 1\n")));
@@ -54,11 +60,7 @@ TEST_CASE("work that arrives while a circuit is open, after its probe time, goes
 TEST_CASE("work that arrives while a circuit is open waits for the probe time, then goes out") {
   test::TempDir dir;
   test::Sink sink;
-  sink.setScript([](const test::SinkRequest&, std::size_t index) {
-    test::SinkResponse answer;
-    if (index < 5) answer.status = 503;
-    return answer;
-  });
+  failFirstFive(sink);
   const std::string journal = dir.file("relay.db");
   auto relay = test::startRelay(test::deliveryConfig(
       journal, "[target.pms]\nurl = " + sink.url() + "\nbackoff = 1500ms..1500ms\ntimeout = 2s\nmax_attempts = 1\n"));
