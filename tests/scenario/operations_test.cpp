@@ -119,9 +119,17 @@ TEST_CASE("/metrics after traffic: promtool accepts it, the figures are there, n
   REQUIRE(httpRequest(relay->ingestPort(), "POST", "/webhooks/mews?token=wrong-token-0123456789", "{}").status == 401);
   REQUIRE(httpRequest(relay->ingestPort(), "POST", kUri, "[1]").status == 400);
   REQUIRE(sink.waitForRequests(2, 5s));
-  REQUIRE(test::waitUntil([&] { return relay->delivery().targets().front().in_flight == 0; }, 5s));
-
-  const auto page = httpRequest(adminPort(*relay), "GET", "/metrics");
+  // An outcome is counted once its record committed, which a worker does not
+  // wait for: the page is read again until both deliveries are recorded.
+  test::HttpResult page;
+  REQUIRE(test::waitUntil(
+      [&] {
+        page = httpRequest(adminPort(*relay), "GET", "/metrics");
+        return page.body.find("mews_relay_deliveries_total{target=\"pms\",outcome=\"delivered\"} 2\n") !=
+                   std::string::npos &&
+               page.body.find("mews_relay_queue_depth{target=\"pms\"} 0\n") != std::string::npos;
+      },
+      5s));
   REQUIRE(page.status == 200);
   CHECK(page.headers.at("Content-Type").find("text/plain; version=0.0.4") == 0);
   test::writeFile(dir.path() / "metrics.txt", page.body);
