@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/clock.h"
+#include "common/text.h"
 #include "console/chart.h"
 #include "console/web.h"
 #include "ingest/payload.h"
@@ -96,12 +97,6 @@ std::string eventChips(const std::string& comma_separated) {
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  return out;
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
   return out;
 }
 
@@ -400,8 +395,8 @@ std::string detail(const Chrome& chrome, const Detail& view) {
                             : fmt::format(R"( <code class="excerpt">{}</code>)",
                                           escape(shortened(d.attempts.back().row.response_excerpt, 200))));
   } else {
-    body +=
-        fmt::format("<dt>Event types</dt><dd>{}</dd>", eventChips(joined(ingest::eventTypes(d.payload, d.event_seq))));
+    body += fmt::format("<dt>Event types</dt><dd>{}</dd>",
+                        eventChips(text::joinList(ingest::eventTypes(d.payload, d.event_seq))));
   }
   body += fmt::format("<dt>Received</dt><dd>{}</dd>", timeText(d.received_at, view.now_ms));
   body += fmt::format("<dt>Attempts spent</dt><dd>{}</dd>", d.attempts_spent);
