@@ -86,18 +86,11 @@ std::string storedEventTypes(Journal& journal, std::int64_t delivery_id, const D
   if (!types) return {};
   Statement& read = journal.db().cached(
       "SELECT b.body, d.event_seq FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.id = ?");
+  const ResetOnExit reset(read);
   read.bind(1, delivery_id);
-  std::string event_types;
-  try {
-    if (read.step())
-      event_types = types(read.columnText(0),
-                          read.columnIsNull(1) ? std::nullopt : std::optional<std::int64_t>(read.columnInt(1)));
-  } catch (...) {
-    read.reset();  // a cached statement left stepping would refuse its next bind
-    throw;
-  }
-  read.reset();
-  return event_types;
+  if (!read.step()) return {};
+  return types(read.columnText(0),
+               read.columnIsNull(1) ? std::nullopt : std::optional<std::int64_t>(read.columnInt(1)));
 }
 
 // The dead letter of a delivery that was just moved to dead.
@@ -127,6 +120,7 @@ std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, s
       " WHERE target = ? AND state IN {} AND due_at <= ? ORDER BY due_at, id LIMIT ?",
       sqlStates({Pending, RetryWait}));
   Statement& select = reader.db().cached(sql);
+  const ResetOnExit reset(select);
   select.bind(1, target).bind(2, iso(now_ms)).bind(3, static_cast<std::int64_t>(limit));
   std::vector<DueDelivery> due;
   while (select.step()) {
@@ -140,7 +134,6 @@ std::vector<DueDelivery> selectDue(Journal& reader, const std::string& target, s
     item.due_ms = msOf(select.columnText(5));
     due.push_back(std::move(item));
   }
-  select.reset();
   return due;
 }
 
@@ -148,23 +141,18 @@ std::optional<std::int64_t> nextDueMs(Journal& reader, const std::string& target
   static const std::string sql = fmt::format("SELECT min(due_at) FROM deliveries WHERE target = ? AND state IN {}",
                                              sqlStates({Pending, RetryWait}));
   Statement& select = reader.db().cached(sql);
+  const ResetOnExit reset(select);
   select.bind(1, target);
-  std::optional<std::int64_t> due;
-  if (select.step() && !select.columnIsNull(0)) due = msOf(select.columnText(0));
-  select.reset();  // ends the read: a cached statement left stepping would pin its WAL snapshot
-  return due;
+  if (!select.step() || select.columnIsNull(0)) return std::nullopt;
+  return msOf(select.columnText(0));
 }
 
 StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
   Statement& select = reader.db().cached("SELECT kind, body FROM batches WHERE id = ?");
+  const ResetOnExit reset(select);
   select.bind(1, batch_id);
-  if (!select.step()) {
-    select.reset();
-    throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
-  }
-  StoredBatch batch{kindFromName(select.columnText(0)), select.columnText(1)};
-  select.reset();  // ends the read: a cached statement left stepping would pin its WAL snapshot
-  return batch;
+  if (!select.step()) throw std::runtime_error("batch " + std::to_string(batch_id) + " is not in the journal");
+  return {kindFromName(select.columnText(0)), select.columnText(1)};
 }
 
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {

@@ -50,9 +50,9 @@ class Database {
   // Runs one or more statements that return no rows.
   void exec(std::string_view sql);
   Statement prepare(std::string_view sql);
-  // A statement prepared once per connection and reused: for the hot write
-  // paths. The caller must leave it reset (run() does; a step() loop must end
-  // with reset()).
+  // A statement prepared once per connection and reused: for the hot paths.
+  // The caller must leave it reset (run() does; a read with step() holds a
+  // ResetOnExit).
   Statement& cached(std::string_view sql);
   // For `PRAGMA x` and `SELECT count(*)`-style single values.
   std::int64_t queryInt(std::string_view sql);
@@ -112,6 +112,21 @@ class Statement {
  private:
   Database* db_;
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a statement when the scope ends, however it ends: how a cached
+// statement read with step() is left reset (Database::cached). One left
+// stepping would hold its read snapshot open (a WAL checkpoint cannot pass it)
+// and refuse its next bind.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(Statement& statement) : statement_(statement) {}
+  ~ResetOnExit() { statement_.reset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  Statement& statement_;
 };
 
 // BEGIN IMMEDIATE on construction, ROLLBACK on destruction unless committed.
