@@ -378,7 +378,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       Judged judged = judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms);
       if (batch)
         judged.attempt.dead_letter_event_types =
-            deadLetterTypes(item.config->settings)(batch->body, item.due.event_seq);
+            deadLetterEventTypes(item.config->settings, batch->body, item.due.event_seq);
       record(std::move(judged));
       continue;
     }
@@ -548,7 +548,7 @@ void DeliveryEngine::deliver(WorkItem& item) {
   // that would parse the whole batch again for each of its events, on the
   // thread every acknowledgement waits for.
   if (judged.attempt.outcome == journal::AttemptOutcome::Dead)
-    judged.attempt.dead_letter_event_types = deadLetterTypes(settings)(item.body, std::nullopt);
+    judged.attempt.dead_letter_event_types = deadLetterEventTypes(settings, item.body, std::nullopt);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
   record(std::move(judged));
 }

@@ -29,13 +29,18 @@ std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary
   return planned;
 }
 
+std::string deadLetterEventTypes(const config::TargetSettings& target, std::string_view body,
+                                 std::optional<std::int64_t> event_seq) {
+  std::vector<std::string> named;
+  for (auto& type : ingest::eventTypes(body, event_seq))
+    if (target.accepts(type) && std::find(named.begin(), named.end(), type) == named.end())
+      named.push_back(std::move(type));
+  return text::joinList(named);
+}
+
 journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target) {
   return [target](std::string_view body, std::optional<std::int64_t> event_seq) {
-    std::vector<std::string> named;
-    for (auto& type : ingest::eventTypes(body, event_seq))
-      if (target.accepts(type) && std::find(named.begin(), named.end(), type) == named.end())
-        named.push_back(std::move(type));
-    return text::joinList(named);
+    return deadLetterEventTypes(target, body, event_seq);
   };
 }
 

@@ -27,7 +27,10 @@ std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary
 
 // What a dead letter of `target` names as its event types: in event mode the
 // one event's, otherwise the distinct ones of the batch the target's filter
-// passes, in order, comma-separated (read from the stored body).
+// passes, in order, comma-separated (read from `body`).
+std::string deadLetterEventTypes(const config::TargetSettings& target, std::string_view body,
+                                 std::optional<std::int64_t> event_seq);
+// The same, bound to `target`, for the journal (expiry by max_age reads the stored batches).
 journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target);
 
 }  // namespace mews::delivery
