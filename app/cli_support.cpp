@@ -132,6 +132,8 @@ bool isConfigured(const config::Settings& settings, const std::string& name) {
 }
 
 journal::Journal openReader(const config::Settings& settings) {
+  if (settings.journal.location().backend() == journal::Backend::Postgres)
+    return journal::Journal(settings.journal.location(), {0, true});
   if (!std::filesystem::exists(settings.journal.path))
     throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));
   return journal::Journal(settings.journal.path, {0, true});
@@ -206,20 +208,32 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
   return countFromAnswer(static_cast<int>(response.getStatus()), body);
 }
 
+// One transaction of this process's own connection.
+std::int64_t applyDirectly(const journal::JournalLocation& location, const Change& change) {
+  journal::Journal journal(location, {});
+  journal::Transaction transaction(journal.db());
+  const std::int64_t count = change.direct(journal);
+  transaction.commit();
+  return count;
+}
+
 }  // namespace
 
 std::int64_t applyChange(const config::Settings& settings, const Change& change, bool& via_relay) {
+  // PostgreSQL serializes writers itself, and every change is a guarded
+  // UPDATE or DELETE (journal/queue.h): the CLI writes beside a running relay,
+  // which sees the change at its next pass.
+  if (settings.journal.location().backend() == journal::Backend::Postgres) {
+    via_relay = false;
+    return applyDirectly(settings.journal.location(), change);
+  }
   if (!std::filesystem::exists(settings.journal.path))
     throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));
   journal::JournalLock lock(settings.journal.path);
   via_relay = !lock.held();
   if (via_relay) return viaAdmin(settings.journal.path, change.admin_path);
   // No relay runs: this process is the journal's only writer while it holds the lock.
-  journal::Journal journal(settings.journal.path, {});
-  journal::Transaction transaction(journal.db());
-  const std::int64_t count = change.direct(journal);
-  transaction.commit();
-  return count;
+  return applyDirectly(settings.journal.location(), change);
 }
 
 }  // namespace mews::cli

@@ -15,6 +15,12 @@ namespace {
 int runMigrate(const GlobalOptions& options, const std::vector<std::string>& args) {
   expectNoArguments(args);
   const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
+  if (settings.journal.location().backend() == journal::Backend::Postgres) {
+    // Each step under an advisory lock (journal/migrations.h): safe beside a running relay.
+    journal::Journal journal(settings.journal.location(), {});
+    std::cout << fmt::format("{}: schema version {}\n", journal.path(), journal::schemaVersion(journal.db()));
+    return kExitOk;
+  }
   const auto directory = std::filesystem::path(settings.journal.path).parent_path();
   if (!directory.empty()) std::filesystem::create_directories(directory);
   // A running relay migrated the journal at its start-up and is its only

@@ -78,8 +78,8 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
         // All or nothing: every id is checked before anything changes.
         const auto unknown = journal::unknownDeadLetters(reader, ids);
         if (!unknown.empty())
-          throw std::runtime_error(
-              fmt::format("no dead letter with id {} in {}", text::joinList(unknown), settings.journal.path));
+          throw std::runtime_error(fmt::format("no dead letter with id {} in {}", text::joinList(unknown),
+                                               settings.journal.location().display()));
       } else {
         journal::DeadLetterFilter filter;
         filter.target = flags.value("--target");

@@ -37,7 +37,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     return std::find(names.begin(), names.end(), t.target) != names.end();
   };
   const auto totals = journal::journalTotals(reader);
-  const std::uint64_t bytes = journal::journalDiskBytes(settings.journal.path);
+  const std::uint64_t bytes = journal::journalSizeBytes(reader);
   auto oldestAge = [&](const journal::TargetStatus& t) -> std::optional<std::int64_t> {
     if (!t.oldest_pending_at) return std::nullopt;
     return now - parseIsoMillis(*t.oldest_pending_at).value_or(now);
@@ -64,7 +64,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     out.endArray()
         .key("journal")
         .beginObject()
-        .field("path", settings.journal.path)
+        .field("path", reader.path())
         .field("bytes", bytes)
         .field("schema_version", totals.schema_version)
         .field("batches", totals.batches)
@@ -92,7 +92,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
         name, settings.source_file);
   std::cout << fmt::format(
       "\njournal {}: {:.1f} MiB, schema {}; {} batches, {} events, {} deliveries, {} dead letters, {} unrouted\n",
-      settings.journal.path, static_cast<double>(bytes) / (1024.0 * 1024.0), totals.schema_version, totals.batches,
+      reader.path(), static_cast<double>(bytes) / (1024.0 * 1024.0), totals.schema_version, totals.batches,
       totals.events, totals.deliveries, totals.dead_letters, totals.unrouted_batches);
   return kExitOk;
 }

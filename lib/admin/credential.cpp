@@ -45,7 +45,8 @@ std::string credentialPath(const std::string& journal_path) {
 }
 
 CredentialFile::CredentialFile(const std::string& journal_path)
-    : path_(credentialPath(journal_path)), value_(randomHex()) {
+    : path_(journal_path.empty() ? std::string() : credentialPath(journal_path)), value_(randomHex()) {
+  if (path_.empty()) return;
   auto fail = [&](std::string_view what) {
     return std::runtime_error(fmt::format("cannot {} the admin credential {}: {}", what, path_, std::strerror(errno)));
   };
@@ -61,7 +62,7 @@ CredentialFile::CredentialFile(const std::string& journal_path)
 }
 
 CredentialFile::~CredentialFile() {
-  ::unlink(path_.c_str());
+  if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 std::string readCredential(const std::string& journal_path) {

@@ -24,6 +24,8 @@ std::string credentialPath(const std::string& journal_path);
 
 // The serving process's credential: made and written at construction
 // (std::runtime_error naming the file when it cannot be), removed with the object.
+// An empty `journal_path` (a PostgreSQL journal): kept in memory only, as the
+// CLI then writes to the database itself rather than through the relay.
 class CredentialFile {
  public:
   explicit CredentialFile(const std::string& journal_path);

@@ -36,5 +36,13 @@ inline void warn(std::string_view c, std::string_view m, std::initializer_list<F
 inline void error(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
   write(Level::Error, c, m, f);
 }
+// Logs at error only when `detail` differs from what was logged last into
+// `last`: a condition that lasts is logged once, not at every retry.
+inline void errorOnce(std::string& last, const std::string& detail, std::string_view c, std::string_view m,
+                      std::initializer_list<Field> f = {}) {
+  if (detail == last) return;
+  last = detail;
+  write(Level::Error, c, m, f);
+}
 
 }  // namespace mews::log

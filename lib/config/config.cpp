@@ -23,6 +23,7 @@
 #include "common/text.h"
 #include "common/url.h"
 #include "console/password.h"
+#include "journal/postgres.h"
 
 namespace mews::config {
 namespace {
@@ -231,10 +232,19 @@ const std::vector<KeySpec>& keySpecs() {
          s.console.host_names = std::move(names);
        }},
       {"journal", "path", "file", "data/relay.db", false, false,
-       "the SQLite journal (relative paths are from the working directory)",
+       "the SQLite journal (relative paths are from the working directory); or set url",
        [](Settings& s, TargetSettings*, std::string_view v) {
          if (v.empty()) throw ValueError{"must not be empty"};
          s.journal.path = v;
+       }},
+      {"journal", "url", "postgresql://USER@HOST:PORT/DB", "", false, false,
+       "a PostgreSQL database as the journal instead of path: a libpq connection string (URI or key=value,"
+       " several hosts allowed); the password from PGPASSWORD or a passfile, never printed",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         if (!v.empty())
+           if (const std::string problem = journal::conninfoProblem(std::string(v)); !problem.empty())
+             throw ValueError{problem};
+         s.journal.url = v;
        }},
       {"journal", "retention", "duration 1h..365d", "7d", false, false,
        "delivered work older than this is pruned; dead letters stay until purged",
@@ -350,6 +360,7 @@ const KeySpec* findSpec(std::string_view section, std::string_view name) {
 }
 
 std::string maskedValue(const KeySpec& spec, std::string_view value) {
+  if (spec.section == "journal" && spec.name == "url") return journal::maskConninfo(std::string(value));
   if (spec.name == "url") return maskUrl(value);  // a key in its query, a password in its user information
   if (!spec.secret) return std::string(value);
   if (value.empty()) return "(not set)";
@@ -488,7 +499,10 @@ class Loader {
         fail(label, key, "unknown key");
         continue;
       }
-      if (const auto value = valueOf(full_key, label, key, spec->secret)) applyOne(*spec, label, target, *value);
+      if (const auto value = valueOf(full_key, label, key, spec->secret)) {
+        applyOne(*spec, label, target, *value);
+        written_.insert(label + "." + std::string(spec->name));
+      }
     }
     checkRequired(canonical, target, label);
   }
@@ -554,6 +568,8 @@ class Loader {
   }
 
   void checkAcrossSections() {
+    if (!settings_.journal.url.empty() && written_.count("journal.path") != 0)
+      fail("journal", "url", "set path (SQLite) or url (PostgreSQL), not both");
     if (!settings_.server.listen.empty() && !settings_.admin.listen.empty()) {
       const Poco::Net::SocketAddress pub{settings_.server.listen};
       const Poco::Net::SocketAddress admin{settings_.admin.listen};
@@ -589,6 +605,7 @@ class Loader {
   Secrets secrets_;
   Settings settings_;
   std::map<std::string, std::string> given_;  // "label.key" -> effective raw value
+  std::set<std::string> written_;             // "label.key" set in the file (not a default)
   std::vector<std::string> errors_;
 
  public:
@@ -650,6 +667,7 @@ bool restartOnly(std::string_view section, std::string_view key) {
                                                                                     {"console", "session_lifetime"},
                                                                                     {"console", "host_names"},
                                                                                     {"journal", "path"},
+                                                                                    {"journal", "url"},
                                                                                     {"journal", "min_free"},
                                                                                     {"journal", "max_size"},
                                                                                     {"delivery", "workers"}};

@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/units.h"
+#include "journal/location.h"
 
 namespace mews::config {
 
@@ -58,7 +59,9 @@ struct ConsoleSettings {
 };
 
 struct JournalSettings {
-  std::string path;
+  std::string path;  // the SQLite journal, unless url is set
+  std::string url;   // a PostgreSQL journal: libpq's connection string
+  [[nodiscard]] journal::JournalLocation location() const { return {path, url}; }
   Millis retention{};
   std::uint64_t min_free = 0;
   std::uint64_t max_size = 0;  // 0: no cap beyond the disk

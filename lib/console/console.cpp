@@ -184,7 +184,7 @@ void Console::handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServe
     r.query = web::Params(web::parseUrlEncoded(uri.getRawQuery()));
     r.post = request.getMethod() == Poco::Net::HTTPRequest::HTTP_POST;
     route(r);
-  } catch (const journal::SqliteError& e) {
+  } catch (const journal::StorageError& e) {
     log::warn("console", "journal read failed", {{"path", r.path}, {"error", e.what()}});
     if (!response.sent())
       r.html(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
@@ -282,7 +282,7 @@ void Console::signedIn(Request& r, const Session& session) {
     constexpr std::string_view kAction = "/console/actions/";
     if (path.rfind(kLetter, 0) == 0) {
       if (const auto id = positiveNumber(path.substr(kLetter.size()))) {
-        journal::Journal reader(settings_.journal.path, {0, true});
+        journal::Journal reader(settings_.journal.location(), {0, true});
         if (const auto delivery = journal::deliveryOfDeadLetter(reader, *id))
           return r.redirect(fmt::format("/console/deliveries/{}", *delivery));
         return r.html(HTTPResponse::HTTP_NOT_FOUND,
@@ -439,7 +439,7 @@ std::vector<std::string> Console::targetNames() const {
 void Console::overview(Request& r, const Session& session) {
   int hours = 6;
   if (const auto asked = r.query.get("hours")) hours = *asked == "1" ? 1 : *asked == "24" ? 24 : 6;
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   const std::vector<std::string> names = targetNames();
 
   pages::Overview view;
@@ -476,14 +476,10 @@ void Console::overview(Request& r, const Session& session) {
     view.targets.push_back(std::move(row));
   }
 
-  const std::string& path = settings_.journal.path;
-  for (const char* suffix : {"", "-wal"}) {
-    std::error_code error;
-    const auto bytes = std::filesystem::file_size(path + suffix, error);
-    if (!error) view.journal.bytes += bytes;
-  }
-  view.journal.path = path;
-  view.journal.free_bytes = journal::freeDiskBytes(path);
+  const auto location = settings_.journal.location();
+  view.journal.bytes = journal::journalSizeBytes(reader);
+  view.journal.path = location.display();
+  if (location.backend() == journal::Backend::Sqlite) view.journal.free_bytes = journal::freeDiskBytes(location.path);
   view.journal.min_free = settings_.journal.min_free;
   view.journal.max_size = settings_.journal.max_size;
 
@@ -560,7 +556,7 @@ void Console::deadLetterList(Request& r, const Session& session) {
   const auto newer_id = positiveNumber(r.query.get("newer_id").value_or(""));
   if (newer_at && newer_id) newer = journal::DeadLetterCursor{*newer_at, *newer_id};
 
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   view.page = journal::pageDeadLetters(reader, query, older, newer, kPageSize);
   view.matching = journal::countDeadLetters(reader, query);
   std::vector<std::int64_t> deliveries;
@@ -573,7 +569,7 @@ void Console::deadLetterList(Request& r, const Session& session) {
 }
 
 void Console::deliveryPage(Request& r, const Session& session, std::int64_t delivery_id) {
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   auto detail = journal::deliveryDetail(reader, delivery_id);
   if (!detail)
     return r.html(HTTPResponse::HTTP_NOT_FOUND,
@@ -593,7 +589,7 @@ void Console::deliveryPage(Request& r, const Session& session, std::int64_t deli
 }
 
 void Console::payload(Request& r, std::int64_t delivery_id) {
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   const auto detail = journal::deliveryDetail(reader, delivery_id);
   if (!detail) return r.send(HTTPResponse::HTTP_NOT_FOUND, "text/plain; charset=utf-8", "no such delivery\n");
   // Bytes as received, as a download: never rendered by the browser.
@@ -613,7 +609,7 @@ void Console::confirmPage(Request& r, const Session& session) {
     return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Bad request", session.csrf}, "Bad filter", error));
   // What the page counts is what the button changes: nothing that dies later.
   query.until_ms = std::min(query.until_ms.value_or(r.now_ms + 1), r.now_ms + 1);
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   pages::Confirm view;
   view.purge = action == "purge";
   view.count = view.purge ? journal::countDeadLetters(reader, query)
@@ -636,7 +632,7 @@ void Console::actionPage(Request& r, const Session& session, int number) {
     return r.html(HTTPResponse::HTTP_NOT_FOUND,
                   pages::message({"Not found", session.csrf}, "Not found",
                                  "This result is no longer kept (a session keeps its last few)."));
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   pages::ActionPage view;
   view.result = *result;
   view.now_ms = r.now_ms;
@@ -672,7 +668,7 @@ void Console::statesApi(Request& r) {
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  journal::Journal reader(settings_.journal.path, {0, true});
+  journal::Journal reader(settings_.journal.location(), {0, true});
   std::string out = "{";
   for (const auto& [id, state] : journal::deliveryStates(reader, ids))
     out += fmt::format("{}\"{}\":{}", out.size() > 1 ? "," : "", id, json::quote(state));
@@ -737,7 +733,7 @@ void Console::replayMatching(Request& r, const Session& session) {
   const auto query = queryOf(r.form, r.now_ms, shown, error);
   std::vector<std::int64_t> ids;
   {
-    journal::Journal reader(settings_.journal.path, {0, true});
+    journal::Journal reader(settings_.journal.location(), {0, true});
     ids = journal::deadLetterIdsMatching(reader, query);
   }
   ActionResult result;

@@ -47,7 +47,7 @@ std::string headersJson(const Headers& headers, const config::TargetSettings& ta
 DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock)
     : writer_(writer),
       clock_(clock),
-      journal_path_(settings.journal.path),
+      journal_(settings.journal.location()),
       journal_id_(writer.journalId()),
       retention_(settings.journal.retention),
       worker_count_(settings.delivery.workers),
@@ -303,7 +303,7 @@ void DeliveryEngine::dispatchLoop() {
       // Another file at the path: the writer put the journal back there after it
       // was removed (journal/writer.h); the old connection would read the old file.
       if (reader && reader->anotherFileAtPath()) reader.reset();
-      if (!reader) reader = std::make_unique<journal::Journal>(journal_path_, journal::JournalOptions{0, true});
+      if (!reader) reader = std::make_unique<journal::Journal>(journal_, journal::JournalOptions{0, true});
       applyReload();
       const std::int64_t now = clock_.wallMillis();
       maintain(now);
@@ -363,7 +363,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     try {
       batch = journal::loadBatch(reader, item.due.batch_id);
       item.body = buildBody(batch->kind, batch->body, item.due.event_seq, item.config->settings);
-    } catch (const journal::SqliteError& e) {
+    } catch (const journal::StorageError& e) {
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
                  {{"batch", std::to_string(item.due.batch_id)}, {"error", e.what()}});

@@ -184,7 +184,7 @@ class DeliveryEngine {
   std::vector<std::shared_ptr<Target>> targets_;
   journal::JournalWriter& writer_;
   const Clock& clock_;
-  std::string journal_path_;
+  journal::JournalLocation journal_;
   std::string journal_id_;
   std::chrono::milliseconds retention_;
   int worker_count_;

@@ -42,10 +42,10 @@ std::string sha256Hex(std::string_view bytes) {
 
 }  // namespace
 
-ResendGuard::ResendGuard(std::string journal_path, Millis window, std::int64_t now_ms)
-    : journal_path_(std::move(journal_path)), window_(window), notes_(std::make_shared<Notes>()) {
+ResendGuard::ResendGuard(journal::JournalLocation journal, Millis window, std::int64_t now_ms)
+    : journal_(std::move(journal)), window_(window), notes_(std::make_shared<Notes>()) {
   if (!enabled()) return;
-  journal::Journal reader(journal_path_, {0, true});
+  journal::Journal reader(journal_, {0, true});
   for (const auto& late : journal::lateCommitsSince(reader, now_ms - window_.count()))
     notes_->note(late.body_sha256, late.received_ms + window_.count(), now_ms);
 }
@@ -66,7 +66,7 @@ std::optional<std::int64_t> ResendGuard::originalOf(const std::optional<std::str
   const std::string digest = sha256Hex(body);
   if (!notes_->noted(digest, now_ms)) return std::nullopt;
   try {
-    journal::Journal reader(journal_path_, {0, true});
+    journal::Journal reader(journal_, {0, true});
     return journal::findLateCommit(reader, digest, integration_id, body, now_ms - window_.count());
   } catch (const std::exception& e) {
     // Not recognised is the safe answer: the post is journaled as a new batch.

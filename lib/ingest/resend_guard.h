@@ -41,8 +41,8 @@ namespace mews::ingest {
 class ResendGuard {
  public:
   // Reads the late commits still inside the window (ending at `now_ms`) from
-  // the journal at `journal_path`, which the writer has created. Throws SqliteError.
-  ResendGuard(std::string journal_path, Millis window, std::int64_t now_ms);
+  // the journal at `journal_path`, which the writer has created. Throws StorageError.
+  ResendGuard(journal::JournalLocation journal, Millis window, std::int64_t now_ms);
   ~ResendGuard();
   ResendGuard(const ResendGuard&) = delete;
   ResendGuard& operator=(const ResendGuard&) = delete;
@@ -67,7 +67,7 @@ class ResendGuard {
   struct Notes;
 
  private:
-  std::string journal_path_;
+  journal::JournalLocation journal_;
   Millis window_;
   std::shared_ptr<Notes> notes_;
 };

@@ -509,7 +509,7 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
                            std::function<void()> on_committed)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
-  shared_->resends = std::make_unique<ResendGuard>(settings.journal.path, server.resend_window, clock.wallMillis());
+  shared_->resends = std::make_unique<ResendGuard>(settings.journal.location(), server.resend_window, clock.wallMillis());
   const auto max_connections = static_cast<std::size_t>(server.max_connections);
   ConnectionGuard::Limits limits;
   limits.request_timeout = server.request_timeout;

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "journal/migrations.h"
+#include "journal/postgres.h"
 
 namespace mews::journal {
 
@@ -35,54 +36,88 @@ Database::Mode modeFor(const JournalOptions& options) {
   return options.create ? Database::Mode::ReadWrite : Database::Mode::ReadWriteExisting;
 }
 
-}  // namespace
+void requireCurrentSchema(Connection& db, const std::string& where) {
+  const int version = schemaVersion(db);
+  if (version != latestSchemaVersion(db.backend()))
+    throw std::runtime_error(
+        fmt::format("journal {} has schema version {}, this binary expects {}; run 'mews-relay migrate'", where,
+                    version, latestSchemaVersion(db.backend())));
+}
 
-Journal::Journal(const std::string& path, JournalOptions options) : path_(path), db_(path, modeFor(options)) {
-  if (!options.read_only && db_.readOnly())
+std::unique_ptr<Connection> openSqlite(const std::string& path, const JournalOptions& options) {
+  auto db = std::make_unique<Database>(path, modeFor(options));
+  if (!options.read_only && db->readOnly())
     throw SqliteError(SQLITE_READONLY, fmt::format("journal {} is read-only: cannot open it for writing", path));
   if (options.read_only) {
-    const int version = schemaVersion(db_);
-    if (version != latestSchemaVersion())
-      throw std::runtime_error(
-          fmt::format("journal {} has schema version {}, this binary expects {}; run 'mews-relay migrate'", path,
-                      version, latestSchemaVersion()));
-  } else {
-    // WAL: readers (CLI, dispatcher) never block the writer. FULL: the WAL is
-    // fsynced at every commit, which is what makes "committed" mean "on disk".
-    db_.exec("PRAGMA journal_mode = WAL");
-    db_.exec("PRAGMA synchronous = FULL");
-    db_.exec("PRAGMA foreign_keys = ON");
-    migrate(db_);
-    // Writable all the way: a -wal that SQLite could only open for reading
-    // passes the check above, and would otherwise show at the first batch.
-    try {
-      db_.exec("BEGIN IMMEDIATE");
-      db_.exec("ROLLBACK");
-    } catch (const SqliteError& e) {
-      if (e.primary() != SQLITE_READONLY) throw;
-      throw SqliteError(e.code(), fmt::format("journal {} is read-only: {}", path, sqlite3_errstr(e.code())));
-    }
-    if (options.max_size_bytes != 0) {
-      const auto page_size = static_cast<std::uint64_t>(db_.queryInt("PRAGMA page_size"));
-      db_.queryInt(fmt::format("PRAGMA max_page_count = {}", options.max_size_bytes / page_size));
-    }
+    requireCurrentSchema(*db, path);
+    return db;
+  }
+  // WAL: readers (CLI, dispatcher) never block the writer. FULL: the WAL is
+  // fsynced at every commit, which is what makes "committed" mean "on disk".
+  db->exec("PRAGMA journal_mode = WAL");
+  db->exec("PRAGMA synchronous = FULL");
+  db->exec("PRAGMA foreign_keys = ON");
+  migrate(*db);
+  // Writable all the way: a -wal that SQLite could only open for reading
+  // passes the check above, and would otherwise show at the first batch.
+  try {
+    db->exec("BEGIN IMMEDIATE");
+    db->exec("ROLLBACK");
+  } catch (const SqliteError& e) {
+    if (e.primary() != SQLITE_READONLY) throw;
+    throw SqliteError(e.code(), fmt::format("journal {} is read-only: {}", path, sqlite3_errstr(e.code())));
+  }
+  if (options.max_size_bytes != 0) {
+    const auto page_size = static_cast<std::uint64_t>(db->queryInt("PRAGMA page_size"));
+    db->queryInt(fmt::format("PRAGMA max_page_count = {}", options.max_size_bytes / page_size));
+  }
+  return db;
+}
+
+}  // namespace
+
+std::string JournalLocation::display() const {
+  return url.empty() ? path : conninfoForDisplay(url);
+}
+
+Journal::Journal(const std::string& path, JournalOptions options) : Journal(openSqlite(path, options), path, options) {}
+
+Journal::Journal(const JournalLocation& location, JournalOptions options)
+    : Journal(location.backend() == Backend::Sqlite ? openSqlite(location.path, options)
+                                                    : openPostgres(location.url, options),
+              location.display(), options) {}
+
+Journal::Journal(std::unique_ptr<Connection> db, std::string where, const JournalOptions& options)
+    : path_(std::move(where)), db_(std::move(db)) {
+  prepareStatements(options);
+  // After a read in WAL mode, so the -wal and -shm files are open and recorded.
+  if (db_->backend() == Backend::Sqlite) files_ = JournalFiles::at(path_);
+}
+
+void Journal::prepareStatements(const JournalOptions& options) {
+  if (!options.read_only) {
     insert_batch_ = std::make_unique<Statement>(
-        db_,
+        *db_,
         "INSERT INTO batches (received_at, kind, enterprise_id, integration_id, event_count,"
-        " content_type, body, unrouted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        " content_type, body, unrouted) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
     insert_delivery_ = std::make_unique<Statement>(
-        db_,
+        *db_,
         "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at, age_from)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)");
-    savepoints_ = std::make_unique<Savepoints>(db_);
+    savepoints_ = std::make_unique<Savepoints>(*db_);
   }
-  Statement select_id(db_, "SELECT value FROM meta WHERE key = 'journal_id'");
+  Statement select_id(*db_, "SELECT value FROM meta WHERE key = 'journal_id'");
   if (select_id.step()) journal_id_ = select_id.columnText(0);
-  // After a read in WAL mode, so the -wal and -shm files are open and recorded.
-  files_ = JournalFiles::at(path);
+}
+
+Database& Journal::sqlite() {
+  auto* db = dynamic_cast<Database*>(db_.get());
+  if (db == nullptr) throw std::logic_error("journal: not a SQLite journal");
+  return *db;
 }
 
 bool Journal::anotherFileAtPath() const {
+  if (db_->backend() != Backend::Sqlite) return false;
   const auto now = identityAt(path_);
   return now && !files_.databaseAtPath();
 }
@@ -99,9 +134,13 @@ std::int64_t Journal::insertBatch(const IncomingBatch& batch) {
       .bind(5, static_cast<std::int64_t>(summary.events.size()))
       .bind(6, std::string_view(batch.content_type))
       .bindBlob(7, batch.body)
-      .bind(8, std::int64_t{batch.deliveries.empty() ? 1 : 0})
-      .run();
-  const std::int64_t batch_id = db_.lastInsertRowid();
+      .bind(8, std::int64_t{batch.deliveries.empty() ? 1 : 0});
+  std::int64_t batch_id = 0;
+  {
+    const ResetOnExit reset(*insert_batch_);
+    if (!insert_batch_->step()) throw std::logic_error("journal: INSERT ... RETURNING id returned no row");
+    batch_id = insert_batch_->columnInt(0);
+  }
 
   for (const auto& delivery : batch.deliveries) {
     insert_delivery_->bind(1, batch_id);
@@ -136,8 +175,13 @@ std::uint64_t journalDiskBytes(const std::string& path) {
   return total;
 }
 
+std::uint64_t journalSizeBytes(Journal& reader) {
+  if (reader.backend() == Backend::Sqlite) return journalDiskBytes(reader.path());
+  return static_cast<std::uint64_t>(reader.db().queryInt("SELECT pg_database_size(current_database())"));
+}
+
 void Journal::recordReadyProbe(std::int64_t now_ms) {
-  db_.cached(
+  db_->cached(
          "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?)"
          " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
       .bind(1, formatIsoMillis(now_ms))
@@ -145,7 +189,7 @@ void Journal::recordReadyProbe(std::int64_t now_ms) {
 }
 
 std::int64_t Journal::count(std::string_view table) {
-  return db_.queryInt(fmt::format("SELECT count(*) FROM {}", table));
+  return db_->queryInt(fmt::format("SELECT count(*) FROM {}", table));
 }
 
 }  // namespace mews::journal

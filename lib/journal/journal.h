@@ -1,14 +1,20 @@
-// The journal: one SQLite file in WAL mode with synchronous=FULL, so a COMMIT
-// that returned OK is on disk (the WAL is fsynced at every commit). It is the
-// only module that holds SQL.
+// The journal: where every batch is kept before it is acknowledged, and the
+// delivery queue. Two backends (sql.h), one schema, one SQL:
+// - SQLite (the default): one file in WAL mode with synchronous=FULL, so a
+//   COMMIT that returned OK is on disk (the WAL is fsynced at every commit).
+// - PostgreSQL (journal.url): a database whose server runs with fsync on and
+//   the relay's sessions with synchronous_commit at least `on` (checked at
+//   every connect, postgres.h), so a COMMIT that returned is on the server's disk.
+// The journal modules are the only ones that hold SQL.
 //
 // Journal is one connection. The serving process opens exactly one writable
 // Journal and hands it to the JournalWriter thread (see writer.h); every other
 // reader opens its own read-only Journal. Statements are prepared once per
 // connection and reused.
 //
-// Failure: SqliteError from every call; SqliteError::isStorageFailure() tells a
-// full disk or an I/O error (answer 503, keep nothing half-written) from a bug.
+// Failure: StorageError from every call; isStorageFailure() tells a full disk,
+// an I/O error or an unreachable server (answer 503, keep nothing
+// half-written) from a bug.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +23,7 @@
 #include <string>
 
 #include "journal/files.h"
+#include "journal/location.h"
 #include "journal/records.h"
 #include "journal/sqlite.h"
 
@@ -38,7 +45,7 @@ struct JournalOptions {
 // Prepared SAVEPOINT statements: the writer wraps each job in one, per commit
 // group, so they are parsed once per connection rather than per job.
 struct Savepoints {
-  explicit Savepoints(Database& db)
+  explicit Savepoints(Connection& db)
       : begin(db, "SAVEPOINT job"), release(db, "RELEASE job"), rollback(db, "ROLLBACK TO job") {}
   Statement begin;
   Statement release;
@@ -54,6 +61,11 @@ std::optional<std::uint64_t> freeDiskBytes(const std::string& path);
 // The one size `status` and /metrics report.
 std::uint64_t journalDiskBytes(const std::string& path);
 
+class Journal;
+// What the journal takes: journalDiskBytes() for SQLite, the database's size
+// (pg_database_size) for PostgreSQL.
+std::uint64_t journalSizeBytes(Journal& reader);
+
 class Journal {
  public:
   // Opens (creating if needed) and migrates to the binary's schema version. A
@@ -61,15 +73,23 @@ class Journal {
   // directory not writable, read-only mount) fails with SQLITE_READONLY here
   // rather than at the first write.
   Journal(const std::string& path, JournalOptions options);
+  // Either backend. A PostgreSQL journal checks the server's durability
+  // settings and migrates (postgres.h); it throws PgError when it cannot.
+  Journal(const JournalLocation& location, JournalOptions options);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  Database& db() { return db_; }
+  Connection& db() { return *db_; }
+  [[nodiscard]] Backend backend() const { return db_->backend(); }
+  // SQLite's own handle, for what only a file has (copies, hooks in tests).
+  // Throws std::logic_error on another backend.
+  Database& sqlite();
+  // The file's path, or the server and database (no password).
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const std::string& journalId() const { return journal_id_; }
   // The files this connection opened, to compare with what is at the path now
-  // (journal/files.h).
+  // (journal/files.h); none for PostgreSQL.
   [[nodiscard]] const JournalFiles& files() const { return files_; }
   // True when another database file now sits at the path: the writer restored
   // the journal there (or someone put another one), and a reader that keeps
@@ -92,8 +112,11 @@ class Journal {
   std::int64_t count(std::string_view table);
 
  private:
+  Journal(std::unique_ptr<Connection> db, std::string where, const JournalOptions& options);
+  void prepareStatements(const JournalOptions& options);
+
   std::string path_;
-  Database db_;
+  std::unique_ptr<Connection> db_;
   std::string journal_id_;
   JournalFiles files_;
   std::unique_ptr<Statement> insert_batch_;

@@ -3,39 +3,64 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
-#include "journal/sqlite.h"
 
 namespace mews::journal {
 
-int latestSchemaVersion() {
-  const auto& all = embeddedMigrations();
+namespace {
+
+// pg_advisory_xact_lock's key for migrations: any constant other relays'
+// databases would not use for something else ("mewsmigr").
+constexpr std::int64_t kMigrationLock = 0x6d6577736d696772;
+
+}  // namespace
+
+const std::vector<Migration>& migrationsFor(Backend backend) {
+  return backend == Backend::Postgres ? embeddedPostgresMigrations() : embeddedMigrations();
+}
+
+int latestSchemaVersion(Backend backend) {
+  const auto& all = migrationsFor(backend);
   return all.empty() ? 0 : all.back().version;
 }
 
-int schemaVersion(Database& db) {
-  return static_cast<int>(db.queryInt("PRAGMA user_version"));
+int schemaVersion(Connection& db) {
+  if (db.backend() == Backend::Sqlite) return static_cast<int>(db.queryInt("PRAGMA user_version"));
+  if (db.queryInt("SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations'"
+                  " AND schemaname = current_schema()") == 0)
+    return 0;
+  return static_cast<int>(db.queryInt("SELECT coalesce(max(version), 0) FROM schema_migrations"));
 }
 
-int migrate(Database& db, const std::vector<Migration>& migrations) {
+int migrate(Connection& db) {
+  return migrate(db, migrationsFor(db.backend()));
+}
+
+int migrate(Connection& db, const std::vector<Migration>& migrations) {
   const int latest = migrations.empty() ? 0 : migrations.back().version;
+  const bool postgres = db.backend() == Backend::Postgres;
   int current = schemaVersion(db);
   if (current > latest)
     throw std::runtime_error(
-        fmt::format("journal {} has schema version {}, newer than this binary's {}; run a newer mews-relay", db.path(),
+        fmt::format("journal {} has schema version {}, newer than this binary's {}; run a newer mews-relay", db.where(),
                     current, latest));
   for (const auto& migration : migrations) {
     if (migration.version <= current) continue;
     Transaction transaction(db);
+    if (postgres) {
+      // Another process may have applied it while this one waited for the lock.
+      db.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kMigrationLock));
+      if (schemaVersion(db) >= migration.version) continue;
+    }
     db.exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)");
     db.exec(migration.sql);
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-        .bind(1, migration.version)
+        .bind(1, std::int64_t{migration.version})
         .bind(2, migration.name)
         .bind(3, formatIsoMillis(SystemClock::instance().wallMillis()))
         .run();
-    db.exec(fmt::format("PRAGMA user_version = {}", migration.version));
+    if (!postgres) db.exec(fmt::format("PRAGMA user_version = {}", migration.version));
     transaction.commit();
     current = migration.version;
   }

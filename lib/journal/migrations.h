@@ -1,20 +1,24 @@
-// Schema migrations. The SQL lives in migrations/NNNN_name.sql and is embedded
-// into the binary at build time (cmake/EmbedFiles.cmake), so an
-// installed binary needs no source tree.
+// Schema migrations, one list per backend: migrations/NNNN_name.sql for SQLite
+// and migrations/postgresql/NNNN_name.sql for PostgreSQL (the same tables,
+// columns and states in each dialect). The SQL is embedded into the binary at
+// build time (cmake/EmbedFiles.cmake), so an installed binary needs no source
+// tree.
 //
-// The schema version is SQLite's `user_version`; each migration runs in its own
-// transaction together with the version bump and a row in schema_migrations,
-// so a crash leaves the journal at one version or the next, never between.
-// A journal newer than the binary is refused (an older binary must not write
-// to a schema it does not know).
+// Each migration runs in its own transaction together with its row in
+// schema_migrations (and, on SQLite, the `user_version` bump), so a crash
+// leaves the journal at one version or the next, never between. On PostgreSQL
+// the transaction first takes an advisory lock, so two relays (or a relay and
+// `mews-relay migrate`) starting at once apply each step once. A journal newer
+// than the binary is refused (an older binary must not write to a schema it
+// does not know).
 #pragma once
 
 #include <string_view>
 #include <vector>
 
-namespace mews::journal {
+#include "journal/sql.h"
 
-class Database;
+namespace mews::journal {
 
 struct Migration {
   int version;
@@ -23,14 +27,17 @@ struct Migration {
 };
 
 const std::vector<Migration>& embeddedMigrations();
+const std::vector<Migration>& embeddedPostgresMigrations();
+const std::vector<Migration>& migrationsFor(Backend backend);
 
 // Highest version this binary knows.
-int latestSchemaVersion();
+int latestSchemaVersion(Backend backend = Backend::Sqlite);
 
-// Applies what is pending; returns the version afterwards. Throws SqliteError,
+// Applies what is pending; returns the version afterwards. Throws StorageError,
 // or std::runtime_error when the journal is newer than this binary.
-int migrate(Database& db, const std::vector<Migration>& migrations = embeddedMigrations());
+int migrate(Connection& db);
+int migrate(Connection& db, const std::vector<Migration>& migrations);
 
-int schemaVersion(Database& db);
+int schemaVersion(Connection& db);
 
 }  // namespace mews::journal

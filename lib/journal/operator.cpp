@@ -147,11 +147,12 @@ JournalTotals journalTotals(Journal& reader) {
 
 std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter) {
   const Where where = whereFor(filter);
-  Statement select(reader.db(),
-                   fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC LIMIT ?", letterColumns(), where.sql));
+  // No LIMIT for all: PostgreSQL refuses SQLite's LIMIT -1.
+  Statement select(reader.db(), fmt::format("{}{} ORDER BY l.died_at DESC, l.id DESC{}", letterColumns(), where.sql,
+                                            filter.limit < 0 ? "" : " LIMIT ?"));
   int index = 1;
   for (const auto& value : where.binds) select.bind(index++, value);
-  select.bind(index, static_cast<std::int64_t>(filter.limit));
+  if (filter.limit >= 0) select.bind(index, static_cast<std::int64_t>(filter.limit));
   std::vector<DeadLetter> letters;
   while (select.step()) letters.push_back(readLetter(select));
   return letters;
@@ -547,11 +548,11 @@ std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::st
 std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
                                                                                  std::int64_t bucket_ms, int buckets) {
   Statement select(reader.db(),
-                   fmt::format("SELECT d.target, (CAST(strftime('%s', a.started_at) AS INTEGER) * 1000 - ?2) / ?3,"
-                               " a.outcome = '{}', count(*)"
+                   fmt::format("SELECT d.target, ({} * 1000 - ?2) / ?3,"
+                               " CASE WHEN a.outcome = '{}' THEN 1 ELSE 0 END, count(*)"
                                " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
                                " WHERE a.started_at >= ?1 GROUP BY 1, 2, 3",
-                               outcomeName(AttemptOutcome::Delivered)));
+                               reader.db().epochSeconds("a.started_at"), outcomeName(AttemptOutcome::Delivered)));
   select.bind(1, iso(since_ms)).bind(2, since_ms).bind(3, bucket_ms);
   std::vector<std::pair<std::string, std::vector<ActivityBucket>>> out;
   while (select.step()) {

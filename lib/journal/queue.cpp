@@ -96,7 +96,7 @@ std::string storedEventTypes(Journal& journal, std::int64_t delivery_id, const D
 // The dead letter of a delivery that was just moved to dead.
 void insertDeadLetter(Journal& journal, std::int64_t delivery_id, std::string_view reason, std::int64_t now_ms,
                       std::string_view event_types) {
-  Database& db = journal.db();
+  Connection& db = journal.db();
   db.cached(
         "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, last_status, last_error,"
         " reason, received_at, died_at)"
@@ -186,7 +186,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
       "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
       " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = {}",
       sqlStates({InFlight}));
-  Database& db = journal.db();
+  Connection& db = journal.db();
   const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
   Statement& update = db.cached(move_row);
   update.bind(1, stateName(stateAfter(record.outcome)))
@@ -292,7 +292,7 @@ int pruneDelivered(Journal& journal, std::int64_t cutoff_ms, int limit) {
       " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch_id = b.id AND d.state != {})"
       " ORDER BY b.id LIMIT ?)",
       sqlStates({Delivered}));
-  Database& db = journal.db();
+  Connection& db = journal.db();
   db.prepare(delete_delivered).bind(1, iso(cutoff_ms)).bind(2, static_cast<std::int64_t>(limit)).run();
   const int deliveries = db.changes();
   db.prepare(delete_batches).bind(1, iso(cutoff_ms)).bind(2, static_cast<std::int64_t>(limit)).run();

@@ -6,7 +6,7 @@ namespace mews::journal {
 
 void recordLateCommit(Journal& journal, std::int64_t batch_id, std::string_view body_sha256, std::int64_t answered_ms) {
   journal.db()
-      .cached("INSERT OR IGNORE INTO late_commits (batch_id, body_sha256, answered_at) VALUES (?, ?, ?)")
+      .cached("INSERT INTO late_commits (batch_id, body_sha256, answered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
       .bind(1, batch_id)
       .bind(2, body_sha256)
       .bind(3, formatIsoMillis(answered_ms))

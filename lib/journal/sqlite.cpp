@@ -21,6 +21,20 @@ bool SqliteError::isStorageFailure() const {
   }
 }
 
+std::string SqliteError::reason() const {
+  if (!isStorageFailure()) return "journal refused the write";
+  switch (primary()) {
+    case SQLITE_FULL:
+      return "journal is full";
+    case SQLITE_READONLY:
+      return "journal is read-only";
+    case SQLITE_CANTOPEN:
+      return "journal file is missing or cannot be opened";
+    default:
+      return "journal cannot take the write";
+  }
+}
+
 bool SqliteError::needsReopen() const {
   switch (primary()) {
     case SQLITE_IOERR:
@@ -52,14 +66,8 @@ Database::Database(const std::string& path, Mode mode) : path_(path) {
 }
 
 Database::~Database() {
-  cache_.clear();  // finalize before closing
+  dropCached();  // finalize before closing
   sqlite3_close_v2(db_);
-}
-
-Statement& Database::cached(std::string_view sql) {
-  auto it = cache_.find(sql);
-  if (it == cache_.end()) it = cache_.emplace(std::string(sql), std::make_unique<Statement>(*this, sql)).first;
-  return *it->second;
 }
 
 void Database::fail(int rc, std::string_view operation) const {
@@ -78,20 +86,7 @@ void Database::exec(std::string_view sql) {
   }
 }
 
-Statement Database::prepare(std::string_view sql) {
-  return Statement(*this, sql);
-}
-
-std::int64_t Database::queryInt(std::string_view sql) {
-  Statement statement(*this, sql);
-  if (!statement.step()) return 0;
-  return statement.columnInt(0);
-}
-
-std::int64_t Database::lastInsertRowid() const {
-  return sqlite3_last_insert_rowid(db_);
-}
-int Database::changes() const {
+std::int64_t Database::changes() const {
   return sqlite3_changes(db_);
 }
 bool Database::inTransaction() const {
@@ -101,103 +96,79 @@ bool Database::readOnly() const {
   return sqlite3_db_readonly(db_, "main") == 1;
 }
 
+void Database::begin() {
+  cached("BEGIN IMMEDIATE").run();
+}
+
+void Database::rollbackQuietly() noexcept {
+  // SQLite may already have rolled back (SQLITE_FULL, I/O error); only roll back what is open.
+  if (inTransaction()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+std::string Database::epochSeconds(std::string_view column) const {
+  return fmt::format("CAST(strftime('%s', {}) AS INTEGER)", column);
+}
+
 void Database::keepFilesOnClose() {
   const int rc = sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   if (rc != SQLITE_OK) fail(rc, "no checkpoint on close");
 }
 
-Statement::Statement(Database& db, std::string_view sql) : db_(&db) {
-  const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                    &stmt_, nullptr);
-  if (rc != SQLITE_OK) db.fail(rc, fmt::format("prepare '{}'", sql.substr(0, 60)));
-}
+namespace {
 
-Statement::~Statement() {
-  sqlite3_finalize(stmt_);
-}
+class SqliteCursor : public Cursor {
+ public:
+  SqliteCursor(Database& db, std::string_view sql, bool persistent) : db_(db) {
+    const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()),
+                                      persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt_, nullptr);
+    if (rc != SQLITE_OK) db.fail(rc, fmt::format("prepare '{}'", sql.substr(0, 60)));
+  }
+  ~SqliteCursor() override { sqlite3_finalize(stmt_); }
+  SqliteCursor(const SqliteCursor&) = delete;
+  SqliteCursor& operator=(const SqliteCursor&) = delete;
 
-Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
-  other.stmt_ = nullptr;
-}
+  void bindInt(int index, std::int64_t value) override { check(sqlite3_bind_int64(stmt_, index, value)); }
+  void bindText(int index, std::string_view text) override {
+    check(sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  void bindBlob(int index, std::string_view bytes) override {
+    check(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT));
+  }
+  void bindNull(int index) override { check(sqlite3_bind_null(stmt_, index)); }
 
-Statement& Statement::bind(int index, std::int64_t value) {
-  const int rc = sqlite3_bind_int64(stmt_, index, value);
-  if (rc != SQLITE_OK) db_->fail(rc, "bind");
-  return *this;
-}
+  bool step() override {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    const int extended = sqlite3_extended_errcode(db_.handle());
+    sqlite3_reset(stmt_);
+    db_.fail(extended, "step");
+  }
+  void reset() override {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
 
-Statement& Statement::bind(int index, std::string_view text) {
-  const int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-  if (rc != SQLITE_OK) db_->fail(rc, "bind");
-  return *this;
-}
+  [[nodiscard]] std::int64_t columnInt(int index) const override { return sqlite3_column_int64(stmt_, index); }
+  [[nodiscard]] std::string columnText(int index) const override {
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, index));
+    const int size = sqlite3_column_bytes(stmt_, index);
+    return data ? std::string(data, static_cast<std::size_t>(size)) : std::string();
+  }
+  [[nodiscard]] bool columnIsNull(int index) const override { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
 
-Statement& Statement::bindBlob(int index, std::string_view bytes) {
-  const int rc = sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
-  if (rc != SQLITE_OK) db_->fail(rc, "bind");
-  return *this;
-}
+ private:
+  void check(int rc) const {
+    if (rc != SQLITE_OK) db_.fail(rc, "bind");
+  }
+  Database& db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
 
-Statement& Statement::bindNull(int index) {
-  const int rc = sqlite3_bind_null(stmt_, index);
-  if (rc != SQLITE_OK) db_->fail(rc, "bind");
-  return *this;
-}
+}  // namespace
 
-Statement& Statement::bindOptional(int index, const std::optional<std::string>& text) {
-  return text ? bind(index, std::string_view(*text)) : bindNull(index);
-}
-
-bool Statement::step() {
-  const int rc = sqlite3_step(stmt_);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  const int extended = sqlite3_extended_errcode(db_->handle());
-  sqlite3_reset(stmt_);
-  db_->fail(extended, "step");
-}
-
-void Statement::run() {
-  if (step()) db_->fail(SQLITE_MISUSE, "run: statement returned a row");
-  reset();
-}
-
-void Statement::reset() {
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
-}
-
-std::int64_t Statement::columnInt(int index) const {
-  return sqlite3_column_int64(stmt_, index);
-}
-
-std::string Statement::columnText(int index) const {
-  const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, index));
-  const int size = sqlite3_column_bytes(stmt_, index);
-  return data ? std::string(data, static_cast<std::size_t>(size)) : std::string();
-}
-
-std::optional<std::string> Statement::columnOptionalText(int index) const {
-  if (columnIsNull(index)) return std::nullopt;
-  return columnText(index);
-}
-
-bool Statement::columnIsNull(int index) const {
-  return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
-}
-
-Transaction::Transaction(Database& db) : db_(db) {
-  db_.cached("BEGIN IMMEDIATE").run();
-}
-
-Transaction::~Transaction() {
-  // SQLite may already have rolled back (SQLITE_FULL, I/O error); only roll back what is open.
-  if (!done_ && db_.inTransaction()) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-}
-
-void Transaction::commit() {
-  db_.cached("COMMIT").run();
-  done_ = true;
+std::unique_ptr<Cursor> Database::compile(std::string_view sql, bool persistent) {
+  return std::make_unique<SqliteCursor>(*this, sql, persistent);
 }
 
 }  // namespace mews::journal

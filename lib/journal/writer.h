@@ -1,25 +1,40 @@
 // The journal's single writer: one thread owns the one writable connection
-// and applies every write of the serving process, in group commits.
+// and applies every write of the serving process, in group commits. The same
+// for both backends; what differs (checking files and a lock, or reconnecting
+// to a server) is the WriteTarget's.
 //
 //   submitters (HTTP threads, the delivery dispatcher and workers, the admin listener)
 //        | submit(job) -> future
 //        v
-//   [queue] --writer thread--> check lock; BEGIN IMMEDIATE; job; job; ...;
-//                              check files; COMMIT; check files --> fulfil futures
+//   [queue] --writer thread--> target.prepare; BEGIN; job; job; ...;
+//                              target.beforeCommit; COMMIT; target.afterCommit --> fulfil futures
 //
-// Invariants:
+// Invariants (both backends):
 // - A future reports `committed` only after the COMMIT that contains its job
-//   returned SQLITE_OK *and* the files that COMMIT went to were still the ones
-//   at the configured path afterwards. With synchronous=FULL that commit's WAL
-//   frames are on disk, where the next start will find them. This is what lets
-//   the ingest handler answer 202.
+//   returned OK and the target found the commit where the next start will look.
+//   This is what lets the ingest handler answer 202.
 // - A job that fails is rolled back to its own savepoint and reports its error;
-//   the others in the group still commit. If SQLite rolled back the whole
-//   transaction (disk full), a job or COMMIT fails with an error that makes the
-//   connection suspect (I/O error, read-only, corrupt, cannot open), or COMMIT
-//   itself fails, every job in the group reports the failure: nothing in it is
-//   acknowledged.
-// - After such an error the connection is never used again (after a failed
+//   the others in the group still commit. An error that makes the connection
+//   suspect, or a failed COMMIT, fails every job in the group: nothing in it is
+//   acknowledged, and the connection is never used again.
+// - stop() refuses new jobs, then drains and commits what was queued.
+// - A job submitted with a completion instead of a future: the completion runs
+//   on the writer thread, with the same outcome a future would get, after the
+//   commit (or the failure) and before the next group starts. It must be short
+//   and must not wait for the writer (it would wait for itself).
+//
+// PostgreSQL (postgres.h): the COMMIT returned with synchronous_commit at
+// least `on` on a server with fsync on (checked at every connect). A lost
+// connection fails the group (503) and is re-made with backoff, before the next
+// group and every `idle_check`; until it is, every group fails with the reason.
+// The writer's session holds an advisory lock, so one relay serves a database.
+//
+// SQLite:
+// - With synchronous=FULL the commit's WAL frames are on disk; the target
+//   also checks the files that COMMIT went to were still the ones at the
+//   configured path afterwards.
+// - If SQLite rolled back the whole transaction (disk full), the group fails too.
+// - After an error that makes the connection suspect the connection is never used again (after a failed
 //   fsync Linux may have dropped the dirty pages; a read-only file stays
 //   read-only for the connection that met it): it is closed and the journal
 //   reopened before the next group. Until it can be (file still read-only,
@@ -46,11 +61,6 @@
 // - A reopen never creates a journal: one that vanished while closed is
 //   reported ("journal file is missing"), not replaced by an empty one.
 // - Free disk below `min_free_bytes` fails a group before it writes anything.
-// - stop() refuses new jobs, then drains and commits what was queued.
-// - A job submitted with a completion instead of a future: the completion runs
-//   on the writer thread, with the same outcome a future would get, after the
-//   commit (or the failure) and before the next group starts. It must be short
-//   and must not wait for the writer (it would wait for itself).
 #pragma once
 
 #include <chrono>
@@ -68,6 +78,7 @@
 
 #include "journal/journal.h"
 #include "journal/lock.h"
+#include "journal/sql.h"
 #include "metrics/metrics.h"
 
 namespace mews::journal {
@@ -82,17 +93,22 @@ struct WriteOutcome {
 };
 
 struct WriterOptions {
+  // The SQLite file, unless `url` (last, below) names a PostgreSQL database.
   std::string path;
   JournalOptions journal;
   std::uint64_t min_free_bytes = 0;
   std::size_t max_group = 512;  // jobs per transaction at most
-  // The serving process's lock on the journal, checked before each group (and
-  // taken again if its file was removed); null where no lock is held (tests).
+  // SQLite: the serving process's lock on the journal, checked before each
+  // group (and taken again if its file was removed); null where no lock is
+  // held (tests). PostgreSQL holds an advisory lock instead.
   JournalLock* lock = nullptr;
   // Without jobs, the writer checks its files and lock, and retries a reopen
   // or a restore, this often: so a removed journal is restored (and a lost
   // lock retaken) within about this long even when nothing writes.
   std::chrono::milliseconds idle_check{1'000};
+  // A PostgreSQL journal: libpq's connection string (then `path`, `lock` and
+  // `min_free_bytes` are not used).
+  std::string url{};
 };
 
 struct WriterStats {
@@ -109,9 +125,38 @@ struct WriterMetrics {
   metrics::Histogram commit_seconds{metrics::latencyBounds()};
   metrics::Histogram group_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}};
   metrics::Counter failed_groups;
-  // Journal files or its lock found removed, renamed or replaced under the relay.
+  // Journal files or its lock found removed, renamed or replaced under the
+  // relay (SQLite), or the connection to the server lost (PostgreSQL).
   metrics::Counter file_faults;
 };
+
+// The backend's side of a group commit. Writer thread only.
+class WriteTarget {
+ public:
+  virtual ~WriteTarget() = default;
+  // "" when the journal is ready for a group, else why not (a reason safe to
+  // show a client), having tried to recover and logged what happened. `idle`:
+  // no group is waiting, only a check.
+  virtual std::string prepare(bool idle) = 0;
+  // Before anything is written: "" or why no group can be (free disk low).
+  [[nodiscard]] virtual std::string refuseWrites() const = 0;
+  // The writable connection; valid after prepare() returned "".
+  virtual Journal& journal() = 0;
+  // Before COMMIT: "" to commit, else what is wrong (the group rolls back).
+  virtual std::string beforeCommit() = 0;
+  // After the COMMIT returned, or was refused with `refused`: "" when the
+  // commit is where the next start will look, else why the group is not
+  // acknowledged (having acted on it).
+  virtual std::string afterCommit(const std::string& refused) = 0;
+  // After an error that makes the connection suspect: let it go.
+  virtual void closeAfterFailure() = 0;
+  [[nodiscard]] virtual std::string journalId() const = 0;
+};
+
+// Open the journal on the calling thread (so a bad journal fails start-up) and
+// migrate it. Throw StorageError or std::runtime_error with the reason.
+std::unique_ptr<WriteTarget> sqliteWriteTarget(const WriterOptions& options, WriterMetrics& metrics);
+std::unique_ptr<WriteTarget> postgresWriteTarget(const WriterOptions& options, WriterMetrics& metrics);
 
 class JournalWriter {
  public:
@@ -119,7 +164,8 @@ class JournalWriter {
   using Completion = std::function<void(const WriteOutcome&)>;
 
   // Opens the journal (migrating it) on the calling thread so a bad journal
-  // fails start-up, then starts the writer thread. Throws SqliteError.
+  // fails start-up, then starts the writer thread. Throws StorageError or
+  // std::runtime_error.
   explicit JournalWriter(WriterOptions options);
   ~JournalWriter();
   JournalWriter(const JournalWriter&) = delete;
@@ -148,36 +194,17 @@ class JournalWriter {
   void run();
   void commitGroup(std::deque<Pending>& group);
   void failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error);
-  [[nodiscard]] std::string diskBelowWatermark() const;
-
-  // Each returns "" when the journal is ready for a group, else why not (a
-  // reason safe to show a client), having tried to recover and logged what
-  // happened. Writer thread only.
-  std::string prepare(bool idle);
-  std::string checkLock();
-  std::string detach(const std::string& changes);
-  std::string restoreSavedCopy();
-  std::string reopen(std::string_view success);
-  // After an error that makes the connection suspect.
-  void closeAfterFailure();
 
   WriterOptions options_;
-  std::unique_ptr<Journal> journal_;
+  WriterMetrics metrics_;
+  std::unique_ptr<WriteTarget> target_;
   std::string journal_id_;
-  // Writer thread only: a copy of the journal waiting to be put back at the
-  // path, and the last failure logged per kind (a lasting one is logged once).
-  std::string saved_copy_;
-  std::string logged_save_error_;
-  std::string logged_restore_block_;
-  std::string logged_reopen_error_;
-  std::string logged_lock_loss_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
   WriterStats stats_;
-  WriterMetrics metrics_;
   std::thread thread_;
 };
 

@@ -39,7 +39,7 @@ void ingestFamilies(Exposition& out, const ingest::IngestMetrics& ingest) {
                static_cast<double>(ingest.rejected[i].value()));
 }
 
-void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, const std::string& path) {
+void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, const journal::JournalLocation& location) {
   out.family("mews_relay_journal_commit_duration_seconds", "histogram",
              "Time spent in COMMIT (the WAL fsync) per group commit.");
   out.histogram("mews_relay_journal_commit_duration_seconds", {}, writer.commit_seconds.snapshot());
@@ -52,6 +52,9 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
              "Journal files or its lock found removed, renamed or replaced under the relay (see the log).");
   out.sample("mews_relay_journal_file_faults_total", {}, static_cast<double>(writer.file_faults.value()));
 
+  // PostgreSQL: the database's size and disk are the server's to report.
+  if (location.backend() != journal::Backend::Sqlite) return;
+  const std::string& path = location.path;
   out.family("mews_relay_journal_size_bytes", "gauge",
              "Journal on disk: the database file, its write-ahead log and its shared-memory index.");
   out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(journal::journalDiskBytes(path)));
@@ -89,7 +92,7 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   std::vector<journal::TargetStatus> statuses;
   std::vector<journal::UnknownTargetWork> unknown;
   try {
-    journal::Journal reader(sources.settings.journal.path, journal::JournalOptions{0, true});
+    journal::Journal reader(sources.settings.journal.location(), journal::JournalOptions{0, true});
     statuses = journal::targetStatus(reader, names, sources.now_ms);
     unknown = journal::unknownTargets(reader, names);
   } catch (const std::exception& e) {
@@ -127,7 +130,7 @@ std::string renderMetrics(const MetricsSources& sources) {
   out.family("mews_relay_build_info", "gauge", "The running version.");
   out.sample("mews_relay_build_info", {{"version", MEWS_RELAY_VERSION}}, 1);
   ingestFamilies(out, sources.ingest);
-  journalFamilies(out, sources.writer, sources.settings.journal.path);
+  journalFamilies(out, sources.writer, sources.settings.journal.location());
   deliveryFamilies(out, sources.targets);
   const bool readable = queueFamilies(out, sources);
   out.family("mews_relay_journal_readable", "gauge", "1 when the scrape could read the journal's queue figures.");

@@ -16,10 +16,11 @@ namespace mews::relay {
 
 namespace {
 
-journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock& lock) {
+journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock* lock) {
   journal::WriterOptions options;
-  options.lock = &lock;
+  options.lock = lock;
   options.path = settings.journal.path;
+  options.url = settings.journal.url;
   options.journal.max_size_bytes = settings.journal.max_size;
   options.min_free_bytes = settings.journal.min_free;
   return options;
@@ -28,17 +29,22 @@ journal::WriterOptions writerOptions(const config::Settings& settings, journal::
 }  // namespace
 
 Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::move(settings)) {
-  const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
-  if (!directory.empty()) std::filesystem::create_directories(directory);
-  lock_ = std::make_unique<journal::JournalLock>(settings_.journal.path);
-  if (!lock_->held())
-    throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
-                             " is locked): is mews-relay already serving it?");
-  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, *lock_));
+  // A SQLite journal is locked by a file beside it; a PostgreSQL one by the
+  // writer's advisory lock (journal/writer.h).
+  const bool sqlite = settings_.journal.location().backend() == journal::Backend::Sqlite;
+  if (sqlite) {
+    const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
+    if (!directory.empty()) std::filesystem::create_directories(directory);
+    lock_ = std::make_unique<journal::JournalLock>(settings_.journal.path);
+    if (!lock_->held())
+      throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
+                               " is locked): is mews-relay already serving it?");
+  }
+  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, lock_.get()));
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
-  credential_ = std::make_unique<admin::CredentialFile>(settings_.journal.path);
+  credential_ = std::make_unique<admin::CredentialFile>(sqlite ? settings_.journal.path : std::string());
   console_ = std::make_shared<console::Console>(
       console::ConsoleSources{settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
                               &ingest_->metrics(), [engine = delivery_.get()] { return engine->targets(); }});
@@ -50,7 +56,7 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
       },
       console_);
   // The CLI reads where to send its changes, and whether that listener speaks TLS.
-  lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));
+  if (lock_) lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));
 }
 
 Relay::~Relay() {
@@ -72,7 +78,7 @@ void Relay::start() {
              {"port", std::to_string(ingest_->port())},
              {"path", settings_.server.path},
              {"admin", admin_->address()},
-             {"journal", settings_.journal.path},
+             {"journal", settings_.journal.location().display()},
              {"targets", std::to_string(settings_.targets.size())}});
   for (const auto& target : settings_.targets)
     log::info("relay", "target",
@@ -112,7 +118,7 @@ void Relay::warnAboutUnknownTargets(const std::vector<config::TargetSettings>& t
   std::vector<std::string> names;
   for (const auto& target : targets) names.push_back(target.name);
   try {
-    journal::Journal reader(settings_.journal.path, journal::JournalOptions{0, true});
+    journal::Journal reader(settings_.journal.location(), journal::JournalOptions{0, true});
     for (const auto& work : journal::unknownTargets(reader, names))
       log::warn("relay", "work for a target that is not configured waits in the journal",
                 {{"target", work.target},

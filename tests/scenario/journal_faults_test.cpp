@@ -438,7 +438,7 @@ TEST_CASE("a file removed during COMMIT: not acknowledged, yet kept in the journ
   LoneWriter lone(remover.path);
   REQUIRE(lone.put("before").committed());
   const auto during = lone.put("during", [&remover](journal::Journal& journal) {
-    sqlite3_commit_hook(journal.db().handle(), &RemoveWalDuringCommit::hook, &remover);
+    sqlite3_commit_hook(journal.sqlite().handle(), &RemoveWalDuringCommit::hook, &remover);
   });
   CHECK(remover.done);
   CHECK(during.status == journal::WriteOutcome::Status::StorageFailure);

@@ -18,11 +18,13 @@ std::string regexEscaped(const std::string& text) {
 }
 
 // The key as a line of the INI text: `name = ...` (header.NAME: any header name)
-// inside its section ([target.NAME]: any target's section).
+// inside its section ([target.NAME]: any target's section), or commented out
+// (`; name = ...`) for a key the sample cannot set beside another (journal url
+// and path).
 bool inSample(const config::KeyDoc& key, const std::string& ini) {
   const std::string name =
       key.name == "header.NAME" ? std::string(R"(header\.[A-Za-z0-9_-]+)") : regexEscaped(key.name);
-  const std::regex key_line("^" + name + R"(\s*=)");
+  const std::regex key_line("^(; *)?" + name + R"(\s*=)");
   const std::regex section_line(key.section == "target.NAME" ? std::string(R"(^\[target\.[^\]]+\]\s*$)")
                                                              : R"(^\[)" + regexEscaped(key.section) + R"(\]\s*$)");
   std::istringstream lines(ini);

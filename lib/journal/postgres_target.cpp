@@ -1,0 +1,122 @@
+// The PostgreSQL side of the journal writer (writer.h): one connection, its
+// durability checks and its advisory lock, re-made with backoff when lost.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+#include "journal/postgres.h"
+#include "journal/writer.h"
+
+namespace mews::journal {
+
+namespace {
+
+// pg_try_advisory_lock's key for "a relay serves this database" ("mewsrela").
+constexpr std::int64_t kServingLock = 0x6d65777372656c61;
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5'000};
+
+class PostgresWriteTarget : public WriteTarget {
+ public:
+  PostgresWriteTarget(const WriterOptions& options, WriterMetrics& metrics)
+      : options_(options), metrics_(metrics), display_(conninfoForDisplay(options.url)) {
+    // At start-up a database that cannot be reached, is not durable or is
+    // served by another relay stops the relay, with the reason.
+    journal_ = connect();
+    journal_id_ = journal_->journalId();
+  }
+
+  std::string prepare(bool idle) override;
+  [[nodiscard]] std::string refuseWrites() const override { return {}; }
+  Journal& journal() override { return *journal_; }
+  std::string beforeCommit() override { return {}; }
+  std::string afterCommit(const std::string& refused) override { return refused; }
+  void closeAfterFailure() override {
+    metrics_.file_faults.add();
+    log::warn("journal", "connection to the journal database dropped after an error; reconnecting",
+              {{"database", display_}});
+    journal_.reset();
+    backoff_ = kFirstBackoff;
+    next_attempt_ = std::chrono::steady_clock::now();
+  }
+  [[nodiscard]] std::string journalId() const override { return journal_id_; }
+
+ private:
+  std::unique_ptr<Journal> connect();
+
+  const WriterOptions& options_;
+  WriterMetrics& metrics_;
+  std::string display_;
+  std::unique_ptr<Journal> journal_;
+  std::string journal_id_;
+  // While disconnected: when to try again, how long after that, and why the
+  // last try failed (what every group fails with until then).
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::milliseconds backoff_ = kFirstBackoff;
+  std::string last_failure_;
+  std::string logged_failure_;
+};
+
+std::unique_ptr<Journal> PostgresWriteTarget::connect() {
+  auto journal = std::make_unique<Journal>(JournalLocation{{}, options_.url}, options_.journal);
+  if (journal->db().queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}) AS INTEGER)", kServingLock)) != 1)
+    throw PgError("55P03", false,
+                  fmt::format("journal {} is in use by another relay (it holds the relay's advisory lock): is "
+                              "mews-relay already serving it?",
+                              display_));
+  return journal;
+}
+
+std::string PostgresWriteTarget::prepare(bool idle) {
+  if (journal_) {
+    if (!idle) return {};
+    // Idle: find a dead connection now rather than at the next batch.
+    try {
+      journal_->db().cached("SELECT 1").step();
+      journal_->db().cached("SELECT 1").reset();
+      return {};
+    } catch (const StorageError& e) {
+      journal_->db().cached("SELECT 1").reset();
+      log::warn("journal", "connection to the journal database lost; reconnecting",
+                {{"database", display_}, {"error", e.what()}});
+      metrics_.file_faults.add();
+      journal_.reset();
+      next_attempt_ = std::chrono::steady_clock::now();
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) return last_failure_;
+  try {
+    journal_ = connect();
+  } catch (const StorageError& e) {
+    last_failure_ = e.reason();
+    log::errorOnce(logged_failure_, e.what(), "journal", "cannot reconnect to the journal database; retrying",
+                   {{"database", display_}, {"error", e.what()}, {"retry_ms", std::to_string(backoff_.count())}});
+    next_attempt_ = now + backoff_;
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    return last_failure_;
+  } catch (const std::exception& e) {
+    last_failure_ = "journal database cannot be used";
+    log::errorOnce(logged_failure_, e.what(), "journal", "cannot reconnect to the journal database; retrying",
+                   {{"database", display_}, {"error", e.what()}});
+    next_attempt_ = now + backoff_;
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    return last_failure_;
+  }
+  if (!logged_failure_.empty() || !last_failure_.empty())
+    log::warn("journal", "reconnected to the journal database", {{"database", display_}});
+  logged_failure_.clear();
+  last_failure_.clear();
+  backoff_ = kFirstBackoff;
+  return {};
+}
+
+}  // namespace
+
+std::unique_ptr<WriteTarget> postgresWriteTarget(const WriterOptions& options, WriterMetrics& metrics) {
+  return std::make_unique<PostgresWriteTarget>(options, metrics);
+}
+
+}  // namespace mews::journal
