@@ -137,7 +137,9 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
                              count == 1 ? "y" : "ies", to ? " to " + *to : std::string(),
                              via_relay    ? " (through the running relay)"
                              : count == 0 ? ""
-                                          : " (picked up when the relay next runs)");
+                             : settings.journal.location().backend() == journal::Backend::Postgres
+                                 ? " (a running relay picks them up within a second)"
+                                 : " (picked up when the relay next runs)");
   }
   return kExitOk;
 }

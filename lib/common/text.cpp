@@ -122,4 +122,18 @@ std::string terminalBlock(std::string_view text) {
   return terminalText(text, true);
 }
 
+std::string wellFormedUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t start = pos;
+    const auto code_point = nextCodePoint(text, pos);
+    if (code_point && *code_point != 0)
+      out.append(text.substr(start, pos - start));
+    else
+      out.append("\xEF\xBF\xBD");  // U+FFFD
+  }
+  return out;
+}
+
 }  // namespace mews::text

@@ -39,6 +39,11 @@ int hexValue(char c);
 // value above U+10FFFF, a sequence cut short).
 std::optional<char32_t> nextCodePoint(std::string_view text, std::size_t& pos);
 
+// `text` as well-formed UTF-8 without NUL: each byte that does not start a
+// well-formed sequence, and each NUL, becomes U+FFFD. What a PostgreSQL text
+// column can hold (a target's answer may be any bytes).
+std::string wellFormedUtf8(std::string_view text);
+
 // True for the code points a terminal may act on: C0 controls, DEL, C1 controls.
 constexpr bool isControl(char32_t c) {
   return c < 0x20 || (c >= 0x7f && c <= 0x9f);

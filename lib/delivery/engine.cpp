@@ -22,7 +22,10 @@ constexpr std::int64_t kPruneEveryMs = 60'000;
 constexpr int kExpireStep = 200;
 constexpr int kPruneStep = 500;
 // The dispatcher re-checks at least this often (maintenance), even when idle.
+// On PostgreSQL more often: the CLI changes the journal there directly, not
+// through the relay, which learns of a replay by looking.
 constexpr std::chrono::milliseconds kMaxIdleWait{5'000};
+constexpr std::chrono::milliseconds kMaxIdleWaitShared{1'000};
 constexpr std::chrono::milliseconds kRecordRetry{1'000};
 // Work claimed ahead of the workers, as a multiple of a target's concurrency:
 // claims are one commit per dispatcher pass, so a queue a little deeper than
@@ -298,7 +301,7 @@ void DeliveryEngine::dispatchLoop() {
       new_work_ = false;
       new_work_futile_ = false;
     }
-    std::chrono::milliseconds wait = kMaxIdleWait;
+    std::chrono::milliseconds wait = maxIdleWait();
     try {
       // Another file at the path: the writer put the journal back there after it
       // was removed (journal/writer.h); the old connection would read the old file.
@@ -320,6 +323,10 @@ void DeliveryEngine::dispatchLoop() {
     std::unique_lock lock(mutex_);
     dispatcher_wake_.wait_for(lock, wait, [this] { return stopping_ || woken_ || (new_work_ && !new_work_futile_); });
   }
+}
+
+std::chrono::milliseconds DeliveryEngine::maxIdleWait() const {
+  return journal_.backend() == journal::Backend::Sqlite ? kMaxIdleWait : kMaxIdleWaitShared;
 }
 
 bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) {
@@ -429,7 +436,7 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
 }
 
 std::chrono::milliseconds DeliveryEngine::idleWait(journal::Journal& reader, std::int64_t now_ms) {
-  std::int64_t wait_ms = kMaxIdleWait.count();
+  std::int64_t wait_ms = maxIdleWait().count();
   bool all_blocked = true;  // no target could take new work now
   {
     const std::lock_guard lock(mutex_);

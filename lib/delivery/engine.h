@@ -185,6 +185,7 @@ class DeliveryEngine {
   journal::JournalWriter& writer_;
   const Clock& clock_;
   journal::JournalLocation journal_;
+  [[nodiscard]] std::chrono::milliseconds maxIdleWait() const;
   std::string journal_id_;
   std::chrono::milliseconds retention_;
   int worker_count_;

@@ -177,7 +177,12 @@ std::uint64_t journalDiskBytes(const std::string& path) {
 
 std::uint64_t journalSizeBytes(Journal& reader) {
   if (reader.backend() == Backend::Sqlite) return journalDiskBytes(reader.path());
-  return static_cast<std::uint64_t>(reader.db().queryInt("SELECT pg_database_size(current_database())"));
+  // The journal's own tables with their indexes and TOAST: a database may
+  // hold other schemas.
+  return static_cast<std::uint64_t>(
+      reader.db().queryInt("SELECT CAST(coalesce(sum(pg_total_relation_size(c.oid)), 0) AS BIGINT) FROM pg_class c"
+                           " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE n.nspname = current_schema() AND c.relkind = 'r'"));
 }
 
 void Journal::recordReadyProbe(std::int64_t now_ms) {

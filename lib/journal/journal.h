@@ -62,8 +62,8 @@ std::optional<std::uint64_t> freeDiskBytes(const std::string& path);
 std::uint64_t journalDiskBytes(const std::string& path);
 
 class Journal;
-// What the journal takes: journalDiskBytes() for SQLite, the database's size
-// (pg_database_size) for PostgreSQL.
+// What the journal takes: journalDiskBytes() for SQLite; for PostgreSQL its
+// tables with their indexes (the schema's, not the whole database's).
 std::uint64_t journalSizeBytes(Journal& reader);
 
 class Journal {

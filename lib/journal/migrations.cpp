@@ -8,9 +8,9 @@ namespace mews::journal {
 
 namespace {
 
-// pg_advisory_xact_lock's key for migrations: any constant other relays'
-// databases would not use for something else ("mewsmigr").
-constexpr std::int64_t kMigrationLock = 0x6d6577736d696772;
+// pg_advisory_xact_lock's first key for migrations ("migr"); the second is
+// the schema migrated.
+constexpr std::int32_t kMigrationLock = 0x6d696772;
 
 }  // namespace
 
@@ -48,7 +48,7 @@ int migrate(Connection& db, const std::vector<Migration>& migrations) {
     Transaction transaction(db);
     if (postgres) {
       // Another process may have applied it while this one waited for the lock.
-      db.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kMigrationLock));
+      db.exec(fmt::format("SELECT pg_advisory_xact_lock({}, hashtext(current_schema()))", kMigrationLock));
       if (schemaVersion(db) >= migration.version) continue;
     }
     db.exec(

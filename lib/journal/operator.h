@@ -180,7 +180,7 @@ struct DeliveryDetail {
   std::string kind;
   std::string received_at;
   std::string content_type;
-  std::string payload;                         // the batch as received
+  std::string payload;  // the batch as received
   std::optional<DeadLetter> dead_letter;
   std::vector<AttemptDetail> attempts;
 };

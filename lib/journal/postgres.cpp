@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/text.h"
 #include "journal/journal.h"
 #include "journal/migrations.h"
 
@@ -79,10 +80,13 @@ class PgCursor : public Cursor {
       : db_(db), sql_(numberedPlaceholders(sql)), persistent_(persistent) {}
 
   void bindInt(int index, std::int64_t value) override { set(index, std::to_string(value), kInt8Oid, 0); }
-  void bindText(int index, std::string_view text) override { set(index, std::string(text), kTextOid, 0); }
+  // PostgreSQL's text holds only well-formed UTF-8 without NUL; what a
+  // target answered may be any bytes (attempts.response_excerpt): those bytes
+  // become U+FFFD rather than failing the write. Bodies are bytea, kept exact.
+  void bindText(int index, std::string_view text) override { set(index, text::wellFormedUtf8(text), kTextOid, 0); }
   void bindBlob(int index, std::string_view bytes) override { set(index, std::string(bytes), kByteaOid, 1); }
-  void bindNull(int index) override {
-    set(index, {}, 0, 0);
+  void bindNull(int index, bool text) override {
+    set(index, {}, text ? kTextOid : 0, 0);
     is_null_[static_cast<std::size_t>(index - 1)] = true;
   }
 

@@ -13,8 +13,10 @@ namespace mews::journal {
 
 namespace {
 
-// pg_try_advisory_lock's key for "a relay serves this database" ("mewsrela").
-constexpr std::int64_t kServingLock = 0x6d65777372656c61;
+// pg_try_advisory_lock's first key for "a relay serves this journal"
+// ("mews"); the second is the journal's schema, so that journals in two
+// schemas of one database are served by one relay each.
+constexpr std::int32_t kServingLock = 0x6d657773;
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5'000};
 
@@ -61,7 +63,8 @@ class PostgresWriteTarget : public WriteTarget {
 
 std::unique_ptr<Journal> PostgresWriteTarget::connect() {
   auto journal = std::make_unique<Journal>(JournalLocation{{}, options_.url}, options_.journal);
-  if (journal->db().queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}) AS INTEGER)", kServingLock)) != 1)
+  if (journal->db().queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}, hashtext(current_schema())) AS INTEGER)",
+                                         kServingLock)) != 1)
     throw PgError("55P03", false,
                   fmt::format("journal {} is in use by another relay (it holds the relay's advisory lock): is "
                               "mews-relay already serving it?",

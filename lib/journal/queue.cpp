@@ -164,9 +164,10 @@ bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_
 }
 
 int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
-  static const std::string release_all =
-      fmt::format("UPDATE deliveries SET state = {}, due_at = min(due_at, age_from), updated_at = ? WHERE state = {}",
-                  sqlStates({Pending}), sqlStates({InFlight}));
+  static const std::string release_all = fmt::format(
+      "UPDATE deliveries SET state = {}, due_at = CASE WHEN age_from < due_at THEN age_from ELSE due_at END, "
+      "updated_at = ? WHERE state = {}",
+      sqlStates({Pending}), sqlStates({InFlight}));
   static const std::string release_one = release_all + " AND id = ?";
   if (ids.empty()) {
     journal.db().cached(release_all).bind(1, iso(now_ms)).run();
@@ -254,7 +255,8 @@ int expireOld(Journal& journal, const std::string& target, const DeadLetterTypes
 
 int requeueInReceiveOrder(Journal& journal, const std::string& target, std::int64_t now_ms) {
   static const std::string sql = fmt::format(
-      "UPDATE deliveries SET due_at = min(due_at, age_from), updated_at = ? WHERE target = ? AND state = {}",
+      "UPDATE deliveries SET due_at = CASE WHEN age_from < due_at THEN age_from ELSE due_at END, updated_at = ? WHERE "
+      "target = ? AND state = {}",
       sqlStates({RetryWait}));
   journal.db().cached(sql).bind(1, iso(now_ms)).bind(2, target).run();
   return journal.db().changes();
@@ -266,12 +268,13 @@ void saveTargetState(Journal& journal, const TargetStateRecord& state) {
       .cached(
           "INSERT INTO target_state (target, circuit, consecutive_failures, last_error, last_error_at,"
           " last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END,"
-          " CASE WHEN ?6 THEN ?5 END, ?5)"
+          " CASE WHEN ?6 = 1 THEN ?5 END, ?5)"
           " ON CONFLICT (target) DO UPDATE SET circuit = excluded.circuit,"
           " consecutive_failures = excluded.consecutive_failures,"
-          " last_error = coalesce(excluded.last_error, last_error),"
-          " last_error_at = coalesce(excluded.last_error_at, last_error_at),"
-          " last_success_at = coalesce(excluded.last_success_at, last_success_at), updated_at = excluded.updated_at")
+          " last_error = coalesce(excluded.last_error, target_state.last_error),"
+          " last_error_at = coalesce(excluded.last_error_at, target_state.last_error_at),"
+          " last_success_at = coalesce(excluded.last_success_at, target_state.last_success_at), updated_at = "
+          "excluded.updated_at")
       .bind(1, state.target)
       .bind(2, state.circuit)
       .bind(3, static_cast<std::int64_t>(state.consecutive_failures))

@@ -46,7 +46,9 @@ class Cursor {
   virtual void bindInt(int index, std::int64_t value) = 0;
   virtual void bindText(int index, std::string_view text) = 0;
   virtual void bindBlob(int index, std::string_view bytes) = 0;
-  virtual void bindNull(int index) = 0;
+  // `text`: a NULL where text could be (bindOptional), so that a backend that
+  // types its parameters (PostgreSQL) knows it even where the SQL does not say.
+  virtual void bindNull(int index, bool text) = 0;
   // Runs the statement at the first call; true while a row is available.
   virtual bool step() = 0;
   // Forgets the rows and the bindings: the statement can run again.
@@ -80,11 +82,13 @@ class Statement {
     return *this;
   }
   Statement& bindNull(int index) {
-    cursor_->bindNull(index);
+    cursor_->bindNull(index, false);
     return *this;
   }
   Statement& bindOptional(int index, const std::optional<std::string>& text) {
-    return text ? bind(index, std::string_view(*text)) : bindNull(index);
+    if (text) return bind(index, std::string_view(*text));
+    cursor_->bindNull(index, true);
+    return *this;
   }
 
   bool step() { return cursor_->step(); }

@@ -134,7 +134,7 @@ class SqliteCursor : public Cursor {
   void bindBlob(int index, std::string_view bytes) override {
     check(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT));
   }
-  void bindNull(int index) override { check(sqlite3_bind_null(stmt_, index)); }
+  void bindNull(int index, bool /*text*/) override { check(sqlite3_bind_null(stmt_, index)); }
 
   bool step() override {
     const int rc = sqlite3_step(stmt_);

@@ -39,6 +39,13 @@ void ingestFamilies(Exposition& out, const ingest::IngestMetrics& ingest) {
                static_cast<double>(ingest.rejected[i].value()));
 }
 
+void journalSizeFamily(Exposition& out, std::uint64_t bytes) {
+  out.family("mews_relay_journal_size_bytes", "gauge",
+             "What the journal takes: the SQLite file, its write-ahead log and shared-memory index; or the "
+             "PostgreSQL journal's tables and indexes.");
+  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(bytes));
+}
+
 void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, const journal::JournalLocation& location) {
   out.family("mews_relay_journal_commit_duration_seconds", "histogram",
              "Time spent in COMMIT (the WAL fsync) per group commit.");
@@ -52,12 +59,11 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
              "Journal files or its lock found removed, renamed or replaced under the relay (see the log).");
   out.sample("mews_relay_journal_file_faults_total", {}, static_cast<double>(writer.file_faults.value()));
 
-  // PostgreSQL: the database's size and disk are the server's to report.
+  // PostgreSQL: the size is read with the queue figures (queueFamilies); the
+  // server's disk is the server's to report.
   if (location.backend() != journal::Backend::Sqlite) return;
   const std::string& path = location.path;
-  out.family("mews_relay_journal_size_bytes", "gauge",
-             "Journal on disk: the database file, its write-ahead log and its shared-memory index.");
-  out.sample("mews_relay_journal_size_bytes", {}, static_cast<double>(journal::journalDiskBytes(path)));
+  journalSizeFamily(out, journal::journalDiskBytes(path));
   if (const auto free_bytes = journal::freeDiskBytes(path)) {
     out.family("mews_relay_journal_disk_free_bytes", "gauge", "Free disk where the journal lives (see min_free).");
     out.sample("mews_relay_journal_disk_free_bytes", {}, static_cast<double>(*free_bytes));
@@ -95,6 +101,7 @@ bool queueFamilies(Exposition& out, const MetricsSources& sources) {
     journal::Journal reader(sources.settings.journal.location(), journal::JournalOptions{0, true});
     statuses = journal::targetStatus(reader, names, sources.now_ms);
     unknown = journal::unknownTargets(reader, names);
+    if (reader.backend() != journal::Backend::Sqlite) journalSizeFamily(out, journal::journalSizeBytes(reader));
   } catch (const std::exception& e) {
     log::warn("admin", "metrics: cannot read the journal", {{"error", e.what()}});
     return false;

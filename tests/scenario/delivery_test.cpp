@@ -211,7 +211,7 @@ TEST_CASE("an open circuit spends no attempts, and the queue drains in order whe
   CHECK(queryInt(journal, "SELECT max(attempts) FROM deliveries") <= 3);
   std::vector<std::int64_t> order;
   {
-    journal::Journal reader(journal, {0, true});
+    journal::Journal reader(test::journalAt(journal), {0, true});
     journal::Statement delivered(reader.db(),
                                  "SELECT d.batch_id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
                                  " WHERE a.outcome = 'delivered' ORDER BY a.id");

@@ -98,9 +98,9 @@ std::string ServeProcess::log() const {
 OperatorFixture::OperatorFixture(SinkResponse refusal, const std::string& target_extra, const std::string& first_body) {
   sink.setScript([this, refusal](const SinkRequest&, std::size_t) { return refuse ? refusal : SinkResponse{}; });
   writeFile(config, fmt::format("[server]\nlisten = 127.0.0.1:0\ntokens = {}\n[admin]\nlisten = 127.0.0.1:0\n"
-                                "[journal]\npath = {}\nmin_free = 0B\n"
+                                "[journal]\n{}\nmin_free = 0B\n"
                                 "[target.pms]\nurl = {}\nbackoff = 10ms..50ms\nmax_attempts = 1\n{}",
-                                kToken, journal, sink.url(), target_extra));
+                                kToken, journalKey(journal), sink.url(), target_extra));
   auto relay = startRelay();
   // One after the other, so that dead letter 1 is batch 1's and 2 is batch 2's.
   const std::string first = first_body.empty() ? sample("general.json") : first_body;

@@ -6,9 +6,14 @@
 #include <Poco/StreamCopier.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
+
+#include "journal/postgres.h"
 
 namespace mews::test {
 
@@ -50,6 +55,57 @@ std::string generalBatch(std::size_t events, const std::string& discriminator) {
   return body + "]}";
 }
 
+bool onPostgres() {
+  const char* backend = std::getenv("MEWS_TEST_JOURNAL");
+  return backend != nullptr && std::string_view(backend) == "postgresql";
+}
+
+namespace {
+
+// The test server's URL, or a failure that says how to get one: a PostgreSQL
+// run without its server fails, it is never skipped.
+std::string testServerUrl() {
+  const char* url = std::getenv("MEWS_TEST_PG_URL");
+  if (url == nullptr || *url == '\0')
+    throw std::runtime_error(
+        "MEWS_TEST_JOURNAL=postgresql needs MEWS_TEST_PG_URL (and PGPASSFILE): run the tests with scripts/test, "
+        "which starts a throwaway server (scripts/pg-throwaway)");
+  return url;
+}
+
+}  // namespace
+
+journal::JournalLocation journalAt(const std::string& path) {
+  if (!onPostgres()) return {path, {}};
+  // One schema per path: t_<16 hex digits of the path's hash>.
+  const std::string schema = fmt::format("t_{:016x}", std::hash<std::string>{}(path));
+  static std::mutex mutex;
+  static std::set<std::string> created;
+  const std::string base = testServerUrl();
+  {
+    const std::lock_guard lock(mutex);
+    if (created.insert(schema).second) {
+      journal::PgConnection admin(base);
+      admin.exec(fmt::format("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}", schema));
+    }
+  }
+  const char separator = base.find('?') == std::string::npos ? '?' : '&';
+  return {{}, fmt::format("{}{}options=-csearch_path%3D{}", base, separator, schema)};
+}
+
+std::string journalKey(const std::string& path) {
+  const auto location = journalAt(path);
+  return location.url.empty() ? "path = " + location.path : "url = " + location.url;
+}
+
+journal::WriterOptions writerAt(const std::string& path) {
+  const auto location = journalAt(path);
+  journal::WriterOptions options;
+  options.path = location.path;
+  options.url = location.url;
+  return options;
+}
+
 std::string relayConfig(const std::string& journal_path, const std::string& extra) {
   return relayConfigWithTargets(journal_path, "[target.pms]\nurl = http://127.0.0.1:9/mews\n", extra);
 }
@@ -59,9 +115,9 @@ std::string relayConfigWithTargets(const std::string& journal_path, const std::s
   return fmt::format(
       "[server]\nlisten = 127.0.0.1:0\npath = /webhooks/mews\ntokens = {}\nmax_body = 64KiB\n"
       "[admin]\nlisten = 127.0.0.1:0\n"
-      "[journal]\npath = {}\nmin_free = 0B\n"
+      "[journal]\n{}\nmin_free = 0B\n"
       "{}{}",
-      kToken, journal_path, targets, extra);
+      kToken, journalKey(journal_path), targets, extra);
 }
 
 std::string deliveryConfig(const std::string& journal_path, const std::string& targets, int workers,
@@ -134,12 +190,12 @@ bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
 }
 
 std::int64_t queryInt(const std::string& journal_path, const std::string& sql) {
-  journal::Journal journal(journal_path, {0, true});
+  journal::Journal journal(journalAt(journal_path), {0, true});
   return journal.db().queryInt(sql);
 }
 
 std::string queryText(const std::string& journal_path, const std::string& sql) {
-  journal::Journal journal(journal_path, {0, true});
+  journal::Journal journal(journalAt(journal_path), {0, true});
   journal::Statement statement(journal.db(), sql);
   return statement.step() ? statement.columnText(0) : std::string("<no row>");
 }

@@ -10,6 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "journal/location.h"
+#include "journal/writer.h"
+
 namespace mews::test {
 
 // A fresh directory under the system temp dir, removed with the object.
@@ -36,6 +39,22 @@ std::string generalBatch(std::size_t events, const std::string& discriminator = 
 inline constexpr const char* kToken = "test-token-0123456789abcdef";
 // The ingest path with that token.
 inline const std::string kIngestUri = std::string("/webhooks/mews?token=") + kToken;
+
+// The journal backend under test. The same test binaries run on both: ctest
+// runs each journal, delivery, CLI and operations suite once as is (SQLite)
+// and once as `<name>.postgresql` with MEWS_TEST_JOURNAL=postgresql, against
+// the server scripts/test started (MEWS_TEST_PG_URL, PGPASSFILE). Cases that
+// test what only a SQLite file has are in the doctest test suite "sqlite",
+// which the PostgreSQL runs exclude by name.
+bool onPostgres();
+// The test's journal "at `path`" (a file under the test's TempDir): that file,
+// or on PostgreSQL a schema of the test database named after the path,
+// created when first asked for: so each test case has its own fresh journal.
+journal::JournalLocation journalAt(const std::string& path);
+// The [journal] line for it: `path = ...` or `url = ...`.
+std::string journalKey(const std::string& path);
+// Writer options for it (the rest at their defaults).
+journal::WriterOptions writerAt(const std::string& path);
 
 // INI text for a relay on 127.0.0.1:0 with its journal at `journal_path`; `extra` is appended.
 std::string relayConfig(const std::string& journal_path, const std::string& extra = "");

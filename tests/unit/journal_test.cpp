@@ -33,9 +33,9 @@ const std::vector<Migration> kTwoMigrations{
 
 }  // namespace
 
-TEST_CASE("a fresh journal is created at the latest schema, WAL and synchronous=FULL") {
+TEST_CASE("a fresh journal is created at the latest schema, WAL and synchronous=FULL" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
-  Journal journal(dir.file("j.db"), {});
+  Journal journal(test::journalAt(dir.file("j.db")), {});
   CHECK(schemaVersion(journal.db()) == latestSchemaVersion());
   CHECK(latestSchemaVersion() >= 1);
   Statement mode(journal.db(), "PRAGMA journal_mode");
@@ -48,7 +48,7 @@ TEST_CASE("a fresh journal is created at the latest schema, WAL and synchronous=
         static_cast<std::int64_t>(embeddedMigrations().size()));
 }
 
-TEST_CASE("migrations apply in order on an existing file and keep its data") {
+TEST_CASE("migrations apply in order on an existing file and keep its data" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   {
     Database db(dir.file("m.db"), Database::Mode::ReadWrite);
@@ -62,7 +62,7 @@ TEST_CASE("migrations apply in order on an existing file and keep its data") {
   CHECK(migrate(db, kTwoMigrations) == 2);  // idempotent
 }
 
-TEST_CASE("a failing migration leaves the previous version intact") {
+TEST_CASE("a failing migration leaves the previous version intact" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   Database db(dir.file("m.db"), Database::Mode::ReadWrite);
   migrate(db, {kTwoMigrations[0]});
@@ -73,7 +73,7 @@ TEST_CASE("a failing migration leaves the previous version intact") {
   CHECK_THROWS(db.exec("SELECT z FROM a"));
 }
 
-TEST_CASE("a journal newer than the binary is refused") {
+TEST_CASE("a journal newer than the binary is refused" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   {
     Database db(dir.file("n.db"), Database::Mode::ReadWrite);
@@ -89,7 +89,7 @@ TEST_CASE("a journal newer than the binary is refused") {
 
 TEST_CASE("a batch is stored with its bytes, events and deliveries") {
   test::TempDir dir;
-  Journal journal(dir.file("j.db"), {});
+  Journal journal(test::journalAt(dir.file("j.db")), {});
   const std::string body = test::sample("general.json");
   Transaction transaction(journal.db());
   const auto id = journal.insertBatch(batchOf(body, {{"pms", std::nullopt}, {"crm", 3}}));
@@ -111,7 +111,7 @@ TEST_CASE("a batch is stored with its bytes, events and deliveries") {
 
 TEST_CASE("group commit: concurrent submitters all commit, in fewer transactions than jobs") {
   test::TempDir dir;
-  JournalWriter writer({dir.file("g.db"), {}, 0, 512});
+  JournalWriter writer(test::writerAt(dir.file("g.db")));
   const std::string body = test::sample("general.json");
   constexpr int kThreads = 16;
   constexpr int kPerThread = 50;
@@ -131,14 +131,14 @@ TEST_CASE("group commit: concurrent submitters all commit, in fewer transactions
   CHECK(stats.jobs_committed == kThreads * kPerThread);
   CHECK(stats.commits < stats.jobs_committed);
   writer.stop();
-  Journal check(dir.file("g.db"), {});
+  Journal check(test::journalAt(dir.file("g.db")), {});
   CHECK(check.count("batches") == kThreads * kPerThread);
   CHECK(check.count("events") == kThreads * kPerThread * 5);
 }
 
 TEST_CASE("a job that fails is rolled back alone; the others in its group commit") {
   test::TempDir dir;
-  JournalWriter writer({dir.file("f.db"), {}, 0, 512});
+  JournalWriter writer(test::writerAt(dir.file("f.db")));
   auto good = std::make_shared<IncomingBatch>(batchOf(test::sample("general.json")));
   auto first = writer.submit([good](Journal& j) { return j.insertBatch(*good); });
   auto bad = writer.submit([good](Journal& j) -> std::int64_t {
@@ -152,12 +152,12 @@ TEST_CASE("a job that fails is rolled back alone; the others in its group commit
   CHECK(failed.status == WriteOutcome::Status::Rejected);
   CHECK(last.get().committed());
   writer.stop();
-  Journal check(dir.file("f.db"), {});
+  Journal check(test::journalAt(dir.file("f.db")), {});
   CHECK(check.count("batches") == 2);
   CHECK(check.count("events") == 10);
 }
 
-TEST_CASE("a full journal fails the write, keeps nothing half-written and recovers") {
+TEST_CASE("a full journal fails the write, keeps nothing half-written and recovers" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   // 1 MiB cap; 300 KiB bodies fill it within a few batches.
   JournalWriter writer({dir.file("full.db"), {1 << 20, false}, 0, 512});
@@ -185,7 +185,7 @@ TEST_CASE("a full journal fails the write, keeps nothing half-written and recove
   CHECK(integrity.columnText(0) == "ok");
 }
 
-TEST_CASE("below the free-disk watermark nothing is written") {
+TEST_CASE("below the free-disk watermark nothing is written" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   JournalWriter writer({dir.file("w.db"), {}, 1ULL << 60, 512});  // more free space than any disk has
   auto batch = std::make_shared<IncomingBatch>(batchOf("{}"));
@@ -199,14 +199,14 @@ TEST_CASE("below the free-disk watermark nothing is written") {
 
 TEST_CASE("after stop, submissions are refused, not lost silently") {
   test::TempDir dir;
-  JournalWriter writer({dir.file("s.db"), {}, 0, 512});
+  JournalWriter writer(test::writerAt(dir.file("s.db")));
   writer.stop();
   auto batch = std::make_shared<IncomingBatch>(batchOf("{}"));
   const auto outcome = writer.submit([batch](Journal& j) { return j.insertBatch(*batch); }).get();
   CHECK_FALSE(outcome.committed());
 }
 
-TEST_CASE("read-only connections see committed data and refuse an unmigrated file") {
+TEST_CASE("read-only connections see committed data and refuse an unmigrated file" * doctest::test_suite("sqlite")) {
   test::TempDir dir;
   {
     Journal journal(dir.file("r.db"), {});
@@ -225,7 +225,7 @@ TEST_CASE("read-only connections see committed data and refuse an unmigrated fil
 
 TEST_CASE("retention prunes delivered work in steps and keeps what is not delivered") {
   test::TempDir dir;
-  Journal journal(dir.file("p.db"), {});
+  Journal journal(test::journalAt(dir.file("p.db")), {});
   // Five old batches (delivered), one old batch with a dead delivery, one recent delivered batch.
   auto insert = [&](std::int64_t received_ms, const char* state) {
     IncomingBatch batch = batchOf(test::sample("general.json"));

@@ -18,7 +18,7 @@ constexpr std::int64_t kT0 = 1'795'860'000'000;  // 2026-11-28T10:00:00Z
 
 struct Fixture {
   test::TempDir dir;
-  Journal journal{dir.file("relay.db"), {}};
+  Journal journal{test::journalAt(dir.file("relay.db")), {}};
 
   // One General batch received at `received_ms` with one delivery per target.
   std::int64_t receive(std::int64_t received_ms, const std::vector<std::string>& targets = {"pms"}) {
