@@ -252,10 +252,10 @@ const std::vector<KeySpec>& keySpecs() {
          s.journal.retention = durationIn(v, kHour, 365 * kDay);
        }},
       {"journal", "min_free", "size 0B..1024GiB", "1GiB", false, false,
-       "below this much free disk, answer 503 instead of writing",
+       "below this much free disk where the SQLite journal lives, answer 503 instead of writing",
        [](Settings& s, TargetSettings*, std::string_view v) { s.journal.min_free = sizeIn(v, 0, 1024ULL << 30); }},
       {"journal", "max_size", "size 0B..1024GiB", "0B", false, false,
-       "a cap on the journal file (0B: none); at the cap, answer 503 instead of writing",
+       "a cap on the SQLite journal file (0B: none); at the cap, answer 503 instead of writing",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.journal.max_size = sizeIn(v, 0, 1024ULL << 30);
          if (s.journal.max_size != 0 && s.journal.max_size < (1ULL << 20))
@@ -620,8 +620,13 @@ void fillEffective(Settings& settings, const std::map<std::string, std::string>&
   for (const auto& spec : keySpecs()) {
     if (spec.section == "target") continue;
     const std::string section(spec.section);
-    settings.effective.push_back({section, std::string(spec.name), maskedValue(spec, lookup(section, spec.name)),
-                                  restartOnly(section, spec.name)});
+    // A PostgreSQL journal has no file: its path and the file's disk limits do not apply.
+    const bool file_only =
+        section == "journal" && (spec.name == "path" || spec.name == "min_free" || spec.name == "max_size");
+    const std::string value = file_only && !settings.journal.url.empty()
+                                  ? std::string("(not used with url)")
+                                  : maskedValue(spec, lookup(section, spec.name));
+    settings.effective.push_back({section, std::string(spec.name), value, restartOnly(section, spec.name)});
   }
   for (const auto& target : settings.targets) {
     const std::string label = "target." + target.name;
