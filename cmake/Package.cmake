@@ -4,6 +4,7 @@
 #   /etc/mews-relay/mews-relay.env   the token, for systemd's EnvironmentFile= (conffile)
 #   /lib/systemd/system/mews-relay.service
 #   /usr/share/mews-relay/migrations/*.sql   the schema steps the binary embeds, for reading
+#   /usr/share/mews-relay/migrations/postgresql/*.sql   the same for a PostgreSQL journal
 #   /usr/share/doc/mews-relay/       README.md, copyright, the example alert rules
 include(GNUInstallDirs)
 
@@ -21,6 +22,7 @@ install(FILES ${CMAKE_BINARY_DIR}/packaging/mews-relay.ini ${PROJECT_SOURCE_DIR}
         DESTINATION /etc/mews-relay PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/mews-relay.service DESTINATION /lib/systemd/system)
 install(FILES ${MEWS_RELAY_MIGRATION_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/mews-relay/migrations)
+install(FILES ${MEWS_RELAY_POSTGRES_MIGRATION_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/mews-relay/migrations/postgresql)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/packaging/copyright
               ${PROJECT_SOURCE_DIR}/examples/alerts.yml
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
