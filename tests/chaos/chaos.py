@@ -16,11 +16,29 @@ ok, or when an expected effect of its fault was not seen (no 503 while the disk
 was full, ...); the negative control (a build that acks before it commits)
 fails when it did NOT lose. The harness's own test: test_chaos_harness.py.
 Every wait is bounded; every loop is bounded in count.
+
+Backends (--backend): sqlite (the default) runs every scenario on an SQLite
+journal file. postgresql starts a throwaway PostgreSQL 15 (scripts/pg-throwaway:
+fsync, synchronous_commit and full_page_writes on), gives each scenario a
+fresh schema of its own, and stops the server at the end whatever happens
+(a failure, Ctrl-C, SIGTERM). On postgresql, integrity is PostgreSQL's amcheck
+(bt_index_check of every index, verify_heapam of every table of the schema)
+instead of SQLite's integrity_check, and the scenarios are:
+    kill-9, target-faults, clock-jumps, slow-clients   as on sqlite
+    pg-restart   `pg_ctl restart -m immediate` of the server, several times,
+                 under ingest load: every 202-acked batch delivered, 503s
+                 while it is down counted, ingest back after each restart
+Not applicable on postgresql, because they are about the SQLite file: disk-full
+and watermark (a tmpfs under the journal file), io-errors (fiu fails the
+relay's own fdatasync/pwrite of the file) and negative-control (its unsafe
+build acks before the SQLite commit). They are not run there, and not listed
+in the results; --only with one of them is a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.utils
 import http.client
 import http.server
@@ -150,14 +168,116 @@ class Sink:
             return dict(self.received)
 
 
+# --- the journal's PostgreSQL server (--backend postgresql) ------------------------------------
+
+
+PG_THROWAWAY = os.path.join(ROOT, "scripts/pg-throwaway")
+
+
+class PgServer:
+    """A throwaway PostgreSQL 15 (scripts/pg-throwaway) for one run: started by
+    start(), removed by stop() (also when start() failed half-way). Each
+    scenario gets a fresh schema (new_journal): the relay keeps one journal,
+    and its advisory lock, per schema."""
+
+    def __init__(self):
+        # Under /tmp: the postgres user must reach it (pg-throwaway runs the server as postgres under root).
+        self.directory = tempfile.mkdtemp(prefix="mews-chaos-pg-", dir="/tmp")
+        self.url = ""
+        self.passfile = ""
+        self.password = ""
+        self.schemas = 0
+
+    def start(self) -> None:
+        process = subprocess.run([PG_THROWAWAY, "start", self.directory], capture_output=True, text=True, timeout=180)
+        check(process.returncode == 0, f"the PostgreSQL server did not start: {process.stderr.strip()}")
+        started = dict(line.split("=", 1) for line in process.stdout.splitlines() if "=" in line)
+        self.url, self.passfile = started["MEWS_TEST_PG_URL"], started["PGPASSFILE"]
+        with open(self.passfile) as f:
+            self.password = f.read().strip().rsplit(":", 1)[1]  # host:port:db:user:password
+        # amcheck (contrib, shipped with the server): the integrity check of a schema.
+        self.psql("CREATE EXTENSION IF NOT EXISTS amcheck")
+
+    def psql(self, sql: str) -> str:
+        """Runs `sql` as the server's superuser in the relay's database; its rows, unaligned."""
+        process = subprocess.run([PG_THROWAWAY, "psql", self.directory, "-d", "mews", "-At", "-c", sql],
+                                 capture_output=True, text=True, timeout=120)
+        check(process.returncode == 0, f"psql failed ({sql[:60]}...): {process.stderr.strip()}")
+        return process.stdout.strip()
+
+    def settings(self) -> str:
+        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
+        values = self.psql("SELECT " + ", ".join(f"current_setting('{name}')" for name in names)).split("|")
+        return " ".join(f"{name}={value}" for name, value in zip(names, values))
+
+    def new_journal(self, label: str) -> "PgJournal":
+        self.schemas += 1
+        schema = re.sub(r"[^a-z0-9]", "_", f"chaos_{self.schemas}_{label}".lower())
+        self.psql(f"CREATE SCHEMA {schema} AUTHORIZATION mews")
+        return PgJournal(self, schema)
+
+    def restart_immediate(self) -> float:
+        """`pg_ctl restart -m immediate`: the server stops without a checkpoint (as
+        if it crashed) and comes back through crash recovery; the seconds it took."""
+        started = time.monotonic()
+        process = subprocess.run([PG_THROWAWAY, "ctl", self.directory, "restart", "-m", "immediate", "-w", "-t", "60"],
+                                 capture_output=True, text=True, timeout=120)
+        check(process.returncode == 0, f"pg_ctl restart failed: {process.stderr.strip()}")
+        return time.monotonic() - started
+
+    def keep_log(self, destination: str) -> str:
+        """Copies the server's log to `destination` (before stop() removes it); its path."""
+        os.makedirs(destination, exist_ok=True)
+        kept = os.path.join(destination, "postgresql.log")
+        with contextlib.suppress(OSError):
+            shutil.copy(os.path.join(self.directory, "server.log"), kept)
+        return kept
+
+    def stop(self) -> None:
+        subprocess.run([PG_THROWAWAY, "stop", self.directory], capture_output=True, timeout=120)
+
+
+@dataclass
+class PgJournal:
+    """One scenario's journal: a schema of its own on the run's server."""
+
+    server: PgServer
+    schema: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}?options=-csearch_path%3D{self.schema}"
+
+    def env(self) -> dict[str, str]:
+        return {"PGPASSFILE": self.server.passfile}
+
+    def integrity(self) -> str:
+        """amcheck over the schema: "ok", or what it found. bt_index_check raises
+        an error on a damaged index; verify_heapam returns a row per damaged tuple."""
+        relations = ("FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace{lateral} "
+                     f"WHERE n.nspname = '{self.schema}' AND c.relkind = ")
+        try:
+            indexes = self.server.psql(f"SELECT count(bt_index_check(c.oid, true)) {relations.format(lateral='')}'i' "
+                                       "AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')")
+            damage = self.server.psql(f"SELECT c.relname || ': ' || v.msg "
+                                      f"{relations.format(lateral=', LATERAL verify_heapam(c.oid) v')}'r' LIMIT 3")
+        except ScenarioFailed as e:
+            return "amcheck: " + " ".join(str(e).split())
+        if damage:
+            return "amcheck: " + damage.replace("\n", "; ")
+        return "ok" if int(indexes) > 0 else "amcheck: no index in the schema"
+
+
 # --- the relay under test ---------------------------------------------------------------------
 
 
 class Relay:
     def __init__(self, binary: str, workdir: str, extra_config: str, targets: dict[str, str], journal: str | None = None,
-                 min_free: str = "0B"):
+                 min_free: str = "0B", pg: "PgJournal | None" = None):
+        """`pg`: the journal is that PostgreSQL schema; otherwise the SQLite file `journal`."""
         self.binary = binary
         self.workdir = workdir
+        self.pg = pg
         self.journal = journal or os.path.join(workdir, "relay.db")
         self.config = os.path.join(workdir, "relay.ini")
         self.log_path = os.path.join(workdir, "relay.log")
@@ -168,7 +288,8 @@ class Relay:
         with open(self.config, "w") as f:
             f.write(
                 f"[server]\nlisten = 127.0.0.1:0\ntokens = ${{system.env.CHAOS_RELAY_TOKEN}}\n"
-                f"[admin]\nlisten = 127.0.0.1:0\n[journal]\npath = {self.journal}\nmin_free = {min_free}\n"
+                f"[admin]\nlisten = 127.0.0.1:0\n[journal]\n" +
+                (f"url = {pg.url}\n" if pg else f"path = {self.journal}\nmin_free = {min_free}\n") +
                 f"[delivery]\nworkers = 8\n{extra_config}\n{sections}"
             )
         self.process: subprocess.Popen | None = None
@@ -180,7 +301,7 @@ class Relay:
         started = time.monotonic()
         offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "a")
-        environment = dict(os.environ, CHAOS_RELAY_TOKEN=TOKEN, **(env or {}))
+        environment = dict(os.environ, CHAOS_RELAY_TOKEN=TOKEN, **(self.pg.env() if self.pg else {}), **(env or {}))
         self.process = subprocess.Popen(
             (prefix or []) + [self.binary, "-c", self.config, "serve"], stderr=log, stdout=log, env=environment,
             cwd=self.workdir)
@@ -233,6 +354,8 @@ class Relay:
             check(self.process.returncode == 0, f"relay exited {self.process.returncode} on SIGTERM")
 
     def integrity(self) -> str:
+        if self.pg:
+            return self.pg.integrity()
         connection = sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True)
         try:
             return connection.execute("PRAGMA integrity_check").fetchone()[0]
@@ -450,9 +573,18 @@ def teardown(relay: Relay, *sinks: Sink) -> None:
 
 def no_token_in(relay: Relay) -> None:
     check(TOKEN not in relay.log_text(), f"the token appears in {relay.log_path}")
+    if relay.pg:
+        check(relay.pg.server.password not in relay.log_text(),
+              f"the journal database's password appears in {relay.log_path}")
 
 
 # --- scenarios ----------------------------------------------------------------------------------
+
+
+def pg_journal(args, label: str) -> PgJournal | None:
+    """On --backend postgresql, a fresh schema on the run's server for the scenario's relay."""
+    server = getattr(args, "pg", None)
+    return server.new_journal(label) if server else None
 
 
 def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | None = None,
@@ -461,7 +593,7 @@ def scenario_kill9(args, workdir: str, binary: str | None = None, cycles: int | 
     every batch that got a 202 must reach the sink."""
     cycles = cycles or args.cycles
     sink = Sink()
-    relay = Relay(binary or args.binary, workdir, "", {"pms": sink.url()})
+    relay = Relay(binary or args.binary, workdir, "", {"pms": sink.url()}, pg=pg_journal(args, name))
     ready_ms = []
     acked: set = set()
     try:
@@ -665,7 +797,8 @@ def scenario_target_faults(args, workdir: str) -> Result:
     down_port = free_port()
     sinks = {"healthy": healthy, "flaky": flaky_sink}
     relay = Relay(args.binary, workdir, "", {"healthy": healthy.url(), "flaky": flaky_sink.url(),
-                                             "down": f"http://127.0.0.1:{down_port}/hook"})
+                                             "down": f"http://127.0.0.1:{down_port}/hook"},
+                  pg=pg_journal(args, "target_faults"))
     try:
         relay.start()
         load = Load(relay, "t", threads=4, max_batches=args.batches, pause=0.01).start()
@@ -701,7 +834,7 @@ def scenario_clock_jumps(args, workdir: str) -> Result:
         f.write("+0\n")
     env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": clock_file, "FAKETIME_NO_CACHE": "1",
            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    relay = Relay(args.binary, workdir, "", {"pms": sink.url()})
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, pg=pg_journal(args, "clock_jumps"))
 
     def requests_in(seconds: float) -> int:
         start = time.monotonic()
@@ -749,7 +882,8 @@ def scenario_slow_clients(args, workdir: str) -> Result:
     """slowhttptest holds 100 slow-header and 100 slow-body connections while a
     normal client posts every 50 ms: the normal client is served throughout."""
     sink = Sink()
-    relay = Relay(args.binary, workdir, "[server]\nrequest_timeout = 5s\n", {"pms": sink.url()})
+    relay = Relay(args.binary, workdir, "[server]\nrequest_timeout = 5s\n", {"pms": sink.url()},
+                  pg=pg_journal(args, "slow_clients"))
     attackers = []
     try:
         relay.start()
@@ -799,6 +933,47 @@ def scenario_slow_clients(args, workdir: str) -> Result:
     })
 
 
+def scenario_pg_restart(args, workdir: str) -> Result:
+    """PostgreSQL only: `pg_ctl restart -m immediate` of the journal's server,
+    `args.restarts` times, at random moments under ingest load. The relay stays
+    up: while the server is down it answers 503 (counted), and takes posts again
+    by itself once it is back; every batch that got a 202 must be delivered."""
+    server = getattr(args, "pg", None)
+    check(server is not None, "pg-restart needs --backend postgresql")
+    sink = Sink()
+    relay = Relay(args.binary, workdir, "", {"pms": sink.url()}, pg=pg_journal(args, "pg_restart"))
+    restart_s: list[float] = []
+    back_ms: list[float] = []
+    try:
+        relay.start()
+        load = Load(relay, "p", threads=8, pause=0.005).start()
+        for _ in range(args.restarts):
+            time.sleep(random.uniform(0.5, 1.5))
+            restart_s.append(server.restart_immediate())
+            up = time.monotonic()
+            acked_before = load.statuses.get(202, 0)
+            if wait_until(lambda: load.statuses.get(202, 0) > acked_before, 30):
+                back_ms.append((time.monotonic() - up) * 1000)
+        time.sleep(1)  # some load after the last restart
+        load.stop()
+        reconnects = relay.log_text().count("msg=\"reconnected to the journal database\"")
+        delivery, integrity = finish(relay, sink, load.acked, args.settle)
+    finally:
+        teardown(relay, sink)
+    statuses = dict(sorted(load.statuses.items()))
+    refused = statuses.get(503, 0)
+    facts = (f"restarts {len(restart_s)} (immediate, each {percentile(restart_s, 0.5):.1f} s), "
+             f"refused 503 {refused} (Retry-After on {load.retry_after_seen}), posts by status {statuses}, "
+             f"ingest back after the server was up: p50 {percentile(back_ms, 0.5):.0f} ms "
+             f"max {max(back_ms, default=0):.0f} ms, writer reconnected {reconnects} times")
+    return Result("pg-restart", delivery, integrity, facts, expected={
+        "posts accepted again after every restart": len(back_ms) == args.restarts,
+        "a 503 while the server was down": refused >= 1,
+        "Retry-After on every 503": load.retry_after_seen == refused,
+        "every post answered 202 or 503": set(statuses) <= {202, 503},
+    })
+
+
 SCENARIOS = {
     "kill-9": scenario_kill9,
     "disk-full": scenario_disk_full,
@@ -808,7 +983,16 @@ SCENARIOS = {
     "clock-jumps": scenario_clock_jumps,
     "slow-clients": scenario_slow_clients,
     "negative-control": scenario_negative_control,
+    "pg-restart": scenario_pg_restart,
 }
+# The scenarios about the SQLite file (see the header): not applicable on postgresql.
+SQLITE_ONLY = ("disk-full", "watermark", "io-errors", "negative-control")
+POSTGRESQL_ONLY = ("pg-restart",)
+
+
+def scenarios_for(backend: str) -> list[str]:
+    excluded = SQLITE_ONLY if backend == "postgresql" else POSTGRESQL_ONLY
+    return [name for name in SCENARIOS if name not in excluded]
 
 
 # --- the runner ---------------------------------------------------------------------------------
@@ -872,18 +1056,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.path.join(ROOT, "build/app/mews-relay"))
     parser.add_argument("--unsafe-binary", default=os.path.join(ROOT, "build-unsafe/app/mews-relay"))
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the relay's journal: an SQLite file, or a schema on a throwaway PostgreSQL 15")
     parser.add_argument("--full", action="store_true", help="the long run: 20 kill cycles, more injections and load")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
     parser.add_argument("--settle", type=float, default=60, help="seconds to wait for deliveries at the end")
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--inside-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    applicable = scenarios_for(args.backend)
+    for name in args.only or []:
+        if name not in applicable:
+            why = "it is about the SQLite file" if name in SQLITE_ONLY else "it restarts the PostgreSQL server"
+            parser.error(f"scenario {name} does not apply to --backend {args.backend}: {why}")
     args.cycles = 20 if args.full else 4
     args.injections = 10 if args.full else 4
     args.batches = 1000 if args.full else 300
     args.slow_seconds = 30 if args.full else 14
+    args.restarts = 10 if args.full else 3
+    args.pg = None
 
-    outcomes = run_scenarios(args.only or list(SCENARIOS), SCENARIOS, args)
+    # SIGTERM ends the run like Ctrl-C: through the finally below, which stops the server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+    failed = True
+    try:
+        if args.backend == "postgresql":
+            args.pg = PgServer()
+            args.pg.start()
+            print(f"backend postgresql: a throwaway server ({args.pg.settings()}), a schema per scenario; "
+                  f"not applicable here (about the SQLite file): {', '.join(SQLITE_ONLY)}", flush=True)
+        outcomes = run_scenarios(args.only or applicable, SCENARIOS, args)
+        failed = any(outcome.failures for outcome in outcomes)
+    finally:
+        if args.pg:
+            if failed:
+                kept = args.pg.keep_log(tempfile.mkdtemp(prefix="mews-chaos-pg-log-"))
+                print(f"       (the PostgreSQL server's log kept in {kept})", flush=True)
+            args.pg.stop()
     if args.inside_namespace:
         # The parent judges the same Result again (in_mount_namespace).
         for outcome in outcomes:
@@ -891,7 +1100,7 @@ def main() -> int:
                 print(RESULT_PREFIX + outcome.result.to_json(), flush=True)
     else:
         print("\n" + summary(outcomes), flush=True)
-    return 1 if any(outcome.failures for outcome in outcomes) else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

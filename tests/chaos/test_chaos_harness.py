@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -158,6 +159,26 @@ class NegativeControl(unittest.TestCase):
         whole = delivered_at_sink(sorted(ACKED))
         result = chaos.Result("negative-control (ack before commit)", whole, "ok", expect_loss=True)
         self.assertEqual(result.failures(), ["the suite did NOT detect loss"])
+
+
+class Backends(unittest.TestCase):
+    def test_postgresql_runs_no_scenario_about_the_sqlite_file(self):
+        on_postgresql = chaos.scenarios_for("postgresql")
+        self.assertEqual(set(on_postgresql) & {"disk-full", "watermark", "io-errors", "negative-control"}, set())
+        self.assertIn("kill-9", on_postgresql)
+        self.assertIn("target-faults", on_postgresql)
+        self.assertIn("pg-restart", on_postgresql)
+
+    def test_sqlite_runs_every_scenario_but_the_server_restart(self):
+        self.assertEqual(set(chaos.SCENARIOS) - set(chaos.scenarios_for("sqlite")), {"pg-restart"})
+
+    def test_asking_postgresql_for_a_sqlite_file_scenario_is_a_usage_error(self):
+        process = subprocess.run([sys.executable, chaos.__file__, "--backend", "postgresql", "--only", "disk-full"],
+                                 capture_output=True, text=True, timeout=30)
+        self.assertEqual(process.returncode, 2, process.stderr)
+        self.assertIn("scenario disk-full does not apply to --backend postgresql: it is about the SQLite file",
+                      process.stderr)
+        self.assertEqual(process.stdout, "")  # nothing printed as run, let alone passed
 
 
 if __name__ == "__main__":
