@@ -234,9 +234,21 @@ std::string PgError::reason() const {
 
 PgConnection::PgConnection(const std::string& conninfo) : where_(conninfoForDisplay(conninfo)) {
   // Earlier keywords are defaults the connection string (expanded from
-  // `dbname`) overrides.
-  const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"5", "mews-relay", conninfo.c_str(), nullptr};
+  // `dbname`) overrides. A server that vanished without closing the
+  // connection (a cable, a VM gone) would hold the writer in a call forever:
+  // TCP keepalives and a user timeout end such a call within about 15 s, and
+  // the writer reconnects (meanwhile each webhook is answered 503 after its
+  // commit wait).
+  const char* keywords[] = {"connect_timeout",
+                            "application_name",
+                            "keepalives",
+                            "keepalives_idle",
+                            "keepalives_interval",
+                            "keepalives_count",
+                            "tcp_user_timeout",
+                            "dbname",
+                            nullptr};
+  const char* values[] = {"5", "mews-relay", "1", "5", "2", "3", "15000", conninfo.c_str(), nullptr};
   conn_ = PQconnectdbParams(keywords, values, 1);
   if (conn_ == nullptr) throw PgError("", true, fmt::format("journal {}: out of memory to connect", where_));
   if (PQstatus(conn_) != CONNECTION_OK) {

@@ -53,8 +53,9 @@ class PgError : public StorageError {
 
 class PgConnection : public Connection {
  public:
-  // Connects (libpq's defaults for what the string leaves out, a connect
-  // timeout of 5 s unless it sets one). Throws PgError.
+  // Connects (libpq's defaults for what the string leaves out; unless it sets
+  // them: a connect timeout of 5 s, TCP keepalives and a 15 s user timeout, so
+  // that a server gone silent ends a call rather than holding it). Throws PgError.
   explicit PgConnection(const std::string& conninfo);
   ~PgConnection() override;
 

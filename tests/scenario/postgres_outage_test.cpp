@@ -1,5 +1,5 @@
-// The PostgreSQL journal when its server goes away: stopped (503 with
-// Retry-After, /readyz not ready with the reason, then recovery by itself),
+// The PostgreSQL journal when its server goes away: stopped or read-only (503
+// with Retry-After, /readyz not ready with the reason, then recovery by itself),
 // restarted under load with `pg_ctl restart -m immediate` (every batch
 // acknowledged with 202 is delivered; 503s in between), and a server that
 // would not make commits durable (refused at start). Each case starts its own
@@ -64,12 +64,17 @@ class OwnServer {
   OwnServer& operator=(const OwnServer&) = delete;
 
   [[nodiscard]] const std::string& url() const { return url_; }
+  // As the superuser over the server's socket.
+  void psqlIn(const std::string& database, const std::string& sql) const {
+    run(fmt::format("{} psql {} -d {} -v ON_ERROR_STOP=1 -qc \"{}\" >/dev/null", throwawayScript(), dir_, database,
+                    sql));
+  }
   void ctl(const std::string& args) const {
     run(fmt::format("{} ctl {} {} >/dev/null", throwawayScript(), dir_, args));
   }
-  void psql(const std::string& sql) const {
-    run(fmt::format("{} psql {} -d mews -v ON_ERROR_STOP=1 -qc \"{}\" >/dev/null", throwawayScript(), dir_, sql));
-  }
+  // As the superuser, in the `postgres` database (so that it works while the
+  // journal's database is made read-only).
+  void psql(const std::string& sql) const { psqlIn("postgres", sql); }
 
  private:
   std::string dir_;
@@ -125,6 +130,34 @@ TEST_CASE("database stopped: 503 with Retry-After and not ready with the reason;
   CHECK(test::httpRequest(admin, "GET", "/readyz").status == 200);
   REQUIRE(test::waitUntil([&] { return delivered(sink).count(1) == 1 && delivered(sink).count(3) == 1; }, 15s));
   CHECK(delivered(sink).count(2) == 0);  // answered 503: not kept, Mews sends it again
+}
+
+TEST_CASE("database read-only (as a standby is): 503 and not ready saying so; writable again, back by itself") {
+  OwnServer server;
+  Sink sink;
+  auto relay = test::startRelay(relayIni(server.url(), sink.url()));
+  const auto port = relay->ingestPort();
+  const auto admin = test::adminPort(*relay);
+  REQUIRE(test::httpRequest(port, "POST", test::kIngestUri, batchNamed(1)).status == 202);
+
+  // New sessions are read-only; the relay's are ended, so it reconnects into one.
+  server.psql("ALTER DATABASE mews SET default_transaction_read_only = on");
+  server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'mews'");
+  REQUIRE(test::waitUntil(
+      [&] {
+        const auto refused = test::httpRequest(port, "POST", test::kIngestUri, batchNamed(2));
+        return refused.status == 503 && refused.body.find("read-only") != std::string::npos;
+      },
+      10s));
+  const auto readiness = test::httpRequest(admin, "GET", "/readyz");
+  CHECK(readiness.status == 503);
+  CHECK(readiness.body.find("journal database is read-only") != std::string::npos);
+
+  server.psql("ALTER DATABASE mews RESET default_transaction_read_only");
+  REQUIRE(test::waitUntil(
+      [&] { return test::httpRequest(port, "POST", test::kIngestUri, batchNamed(3)).status == 202; }, 20s));
+  CHECK(test::httpRequest(admin, "GET", "/readyz").status == 200);
+  REQUIRE(test::waitUntil([&] { return delivered(sink).count(1) == 1 && delivered(sink).count(3) == 1; }, 15s));
 }
 
 TEST_CASE("restarted under load (pg_ctl restart -m immediate): every acknowledged batch is delivered") {
@@ -213,7 +246,7 @@ TEST_CASE("a second relay on the same journal is refused; another schema is anot
   Sink sink;
   auto relay = test::startRelay(relayIni(server.url(), sink.url()));
   CHECK_THROWS_WITH(test::startRelay(relayIni(server.url(), sink.url())), doctest::Contains("in use by another relay"));
-  server.psql("CREATE SCHEMA other AUTHORIZATION mews");
+  server.psqlIn("mews", "CREATE SCHEMA other AUTHORIZATION mews");
   auto beside = test::startRelay(relayIni(server.url() + "&options=-csearch_path%3Dother", sink.url()));
   CHECK(test::httpRequest(beside->ingestPort(), "POST", test::kIngestUri, batchNamed(1)).status == 202);
 }
