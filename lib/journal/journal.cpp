@@ -96,12 +96,10 @@ Journal::Journal(std::unique_ptr<Connection> db, std::string where, const Journa
 
 void Journal::prepareStatements(const JournalOptions& options) {
   if (!options.read_only) {
-    insert_batch_ = std::make_unique<Statement>(
-        *db_,
+    insert_batch_ = &db_->cached(
         "INSERT INTO batches (received_at, kind, enterprise_id, integration_id, event_count,"
         " content_type, body, unrouted) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
-    insert_delivery_ = std::make_unique<Statement>(
-        *db_,
+    insert_delivery_ = &db_->cached(
         "INSERT INTO deliveries (batch_id, event_seq, target, created_at, due_at, updated_at, age_from)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)");
     savepoints_ = std::make_unique<Savepoints>(*db_);

@@ -46,10 +46,10 @@ struct JournalOptions {
 // group, so they are parsed once per connection rather than per job.
 struct Savepoints {
   explicit Savepoints(Connection& db)
-      : begin(db, "SAVEPOINT job"), release(db, "RELEASE job"), rollback(db, "ROLLBACK TO job") {}
-  Statement begin;
-  Statement release;
-  Statement rollback;
+      : begin(db.cached("SAVEPOINT job")), release(db.cached("RELEASE job")), rollback(db.cached("ROLLBACK TO job")) {}
+  Statement& begin;
+  Statement& release;
+  Statement& rollback;
 };
 
 // Free bytes (for unprivileged users) on the file system holding the journal
@@ -119,8 +119,10 @@ class Journal {
   std::unique_ptr<Connection> db_;
   std::string journal_id_;
   JournalFiles files_;
-  std::unique_ptr<Statement> insert_batch_;
-  std::unique_ptr<Statement> insert_delivery_;
+  // The connection's cached statements (prepared once: on PostgreSQL a
+  // statement run unprepared is parsed and planned at each run).
+  Statement* insert_batch_ = nullptr;
+  Statement* insert_delivery_ = nullptr;
   std::unique_ptr<Savepoints> savepoints_;
 };
 
