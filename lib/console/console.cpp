@@ -689,6 +689,7 @@ std::int64_t Console::replayLetters(const std::vector<std::int64_t>& letter_ids,
     const std::int64_t now = clock_.wallMillis();
     const auto outcome = writer_
                              .submit([step, deliveries, now](journal::Journal& journal) {
+                               deliveries->clear();  // a job may run twice (journal/writer.h)
                                for (const auto id : step)
                                  if (const auto delivery = journal::deliveryOfDeadLetter(journal, id))
                                    deliveries->push_back(*delivery);

@@ -110,6 +110,52 @@ void JournalWriter::failGroup(std::deque<Pending>& group, WriteOutcome::Status s
   for (auto& pending : group) pending.finish({status, 0, error});
 }
 
+namespace {
+
+// An error after which the transaction cannot go on (the backend rolled it
+// back: SQLite's SQLITE_FULL and I/O errors can, a lost connection does), or
+// the connection is suspect: the whole group fails, and the error says why.
+bool endsTheGroup(const Connection& db, const std::exception& error) {
+  if (!db.inTransaction()) return true;
+  const auto* storage = dynamic_cast<const StorageError*>(&error);
+  return storage != nullptr && storage->needsReopen();
+}
+
+}  // namespace
+
+bool JournalWriter::applyAll(Journal& journal, std::deque<Pending>& group, std::vector<WriteOutcome>& outcomes) {
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    try {
+      outcomes[i] = {WriteOutcome::Status::Committed, group[i].job(journal), {}};
+    } catch (const std::exception& e) {
+      if (endsTheGroup(journal.db(), e)) throw;
+      return false;
+    }
+  }
+  return true;
+}
+
+void JournalWriter::applyEach(Journal& journal, std::deque<Pending>& group, std::vector<WriteOutcome>& outcomes) {
+  Savepoints& savepoint = journal.savepoints();
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    savepoint.begin.run();
+    try {
+      outcomes[i] = {WriteOutcome::Status::Committed, group[i].job(journal), {}};
+      savepoint.release.run();
+    } catch (const std::exception& e) {
+      if (endsTheGroup(journal.db(), e)) throw;
+      savepoint.rollback.run();
+      savepoint.release.run();
+      const auto* storage = dynamic_cast<const StorageError*>(&e);
+      if (storage != nullptr && storage->isStorageFailure())
+        outcomes[i] = {WriteOutcome::Status::StorageFailure, 0, storage->reason()};
+      else
+        outcomes[i] = {WriteOutcome::Status::Rejected, 0, storage ? storage->reason() : "journal refused the write"};
+      log::error("journal", "write failed", {{"error", e.what()}});
+    }
+  }
+}
+
 void JournalWriter::commitGroup(std::deque<Pending>& group) {
   if (const std::string low = target_->refuseWrites(); !low.empty()) {
     failGroup(group, WriteOutcome::Status::StorageFailure, low);
@@ -122,43 +168,32 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
 
   Journal& journal = target_->journal();
   Connection& db = journal.db();
-  Savepoints& savepoint = journal.savepoints();
   std::vector<WriteOutcome> outcomes(group.size());
   const auto started = std::chrono::steady_clock::now();
   auto applied = started;
   auto committed_at = started;
   std::string refused;  // why the target refused the COMMIT, if it did
   try {
-    Transaction transaction(db);
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      savepoint.begin.run();
-      try {
-        outcomes[i] = {WriteOutcome::Status::Committed, group[i].job(journal), {}};
-        savepoint.release.run();
-      } catch (const StorageError& e) {
-        // The backend may have rolled back the whole transaction (SQLite's
-        // SQLITE_FULL and I/O errors can, a lost connection does): then nothing
-        // of this group survives. An error that
-        // makes the connection suspect fails the group too, and retires it.
-        if (!db.inTransaction() || e.needsReopen()) throw;
-        savepoint.rollback.run();
-        savepoint.release.run();
-        outcomes[i] = {e.isStorageFailure() ? WriteOutcome::Status::StorageFailure : WriteOutcome::Status::Rejected, 0,
-                       e.reason()};
-        log::error("journal", "write failed", {{"error", e.what()}});
-      } catch (const std::exception& e) {
-        if (!db.inTransaction()) throw;
-        savepoint.rollback.run();
-        savepoint.release.run();
-        outcomes[i] = {WriteOutcome::Status::Rejected, 0, "journal refused the write"};
-        log::error("journal", "write job failed", {{"error", e.what()}});
-      }
-    }
-    applied = std::chrono::steady_clock::now();
     // The target may refuse the commit (SQLite: the files left the path while
-    // the jobs ran): the transaction rolls back as it goes out of scope.
-    refused = target_->beforeCommit();
-    if (refused.empty()) transaction.commit();
+    // the jobs ran): the transaction then rolls back as it goes out of scope.
+    const auto commit = [&](Transaction& transaction) {
+      applied = std::chrono::steady_clock::now();
+      refused = target_->beforeCommit();
+      if (refused.empty()) transaction.commit();
+    };
+    bool clean = false;
+    {
+      Transaction transaction(db);
+      clean = applyAll(journal, group, outcomes);
+      if (clean) commit(transaction);
+    }
+    if (!clean) {
+      // A job failed: nothing of that pass stays. Again, each job in a
+      // savepoint of its own, so that only the failing one fails.
+      Transaction transaction(db);
+      applyEach(journal, group, outcomes);
+      commit(transaction);
+    }
     committed_at = std::chrono::steady_clock::now();
   } catch (const StorageError& e) {
     log::error("journal", "commit failed; nothing in this group is acknowledged",

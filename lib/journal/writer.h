@@ -13,8 +13,13 @@
 // - A future reports `committed` only after the COMMIT that contains its job
 //   returned OK and the target found the commit where the next start will look.
 //   This is what lets the ingest handler answer 202.
-// - A job that fails is rolled back to its own savepoint and reports its error;
-//   the others in the group still commit. An error that makes the connection
+// - A job that fails is rolled back alone and reports its error; the others in
+//   the group still commit. The group is first applied without a savepoint
+//   per job (on PostgreSQL each is a round trip); when a job fails, that pass
+//   is rolled back and the group applied again, each job in a savepoint. So a
+//   job may run twice before it commits: it writes only through the journal,
+//   and what it hands back it sets (never appends), so that the second run
+//   leaves the same. An error that makes the connection
 //   suspect, or a failed COMMIT, fails every job in the group: nothing in it is
 //   acknowledged, and the connection is never used again.
 // - stop() refuses new jobs, then drains and commits what was queued.
@@ -75,6 +80,7 @@
 #include <string_view>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "journal/journal.h"
 #include "journal/lock.h"
@@ -193,6 +199,11 @@ class JournalWriter {
 
   void run();
   void commitGroup(std::deque<Pending>& group);
+  // The group's jobs one after the other: false when one failed (the pass is
+  // then rolled back whole). Throws what ends the group.
+  bool applyAll(Journal& journal, std::deque<Pending>& group, std::vector<WriteOutcome>& outcomes);
+  // Each job in a savepoint: a failing one is rolled back alone.
+  void applyEach(Journal& journal, std::deque<Pending>& group, std::vector<WriteOutcome>& outcomes);
   void failGroup(std::deque<Pending>& group, WriteOutcome::Status status, const std::string& error);
 
   WriterOptions options_;
