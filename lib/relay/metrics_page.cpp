@@ -56,7 +56,8 @@ void journalFamilies(Exposition& out, const journal::WriterMetrics& writer, cons
              "Groups that failed as a whole (disk full, I/O error, below min_free): nothing in them acknowledged.");
   out.sample("mews_relay_journal_failed_commits_total", {}, static_cast<double>(writer.failed_groups.value()));
   out.family("mews_relay_journal_file_faults_total", "counter",
-             "Journal files or its lock found removed, renamed or replaced under the relay (see the log).");
+             "SQLite: journal files or its lock found removed, renamed or replaced under the relay; PostgreSQL: "
+             "the connection to the server lost (see the log).");
   out.sample("mews_relay_journal_file_faults_total", {}, static_cast<double>(writer.file_faults.value()));
 
   // PostgreSQL: the size is read with the queue figures (queueFamilies); the
