@@ -357,9 +357,10 @@ std::string maskConninfo(const std::string& conninfo) {
   std::string out = conninfo;
   const bool uri = out.rfind("postgresql://", 0) == 0 || out.rfind("postgres://", 0) == 0;
   if (uri) {
-    // user:password@ before the first '/' (or '?') after the scheme.
+    // user:password@ : up to the last '@' before the parameters (a password
+    // may hold an unencoded '/'; masking too much is harmless, too little not).
     const std::size_t start = out.find("://") + 3;
-    std::size_t end = out.find_first_of("/?", start);
+    std::size_t end = out.find('?', start);
     if (end == std::string::npos) end = out.size();
     const std::size_t at = out.rfind('@', end);
     if (at != std::string::npos && at >= start) {
