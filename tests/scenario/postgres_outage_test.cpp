@@ -104,15 +104,33 @@ std::set<int> delivered(const Sink& sink) {
   return ids;
 }
 
+// A server, a sink, a relay between them, and batch 1 taken.
+struct Served {
+  OwnServer server;
+  Sink sink;
+  std::unique_ptr<relay::Relay> relay = test::startRelay(relayIni(server.url(), sink.url()));
+  std::uint16_t port = relay->ingestPort();
+  std::uint16_t admin = test::adminPort(*relay);
+  Served() {
+    if (test::httpRequest(port, "POST", test::kIngestUri, batchNamed(1)).status != 202)
+      throw std::runtime_error("batch 1 was not taken");
+  }
+};
+
+// After the fault: a new batch (3) is taken within the reconnect backoff (at
+// most 5 s apart), the relay is ready, and 1 (taken before) and 3 are delivered.
+void expectBackByItself(std::uint16_t port, std::uint16_t admin, const Sink& sink) {
+  REQUIRE(test::waitUntil(
+      [&] { return test::httpRequest(port, "POST", test::kIngestUri, batchNamed(3)).status == 202; }, 20s));
+  CHECK(test::httpRequest(admin, "GET", "/readyz").status == 200);
+  REQUIRE(test::waitUntil([&] { return delivered(sink).count(1) == 1 && delivered(sink).count(3) == 1; }, 15s));
+}
+
 }  // namespace
 
 TEST_CASE("database stopped: 503 with Retry-After and not ready with the reason; back by itself") {
-  OwnServer server;
-  Sink sink;
-  auto relay = test::startRelay(relayIni(server.url(), sink.url()));
-  const auto port = relay->ingestPort();
-  const auto admin = test::adminPort(*relay);
-  REQUIRE(test::httpRequest(port, "POST", test::kIngestUri, batchNamed(1)).status == 202);
+  Served served;
+  auto& [server, sink, relay, port, admin] = served;
 
   server.ctl("stop -m fast -w");
   const auto refused = test::httpRequest(port, "POST", test::kIngestUri, batchNamed(2));
@@ -124,21 +142,13 @@ TEST_CASE("database stopped: 503 with Retry-After and not ready with the reason;
   CHECK(readiness.body.find("journal database") != std::string::npos);
 
   server.ctl("start -w");
-  // The writer reconnects with backoff (at most 5 s apart).
-  REQUIRE(test::waitUntil(
-      [&] { return test::httpRequest(port, "POST", test::kIngestUri, batchNamed(3)).status == 202; }, 20s));
-  CHECK(test::httpRequest(admin, "GET", "/readyz").status == 200);
-  REQUIRE(test::waitUntil([&] { return delivered(sink).count(1) == 1 && delivered(sink).count(3) == 1; }, 15s));
+  expectBackByItself(port, admin, sink);
   CHECK(delivered(sink).count(2) == 0);  // answered 503: not kept, Mews sends it again
 }
 
 TEST_CASE("database read-only (as a standby is): 503 and not ready saying so; writable again, back by itself") {
-  OwnServer server;
-  Sink sink;
-  auto relay = test::startRelay(relayIni(server.url(), sink.url()));
-  const auto port = relay->ingestPort();
-  const auto admin = test::adminPort(*relay);
-  REQUIRE(test::httpRequest(port, "POST", test::kIngestUri, batchNamed(1)).status == 202);
+  Served served;
+  auto& [server, sink, relay, port, admin] = served;
 
   // New sessions are read-only; the relay's are ended, so it reconnects into one.
   server.psql("ALTER DATABASE mews SET default_transaction_read_only = on");
@@ -154,10 +164,7 @@ TEST_CASE("database read-only (as a standby is): 503 and not ready saying so; wr
   CHECK(readiness.body.find("journal database is read-only") != std::string::npos);
 
   server.psql("ALTER DATABASE mews RESET default_transaction_read_only");
-  REQUIRE(test::waitUntil(
-      [&] { return test::httpRequest(port, "POST", test::kIngestUri, batchNamed(3)).status == 202; }, 20s));
-  CHECK(test::httpRequest(admin, "GET", "/readyz").status == 200);
-  REQUIRE(test::waitUntil([&] { return delivered(sink).count(1) == 1 && delivered(sink).count(3) == 1; }, 15s));
+  expectBackByItself(port, admin, sink);
 }
 
 TEST_CASE("restarted under load (pg_ctl restart -m immediate): every acknowledged batch is delivered") {
