@@ -214,10 +214,13 @@ std::int64_t replayReceived(Journal& journal, const std::string& target, std::in
       " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.target = ?1 AND b.received_at >= ?2"
       " AND b.received_at < ?3 AND d.state != {}",
       sqlStates({InFlight}));
+  // The state again outside the subquery: on PostgreSQL the CLI writes beside
+  // the relay (READ COMMITTED), and a row the relay claimed meanwhile is
+  // re-checked against the outer WHERE only (its new version is in_flight).
   static const std::string requeue_window = fmt::format(
       "UPDATE deliveries SET state = {}, attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
-      " WHERE id IN (SELECT d.id{})",
-      sqlStates({Pending}), window);
+      " WHERE id IN (SELECT d.id{}) AND state != {}",
+      sqlStates({Pending}), window, sqlStates({InFlight}));
   const std::string until = until_ms ? iso(*until_ms) : std::string("9999");
   if (dry_run) {
     Statement count(journal.db(), "SELECT count(*)" + window);
@@ -373,8 +376,8 @@ std::int64_t retargetWork(Journal& journal, const std::string& from, const std::
       .run();
   journal.db()
       .prepare(fmt::format("UPDATE deliveries SET target = ?2, state = {}, attempts = 0, due_at = ?3, age_from = ?3,"
-                           " updated_at = ?3 WHERE id IN (SELECT id{})",
-                           sqlStates({Pending}), which))
+                           " updated_at = ?3 WHERE id IN (SELECT id{}) AND state IN {}",
+                           sqlStates({Pending}), which, sqlStates({Pending, RetryWait, Dead})))
       .bind(1, from)
       .bind(2, to)
       .bind(3, iso(now_ms))
@@ -390,7 +393,12 @@ std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry
     return count.step() ? count.columnInt(0) : 0;
   }
   // Dead letters and attempts cascade with their deliveries.
-  journal.db().prepare("DELETE FROM deliveries WHERE id IN (SELECT id" + which + ")").bind(1, from).run();
+  // The states outside the subquery too (see replayReceived): never a row claimed meanwhile.
+  journal.db()
+      .prepare(fmt::format("DELETE FROM deliveries WHERE id IN (SELECT id{}) AND state IN {}", which,
+                           sqlStates({Pending, RetryWait, Dead})))
+      .bind(1, from)
+      .run();
   return journal.db().changes();
 }
 

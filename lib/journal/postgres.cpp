@@ -149,6 +149,13 @@ class PgCursor : public Cursor {
   }
 
   void execute() {
+    // The server answers a COMMIT of a transaction that a failed statement
+    // aborted with ROLLBACK, and no error: Transaction::commit() must not
+    // return as if it had committed.
+    if (sql_ == "COMMIT" && PQtransactionStatus(db_.handle()) == PQTRANS_INERROR)
+      throw PgError(
+          "25P02", false,
+          fmt::format("journal {}: COMMIT of a transaction a failed statement aborted (rolled back)", db_.where()));
     const int count = static_cast<int>(values_.size());
     std::vector<const char*> pointers(values_.size());
     for (std::size_t i = 0; i < values_.size(); ++i) pointers[i] = is_null_[i] ? nullptr : values_[i].data();
@@ -347,23 +354,57 @@ std::unique_ptr<Connection> openPostgres(const std::string& conninfo, const Jour
   return db;
 }
 
+namespace {
+
+bool isUri(const std::string& conninfo) {
+  return conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0;
+}
+
+// Where libpq's URI parser ends the user information: at the first '@'
+// before any '/' (fe-connect.c, conninfo_uri_parse_options); npos when there
+// is none. A '?' does not end the look-ahead, a '/' does.
+std::size_t userInfoEnd(const std::string& uri, std::size_t start) {
+  const std::size_t stop = uri.find_first_of("@/", start);
+  return stop != std::string::npos && uri[stop] == '@' ? stop : std::string::npos;
+}
+
+}  // namespace
+
 std::string conninfoProblem(const std::string& conninfo) {
   if (conninfo.empty()) return "is empty";
-  if (!parse(conninfo)) return "is not a libpq connection string (postgresql://user@host:port/dbname or key=value)";
+  const auto options = parse(conninfo);
+  if (!options) return "is not a libpq connection string (postgresql://user@host:port/dbname or key=value)";
+  // What libpq parses differently from what the operator meant would put a
+  // piece of the password where messages show it (host, port, database):
+  // a password holding '@' or '/' unencoded, or a URI nested in dbname.
+  constexpr const char* kUnencoded =
+      "has an '@' or '/' where libpq does not expect one: percent-encode them in a user or password (%40, %2F)";
+  if (isUri(conninfo)) {
+    const std::size_t start = conninfo.find("://") + 3;
+    const std::size_t query = conninfo.find('?', start);
+    const std::size_t user_end = userInfoEnd(conninfo, start);
+    const std::size_t after = user_end == std::string::npos ? start : user_end + 1;
+    const std::size_t extra_at = conninfo.find('@', after);
+    if (extra_at != std::string::npos && extra_at < query) return kUnencoded;
+  }
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string_view key = o->keyword;
+    const std::string_view value = o->val;
+    if (key == "dbname" && (value.find('=') != std::string_view::npos || value.find("://") != std::string_view::npos))
+      return "has a connection string as its dbname: give that string itself";
+    if (key == "port" && value.find_first_not_of("0123456789,") != std::string_view::npos) return kUnencoded;
+  }
   return {};
 }
 
 std::string maskConninfo(const std::string& conninfo) {
   std::string out = conninfo;
-  const bool uri = out.rfind("postgresql://", 0) == 0 || out.rfind("postgres://", 0) == 0;
-  if (uri) {
-    // user:password@ : up to the last '@' before the parameters (a password
-    // may hold an unencoded '/'; masking too much is harmless, too little not).
+  if (isUri(out)) {
+    // user:password@, ended where libpq ends it (a '?' may be in the password).
     const std::size_t start = out.find("://") + 3;
-    std::size_t end = out.find('?', start);
-    if (end == std::string::npos) end = out.size();
-    const std::size_t at = out.rfind('@', end);
-    if (at != std::string::npos && at >= start) {
+    const std::size_t at = userInfoEnd(out, start);
+    if (at != std::string::npos) {
       const std::size_t colon = out.find(':', start);
       if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
     }
@@ -400,6 +441,9 @@ std::string maskConninfo(const std::string& conninfo) {
 std::string conninfoForDisplay(const std::string& conninfo) {
   const auto options = parse(conninfo);
   if (!options) return "postgresql://(unparsable connection string)";
+  // One that libpq reads otherwise than meant may hold a password in its host,
+  // port or database (conninfoProblem).
+  if (!conninfoProblem(conninfo).empty()) return "postgresql://(unusable connection string)";
   std::string user, host, port, dbname;
   for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;

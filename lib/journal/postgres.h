@@ -91,7 +91,10 @@ class PgConnection : public Connection {
 // (writable) or checks the schema version (read-only).
 std::unique_ptr<Connection> openPostgres(const std::string& conninfo, const JournalOptions& options);
 
-// "" when the string is one libpq can parse, else why not (without echoing it).
+// "" when the string is one libpq can parse as meant, else why not (without
+// echoing it). Refused too: what libpq would read otherwise than written, with
+// a piece of the password in the host, port or database (an '@' or '/' not
+// percent-encoded in a URI's user or password; a connection string as dbname).
 std::string conninfoProblem(const std::string& conninfo);
 // The string with any password replaced by "***" (URI user:password@, a
 // password= parameter or key): for check-config.

@@ -63,6 +63,15 @@ class PostgresWriteTarget : public WriteTarget {
 
 std::unique_ptr<Journal> PostgresWriteTarget::connect() {
   auto journal = std::make_unique<Journal>(JournalLocation{{}, options_.url}, options_.journal);
+  // The server's side of what PgConnection sets on the relay's: a relay whose
+  // host or network vanished without closing the connection keeps its
+  // session, and with it the serving lock, until the server's TCP keepalive
+  // notices (2 h by the OS default): the same relay reconnecting after a
+  // network blip would be refused as "in use by another relay" (503) until
+  // then. Ignored over a Unix socket.
+  journal->db().exec(
+      "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;"
+      " SET tcp_user_timeout = 15000");
   if (journal->db().queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}, hashtext(current_schema())) AS INTEGER)",
                                          kServingLock)) != 1)
     throw PgError("55P03", false,

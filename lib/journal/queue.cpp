@@ -285,8 +285,12 @@ void saveTargetState(Journal& journal, const TargetStateRecord& state) {
 }
 
 int pruneDelivered(Journal& journal, std::int64_t cutoff_ms, int limit) {
+  // The state outside the subquery too: on PostgreSQL a replay from the CLI
+  // (READ COMMITTED) may make a row pending while this waits for it, and the
+  // new version is re-checked against the outer WHERE only.
   static const std::string delete_delivered = fmt::format(
-      "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = {} AND created_at < ? LIMIT ?)",
+      "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = {0} AND created_at < ? LIMIT ?)"
+      " AND state = {0}",
       sqlStates({Delivered}));
   // Batches received before the cutoff with no delivery left that is not
   // delivered (a dead letter keeps its batch: it may be replayed).

@@ -21,7 +21,6 @@ TEST_CASE("maskConninfo hides a password in every form libpq takes, and nothing 
            {"postgresql://mews@db/mews?sslmode=require&password=pw&application_name=x",
             "postgresql://mews@db/mews?sslmode=require&password=***&application_name=x"},
            {"postgresql://db/mews?password=pw", "postgresql://db/mews?password=***"},
-           {"postgresql://mews:pa/ss@db/mews", "postgresql://mews:***@db/mews"},
            {"host=db user=mews password=pw dbname=mews", "host=db user=mews password=*** dbname=mews"},
            {"host=db password = 'p w\\' x' dbname=mews", "host=db password = *** dbname=mews"},
            {"host=db passfile=/etc/mews/pgpass dbname=mews", "host=db passfile=/etc/mews/pgpass dbname=mews"},
