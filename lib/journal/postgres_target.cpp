@@ -86,11 +86,11 @@ std::string PostgresWriteTarget::prepare(bool idle) {
     if (!idle) return {};
     // Idle: find a dead connection now rather than at the next batch.
     try {
-      journal_->db().cached("SELECT 1").step();
-      journal_->db().cached("SELECT 1").reset();
+      Statement& ping = journal_->db().cached("SELECT 1");
+      const ResetOnExit reset(ping);
+      ping.step();
       return {};
     } catch (const StorageError& e) {
-      journal_->db().cached("SELECT 1").reset();
       log::warn("journal", "connection to the journal database lost; reconnecting",
                 {{"database", display_}, {"error", e.what()}});
       metrics_.file_faults.add();
@@ -102,17 +102,13 @@ std::string PostgresWriteTarget::prepare(bool idle) {
   if (now < next_attempt_) return last_failure_;
   try {
     journal_ = connect();
-  } catch (const StorageError& e) {
-    last_failure_ = e.reason();
+  } catch (const std::exception& e) {
+    // Unreachable, not durable, served by another relay (a StorageError says
+    // which), or a schema newer than this binary.
+    const auto* storage = dynamic_cast<const StorageError*>(&e);
+    last_failure_ = storage ? storage->reason() : std::string("journal database cannot be used");
     log::errorOnce(logged_failure_, e.what(), "journal", "cannot reconnect to the journal database; retrying",
                    {{"database", display_}, {"error", e.what()}, {"retry_ms", std::to_string(backoff_.count())}});
-    next_attempt_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-    return last_failure_;
-  } catch (const std::exception& e) {
-    last_failure_ = "journal database cannot be used";
-    log::errorOnce(logged_failure_, e.what(), "journal", "cannot reconnect to the journal database; retrying",
-                   {{"database", display_}, {"error", e.what()}});
     next_attempt_ = now + backoff_;
     backoff_ = std::min(backoff_ * 2, kMaxBackoff);
     return last_failure_;
