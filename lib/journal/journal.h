@@ -40,6 +40,11 @@ struct JournalOptions {
   // reopen does not: a journal that vanished must not be silently replaced by
   // an empty one.
   bool create = true;
+  // The serving relay's writer. PostgreSQL: take the serving lock (an
+  // advisory lock per schema, postgres.h) before migrating, so that a second
+  // relay, older or newer, is refused before it changes the schema. (A SQLite
+  // journal's lock file is taken before it is opened, relay.h.)
+  bool serving = false;
 };
 
 // Prepared SAVEPOINT statements: the writer wraps each job in one, per commit

@@ -13,10 +13,6 @@ namespace mews::journal {
 
 namespace {
 
-// pg_try_advisory_lock's first key for "a relay serves this journal"
-// ("mews"); the second is the journal's schema, so that journals in two
-// schemas of one database are served by one relay each.
-constexpr std::int32_t kServingLock = 0x6d657773;
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5'000};
 
@@ -62,23 +58,9 @@ class PostgresWriteTarget : public WriteTarget {
 };
 
 std::unique_ptr<Journal> PostgresWriteTarget::connect() {
-  auto journal = std::make_unique<Journal>(JournalLocation{{}, options_.url}, options_.journal);
-  // The server's side of what PgConnection sets on the relay's: a relay whose
-  // host or network vanished without closing the connection keeps its
-  // session, and with it the serving lock, until the server's TCP keepalive
-  // notices (2 h by the OS default): the same relay reconnecting after a
-  // network blip would be refused as "in use by another relay" (503) until
-  // then. Ignored over a Unix socket.
-  journal->db().exec(
-      "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;"
-      " SET tcp_user_timeout = 15000");
-  if (journal->db().queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}, hashtext(current_schema())) AS INTEGER)",
-                                         kServingLock)) != 1)
-    throw PgError("55P03", false,
-                  fmt::format("journal {} is in use by another relay (it holds the relay's advisory lock): is "
-                              "mews-relay already serving it?",
-                              display_));
-  return journal;
+  JournalOptions options = options_.journal;
+  options.serving = true;  // the lock before any migration (journal.h)
+  return std::make_unique<Journal>(JournalLocation{{}, options_.url}, options);
 }
 
 std::string PostgresWriteTarget::prepare(bool idle) {
