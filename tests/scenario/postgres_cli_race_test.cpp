@@ -93,6 +93,17 @@ std::string stateOf(Journal& journal, std::int64_t delivery_id) {
   return select.step() ? select.columnText(0) : std::string("gone");
 }
 
+// The relay claims a fresh delivery to `target` first; `change` (the CLI's)
+// waits for that claim and must then leave the row alone: 0 rows, still in flight.
+void expectClaimKept(const JournalLocation& location, Journal& journal, const std::string& target,
+                     const std::function<std::int64_t(Journal&)>& change) {
+  const std::int64_t id = oneDelivery(journal, target);
+  const auto changed = secondWaitsForFirst(
+      location, [&](Journal& relay) { REQUIRE(claimDelivery(relay, id, kNowMs)); }, change);
+  CHECK(changed == 0);
+  CHECK(stateOf(journal, id) == "in_flight " + target);
+}
+
 }  // namespace
 
 TEST_CASE("replay --since leaves alone a delivery the relay claimed while the replay waited for it") {
@@ -100,12 +111,8 @@ TEST_CASE("replay --since leaves alone a delivery the relay claimed while the re
   test::TempDir dir;
   const auto location = test::journalAt(dir.file("replay.db"));
   Journal journal(location, {});
-  const std::int64_t id = oneDelivery(journal, "pms");
-  const auto replayed = secondWaitsForFirst(
-      location, [&](Journal& relay) { REQUIRE(claimDelivery(relay, id, kNowMs)); },
-      [&](Journal& cli) { return replayReceived(cli, "pms", 0, std::nullopt, kNowMs, false); });
-  CHECK(replayed == 0);
-  CHECK(stateOf(journal, id) == "in_flight pms");
+  expectClaimKept(location, journal, "pms",
+                  [&](Journal& cli) { return replayReceived(cli, "pms", 0, std::nullopt, kNowMs, false); });
 }
 
 TEST_CASE("retarget and purge of a removed target's work leave alone a delivery claimed meanwhile") {
@@ -113,19 +120,9 @@ TEST_CASE("retarget and purge of a removed target's work leave alone a delivery 
   test::TempDir dir;
   const auto location = test::journalAt(dir.file("removed.db"));
   Journal journal(location, {});
-  const std::int64_t moved_id = oneDelivery(journal, "old");
-  const auto moved = secondWaitsForFirst(
-      location, [&](Journal& relay) { REQUIRE(claimDelivery(relay, moved_id, kNowMs)); },
-      [&](Journal& cli) { return retargetWork(cli, "old", "new", kNowMs, false); });
-  CHECK(moved == 0);
-  CHECK(stateOf(journal, moved_id) == "in_flight old");
-
-  const std::int64_t purged_id = oneDelivery(journal, "gone");
-  const auto purged = secondWaitsForFirst(
-      location, [&](Journal& relay) { REQUIRE(claimDelivery(relay, purged_id, kNowMs)); },
-      [&](Journal& cli) { return purgeTargetWork(cli, "gone", false); });
-  CHECK(purged == 0);
-  CHECK(stateOf(journal, purged_id) == "in_flight gone");
+  expectClaimKept(location, journal, "old",
+                  [&](Journal& cli) { return retargetWork(cli, "old", "new", kNowMs, false); });
+  expectClaimKept(location, journal, "gone", [&](Journal& cli) { return purgeTargetWork(cli, "gone", false); });
 }
 
 TEST_CASE("the relay's prune keeps a delivered row that a replay made pending while the prune waited for it") {
