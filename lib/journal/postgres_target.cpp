@@ -31,18 +31,13 @@ class PostgresWriteTarget : public WriteTarget {
   Journal& journal() override { return *journal_; }
   std::string beforeCommit() override { return {}; }
   std::string afterCommit(const std::string& refused) override { return refused; }
-  void closeAfterFailure() override {
-    metrics_.file_faults.add();
-    log::warn("journal", "connection to the journal database dropped after an error; reconnecting",
-              {{"database", display_}});
-    journal_.reset();
-    backoff_ = kFirstBackoff;
-    next_attempt_ = std::chrono::steady_clock::now();
-  }
+  void closeAfterFailure() override { dropConnection("connection to the journal database dropped after an error"); }
   [[nodiscard]] std::string journalId() const override { return journal_id_; }
 
  private:
   std::unique_ptr<Journal> connect();
+  // Lets the connection go (counted, logged) and reconnects at once, then with backoff.
+  void dropConnection(std::string_view why, const std::string& error = {});
 
   const WriterOptions& options_;
   WriterMetrics& metrics_;
@@ -63,6 +58,18 @@ std::unique_ptr<Journal> PostgresWriteTarget::connect() {
   return std::make_unique<Journal>(JournalLocation{{}, options_.url}, options);
 }
 
+void PostgresWriteTarget::dropConnection(std::string_view why, const std::string& error) {
+  metrics_.file_faults.add();
+  const std::string message = fmt::format("{}; reconnecting", why);
+  if (error.empty())
+    log::warn("journal", message, {{"database", display_}});
+  else
+    log::warn("journal", message, {{"database", display_}, {"error", error}});
+  journal_.reset();
+  backoff_ = kFirstBackoff;
+  next_attempt_ = std::chrono::steady_clock::now();
+}
+
 std::string PostgresWriteTarget::prepare(bool idle) {
   if (journal_) {
     if (!idle) return {};
@@ -73,11 +80,7 @@ std::string PostgresWriteTarget::prepare(bool idle) {
       ping.step();
       return {};
     } catch (const StorageError& e) {
-      log::warn("journal", "connection to the journal database lost; reconnecting",
-                {{"database", display_}, {"error", e.what()}});
-      metrics_.file_faults.add();
-      journal_.reset();
-      next_attempt_ = std::chrono::steady_clock::now();
+      dropConnection("connection to the journal database lost", e.what());
     }
   }
   const auto now = std::chrono::steady_clock::now();
