@@ -13,6 +13,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "console/assets.h"
 #include "console/pages.h"
@@ -717,6 +718,20 @@ void Console::replaySelected(Request& r, const Session& session) {
     return r.html(HTTPResponse::HTTP_BAD_REQUEST,
                   pages::message({"Nothing selected", session.csrf, "dead-letters"}, "Nothing selected",
                                  "Tick the dead letters to replay first."));
+  // A page shown before a letter was delivered after a replay, or purged,
+  // names it still: refused whole, so that what is replayed is what was ticked
+  // (ids are never reused, so a gone letter's id names no other).
+  std::vector<std::int64_t> gone;
+  {
+    journal::Journal reader(settings_.journal.location(), {0, true});
+    gone = journal::unknownDeadLetters(reader, ids);
+  }
+  if (!gone.empty())
+    return r.html(HTTPResponse::HTTP_CONFLICT,
+                  pages::message({"Not replayed", session.csrf, "dead-letters"}, "Nothing replayed",
+                                 fmt::format("No dead letter {} any more: delivered after a replay, or purged since "
+                                             "the page was shown. Nothing was replayed; reload the list.",
+                                             text::joinList(gone))));
   ActionResult result;
   result.at_ms = r.now_ms;
   result.count = replayLetters(ids, result.delivery_ids);

@@ -6,7 +6,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "common/log.h"
 #include "journal/resends.h"
 
 namespace mews::ingest {
@@ -56,23 +55,15 @@ bool ResendGuard::enabled() const {
   return window_.count() > 0;
 }
 
-std::optional<std::int64_t> ResendGuard::originalOf(const std::optional<std::string>& integration_id,
-                                                    std::string_view body, std::int64_t now_ms) const {
+std::optional<ResendGuard::Repeat> ResendGuard::mayRepeat(std::string_view body, std::int64_t now_ms) const {
   if (!enabled()) return std::nullopt;
   {
     const std::lock_guard lock(notes_->mutex);
     if (notes_->until_ms.empty()) return std::nullopt;  // the usual case: no hashing at all
   }
-  const std::string digest = sha256Hex(body);
+  std::string digest = sha256Hex(body);
   if (!notes_->noted(digest, now_ms)) return std::nullopt;
-  try {
-    journal::Journal reader(journal_, {0, true});
-    return journal::findLateCommit(reader, digest, integration_id, body, now_ms - window_.count());
-  } catch (const std::exception& e) {
-    // Not recognised is the safe answer: the post is journaled as a new batch.
-    log::warn("ingest", "cannot check for a resend; the post is stored as a new batch", {{"error", e.what()}});
-    return std::nullopt;
-  }
+  return Repeat{std::move(digest), now_ms - window_.count()};
 }
 
 journal::JournalWriter::Job ResendGuard::lateCommitJob(std::shared_future<journal::WriteOutcome> insert,

@@ -9,17 +9,29 @@
 //   handler gives up waiting (503) --> lateCommitJob(): a writer job queued
 //        behind the batch's own; if the batch committed, it writes a
 //        late_commits row (journal/resends.h) and notes the body's digest here
-//   a later post --> originalOf(): digest noted? (a hash lookup, no I/O) --> the
-//        journal, read-only: a late-committed batch with these exact bytes and
-//        this IntegrationId, received within the window? --> its id: answer 202
-//        with it, store nothing
+//   a later post --> mayRepeat(): digest noted? (a hash lookup, no I/O) --> in
+//        the post's own writer job, before it would insert:
+//        journal::consumeLateCommit(): a late-committed batch with these exact
+//        bytes and this IntegrationId, received within the window? Its row is
+//        deleted and its id answered (202, "resend":true); else the post is
+//        stored as a new batch. Either way one COMMIT precedes the 202.
 //
-// Invariant: a post is answered without being stored only when a committed
-// batch with the same bytes and IntegrationId is in the journal (read through a
-// read-only connection, which sees committed data only). The digest noted by
-// the job before its commit is a hint; a hint whose commit failed finds nothing.
-// Identical bodies that were acknowledged normally are never matched: Mews
-// events carry ids only, and the same entity may change twice.
+// Invariants:
+// - A post is answered without being stored only when a committed batch with
+//   the same bytes and IntegrationId is in the journal, and only by a commit
+//   that consumed that batch's late_commits row.
+// - Each late commit answers at most one post. A General webhook carries no
+//   timestamp and no message id, so two real changes to one reservation can be
+//   byte-identical: after the one post that consumed the row, the same bytes
+//   are a new batch again. Every 503 whose batch committed anyway earns one
+//   post that is not stored, and Mews resends such a message until it sees a
+//   202: so the batches stored for a body are never fewer than the distinct
+//   notifications Mews sent with it. The cost is the other way round: a real
+//   change that arrives before Mews's resend consumes the row, and the resend
+//   is then stored and delivered a second time (at least once, never lost).
+// - A consuming post answered 503 itself (its commit late again) records the
+//   original batch as committed late once more: Mews will resend it again.
+// - Identical bodies that were acknowledged normally are never matched.
 //
 // The notes are rebuilt from the journal at start, so a restart within the
 // window still recognises a resend. [server] resend_window = 0s turns it off.
@@ -49,10 +61,14 @@ class ResendGuard {
 
   [[nodiscard]] bool enabled() const;
 
-  // The batch a post with these bytes and IntegrationId repeats, when that
-  // batch was committed after a 503 and received within the window.
-  std::optional<std::int64_t> originalOf(const std::optional<std::string>& integration_id, std::string_view body,
-                                         std::int64_t now_ms) const;
+  // A post whose bytes a late commit noted here may repeat (a hash lookup, no
+  // I/O): its writer job must try journal::consumeLateCommit with these
+  // before it inserts. std::nullopt, the usual case: store it.
+  struct Repeat {
+    std::string body_sha256;
+    std::int64_t since_ms = 0;  // received at or after: the window
+  };
+  std::optional<Repeat> mayRepeat(std::string_view body, std::int64_t now_ms) const;
 
   // For the handler that answered 503 while `insert` had not returned: the
   // writer job that records the batch as committed late, if it commits.

@@ -28,6 +28,7 @@
 #include "ingest/resend_guard.h"
 #include "ingest/server_socket.h"
 #include "ingest/token.h"
+#include "journal/resends.h"
 
 namespace mews::ingest {
 
@@ -285,24 +286,26 @@ class IngestHandler {
     batch.received_at_ms = shared_.clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
-    if (const auto original =
-            shared_.resends->originalOf(batch.summary.integration_id, batch.body, batch.received_at_ms)) {
-      // Mews's resend of a batch committed after we answered 503: it is in the
-      // journal (read back committed), so this is an ack of stored data.
-      shared_.metrics.resends.add();
-      send(response, HTTPResponse::HTTP_ACCEPTED,
-           fmt::format(R"({{"batch":{},"events":{},"resend":true}})", *original, batch.summary.events.size()));
-      return {HTTPResponse::HTTP_ACCEPTED, *original, batch.summary.events.size(), "resend recognised; nothing stored"};
-    }
     batch.deliveries = delivery::planDeliveries(batch.summary, current_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
+    const auto repeat = shared_.resends->mayRepeat(batch.body, batch.received_at_ms);
 
     auto shared_batch = std::make_shared<journal::IncomingBatch>(std::move(batch));
+    // The id of the batch that holds this post: the one inserted, or the
+    // late-committed one it repeats (then `resend`).
     auto inserted_id = std::make_shared<std::atomic<std::int64_t>>(0);
+    auto resend = std::make_shared<std::atomic<bool>>(false);
     auto future = shared_.writer
-                      .submit([shared_batch, inserted_id](journal::Journal& journal) {
-                        const std::int64_t id = journal.insertBatch(*shared_batch);
+                      .submit([shared_batch, inserted_id, resend, repeat](journal::Journal& journal) {
+                        // A job may run twice (journal/writer.h): every flag is set anew.
+                        std::optional<std::int64_t> original;
+                        if (repeat)
+                          original = journal::consumeLateCommit(journal, repeat->body_sha256,
+                                                                shared_batch->summary.integration_id,
+                                                                shared_batch->body, repeat->since_ms);
+                        resend->store(original.has_value());
+                        const std::int64_t id = original ? *original : journal.insertBatch(*shared_batch);
                         inserted_id->store(id);
                         return id;
                       })
@@ -323,6 +326,14 @@ class IngestHandler {
     }
     const journal::WriteOutcome outcome = future.get();
     if (!outcome.committed()) return reject(response, Rejection::Unavailable, outcome.error, Body::Consumed);
+    if (resend->load()) {
+      // Mews's resend of a batch committed after we answered 503: that batch
+      // is in the journal, and this commit consumed its late_commits row.
+      shared_.metrics.resends.add();
+      send(response, HTTPResponse::HTTP_ACCEPTED,
+           fmt::format(R"({{"batch":{},"events":{},"resend":true}})", outcome.value, event_count));
+      return {HTTPResponse::HTTP_ACCEPTED, outcome.value, event_count, "resend recognised; nothing stored"};
+    }
 
     // The ack. Reached only with a committed outcome: the batch is on disk.
     shared_.metrics.batches[kind].add();
@@ -509,7 +520,8 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
                            std::function<void()> on_committed)
     : shared_(std::make_shared<Shared>(settings, writer, clock, std::move(on_committed))) {
   const config::ServerSettings& server = settings.server;
-  shared_->resends = std::make_unique<ResendGuard>(settings.journal.location(), server.resend_window, clock.wallMillis());
+  shared_->resends =
+      std::make_unique<ResendGuard>(settings.journal.location(), server.resend_window, clock.wallMillis());
   const auto max_connections = static_cast<std::size_t>(server.max_connections);
   ConnectionGuard::Limits limits;
   limits.request_timeout = server.request_timeout;

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+#include <string_view>
+
 #include "common/clock.h"
 
 namespace mews::journal {
@@ -11,6 +14,43 @@ namespace {
 // pg_advisory_xact_lock's first key for migrations ("migr"); the second is
 // the schema migrated.
 constexpr std::int32_t kMigrationLock = 0x6d696772;
+
+// A SQLite step that rebuilds a table (SQLite cannot alter a column's
+// definition) starts with this line: foreign keys are off while it runs, or
+// dropping the old table would cascade its deletes into the tables that refer
+// to it, and PRAGMA foreign_keys cannot change inside a transaction.
+constexpr std::string_view kForeignKeysOff = "-- mews-relay: foreign_keys off\n";
+
+// Foreign keys off for one SQLite step, back as they were afterwards, however
+// the step ends.
+class ForeignKeysOff {
+ public:
+  explicit ForeignKeysOff(Connection& db) : db_(db), were_on_(db.queryInt("PRAGMA foreign_keys") != 0) {
+    db_.exec("PRAGMA foreign_keys = OFF");
+  }
+  ~ForeignKeysOff() {
+    try {
+      if (were_on_) db_.exec("PRAGMA foreign_keys = ON");
+    } catch (const StorageError&) {
+      // The connection failed under us: whoever opens the next one turns them on.
+    }
+  }
+  ForeignKeysOff(const ForeignKeysOff&) = delete;
+  ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+
+  // Before the COMMIT: the rebuilt tables still satisfy every foreign key.
+  void check() {
+    Statement violations(db_, "PRAGMA foreign_key_check");
+    if (violations.step())
+      throw std::runtime_error(
+          fmt::format("journal {}: a migration left a row in {} without its parent; nothing changed", db_.where(),
+                      violations.columnText(0)));
+  }
+
+ private:
+  Connection& db_;
+  bool were_on_;
+};
 
 }  // namespace
 
@@ -45,6 +85,8 @@ int migrate(Connection& db, const std::vector<Migration>& migrations) {
                     current, latest));
   for (const auto& migration : migrations) {
     if (migration.version <= current) continue;
+    std::optional<ForeignKeysOff> rebuild;
+    if (!postgres && migration.sql.substr(0, kForeignKeysOff.size()) == kForeignKeysOff) rebuild.emplace(db);
     Transaction transaction(db);
     if (postgres) {
       // Another process may have applied it while this one waited for the lock.
@@ -61,6 +103,7 @@ int migrate(Connection& db, const std::vector<Migration>& migrations) {
         .bind(3, formatIsoMillis(SystemClock::instance().wallMillis()))
         .run();
     if (!postgres) db.exec(fmt::format("PRAGMA user_version = {}", migration.version));
+    if (rebuild) rebuild->check();
     transaction.commit();
     current = migration.version;
   }

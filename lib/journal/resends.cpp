@@ -13,19 +13,22 @@ void recordLateCommit(Journal& journal, std::int64_t batch_id, std::string_view 
       .run();
 }
 
-std::optional<std::int64_t> findLateCommit(Journal& reader, std::string_view body_sha256,
-                                           const std::optional<std::string>& integration_id, std::string_view body,
-                                           std::int64_t since_ms) {
+std::optional<std::int64_t> consumeLateCommit(Journal& journal, std::string_view body_sha256,
+                                              const std::optional<std::string>& integration_id, std::string_view body,
+                                              std::int64_t since_ms) {
   // IS NOT DISTINCT FROM, not SQLite's `IS ?`: PostgreSQL takes only NULL or
   // a boolean after IS, and refuses the whole statement otherwise.
-  Statement select(reader.db(),
-                   "SELECT b.id FROM late_commits l JOIN batches b ON b.id = l.batch_id"
-                   " WHERE l.body_sha256 = ?1 AND b.integration_id IS NOT DISTINCT FROM ?2 AND b.received_at >= ?3"
-                   " AND b.body = ?4"
-                   " ORDER BY b.id LIMIT 1");
-  select.bind(1, body_sha256).bindOptional(2, integration_id).bind(3, formatIsoMillis(since_ms)).bindBlob(4, body);
-  if (!select.step()) return std::nullopt;
-  return select.columnInt(0);
+  Statement consume(journal.db(),
+                    "DELETE FROM late_commits WHERE batch_id = (SELECT b.id FROM late_commits l"
+                    " JOIN batches b ON b.id = l.batch_id"
+                    " WHERE l.body_sha256 = ?1 AND b.integration_id IS NOT DISTINCT FROM ?2 AND b.received_at >= ?3"
+                    " AND b.body = ?4 ORDER BY b.id LIMIT 1) RETURNING batch_id");
+  consume.bind(1, body_sha256).bindOptional(2, integration_id).bind(3, formatIsoMillis(since_ms)).bindBlob(4, body);
+  if (!consume.step()) return std::nullopt;
+  const std::int64_t batch_id = consume.columnInt(0);
+  while (consume.step()) {
+  }
+  return batch_id;
 }
 
 std::vector<LateCommit> lateCommitsSince(Journal& reader, std::int64_t since_ms) {

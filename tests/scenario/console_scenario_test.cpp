@@ -317,6 +317,26 @@ TEST_CASE("a hundred thousand dead letters: keyset pages stay fast, never overla
   CHECK(slowest < 1500ms);  // measured ~20 ms; the bound is for a loaded CI machine under a sanitizer
 }
 
+TEST_CASE("a Replay of ticked dead letters that are gone since the page was shown is refused whole") {
+  test::TempDir dir;
+  const std::string journal = dir.file("relay.db");
+  seedDeadLetters(journal, 3);
+  auto relay = test::startRelay(relayConfig(journal, consoleSection()));
+  const Operator op = signIn(test::adminPort(*relay));
+  REQUIRE(letterIds(op.get("/console/dead-letters").body) == std::vector<std::string>{"3", "2", "1"});
+  // Dead letter 1 was delivered after a replay from another tab, and left the table.
+  journal::Database(journal, journal::Database::Mode::ReadWriteExisting).exec("DELETE FROM dead_letters WHERE id = 1");
+  const Answer refused = op.post("/console/replay", "id=1&id=2");
+  CHECK(refused.status == 409);
+  CHECK(refused.body.find("No dead letter 1 any more") != std::string::npos);
+  CHECK(refused.body.find("Nothing was replayed") != std::string::npos);
+  CHECK(test::queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'dead'") == 3);
+  // What is still there replays as ticked.
+  const Answer replayed = op.post("/console/replay", "id=2");
+  CHECK(replayed.status == 303);
+  CHECK(test::queryInt(journal, "SELECT state = 'pending' FROM deliveries WHERE id = 2") == 1);
+}
+
 TEST_CASE("replay and purge of a filter: the confirmation counts, the change does exactly that") {
   test::TempDir dir;
   const std::string journal = dir.file("relay.db");

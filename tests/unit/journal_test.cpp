@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <thread>
 
 #include "ingest/payload.h"
@@ -257,4 +258,84 @@ TEST_CASE("retention prunes delivered work in steps and keeps what is not delive
         2);
   CHECK(journal.count("events") == 10);
   CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries") == 2);
+}
+
+TEST_CASE("ids are never reused: batches, deliveries and dead letters go on above the highest ever used") {
+  test::TempDir dir;
+  Journal journal(test::journalAt(dir.file("ids.db")), {});
+  const auto insertDead = [&] {
+    Transaction transaction(journal.db());
+    const std::int64_t batch = journal.insertBatch(batchOf(test::generalBatch(2)));
+    const std::int64_t delivery =
+        journal.db().queryInt(fmt::format("SELECT max(id) FROM deliveries WHERE batch_id = {}", batch));
+    journal.db()
+        .prepare(
+            "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, reason, received_at,"
+            " died_at) VALUES (?, ?, 'pms', 'ReservationUpdated', 1, 'rejected', '2026-12-07T10:00:00.000Z',"
+            " '2026-12-07T10:00:01.000Z')")
+        .bind(1, delivery)
+        .bind(2, batch)
+        .run();
+    const std::int64_t letter = journal.db().queryInt("SELECT max(id) FROM dead_letters");
+    transaction.commit();
+    return std::array<std::int64_t, 3>{batch, delivery, letter};
+  };
+  const auto first = insertDead();
+  const auto second = insertDead();
+  // A quiet week: retention prunes every batch, and with it every delivery and dead letter.
+  journal.db().exec("DELETE FROM batches");
+  REQUIRE(journal.db().queryInt("SELECT count(*) FROM dead_letters") == 0);
+  const auto third = insertDead();
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(second[i] > first[i]);
+    CHECK(third[i] > second[i]);
+  }
+}
+
+TEST_CASE("schema 6 rebuilds a schema 5 journal's id tables with every row; new ids go on above the highest" *
+          doctest::test_suite("sqlite")) {
+  test::TempDir dir;
+  const std::string path = dir.file("v5.db");
+  {
+    Database db(path, Database::Mode::ReadWrite);
+    db.exec("PRAGMA foreign_keys = ON");
+    const std::vector<Migration> up_to_5(embeddedMigrations().begin(), embeddedMigrations().begin() + 5);
+    REQUIRE(migrate(db, up_to_5) == 5);
+    for (int i = 1; i <= 3; ++i) {
+      db.exec(fmt::format(
+          "INSERT INTO batches (received_at, kind, event_count, body, unrouted) VALUES"
+          " ('2026-12-0{0}T10:00:00.000Z', 'general', 1, X'7b7d', 0);"
+          "INSERT INTO deliveries (batch_id, target, state, created_at, due_at, updated_at, age_from) VALUES"
+          " ({0}, 'pms', 'dead', 'c', 'd', 'u', 'a');"
+          "INSERT INTO dead_letters (delivery_id, batch_id, target, event_types, attempts, reason, received_at,"
+          " died_at) VALUES ({0}, {0}, 'pms', 'X', 1, 'rejected', 'r', 'd');"
+          "INSERT INTO late_commits (batch_id, body_sha256, answered_at) VALUES ({0}, 'digest', 'a');",
+          i));
+    }
+    // The newest of them is pruned before the upgrade: its ids cannot be known.
+    db.exec("DELETE FROM batches WHERE id = 3");
+  }
+  Journal journal(test::journalAt(path), {});
+  CHECK(schemaVersion(journal.db()) == latestSchemaVersion());
+  CHECK(journal.db().queryInt("SELECT count(*) FROM batches") == 2);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries WHERE state = 'dead' AND age_from = 'a'") == 2);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM dead_letters") == 2);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM late_commits") == 2);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM events") == 0);  // the view is back ('{}' has no Events)
+  CHECK(journal.db().queryInt("PRAGMA foreign_keys") == 1);
+  Statement violations(journal.db(), "PRAGMA foreign_key_check");
+  CHECK_FALSE(violations.step());
+  // The rebuilt tables still cascade: a batch takes its delivery, dead letter and late commit along.
+  journal.db().exec("DELETE FROM batches WHERE id = 2");
+  CHECK(journal.db().queryInt("SELECT count(*) FROM deliveries") == 1);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM dead_letters") == 1);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM late_commits") == 1);
+  // Above the highest id left at the upgrade (2), and never below it again.
+  Transaction transaction(journal.db());
+  const std::int64_t next = journal.insertBatch(batchOf(test::generalBatch(1)));
+  CHECK(next == 3);
+  journal.db().exec("DELETE FROM batches WHERE id = 3");
+  CHECK(journal.insertBatch(batchOf(test::generalBatch(1))) == 4);
+  CHECK(journal.db().queryInt("SELECT max(id) FROM deliveries") == 4);
 }

@@ -1,8 +1,8 @@
 // The late-commit lookup (journal/resends.h) on either backend: a resend of a
-// batch committed after a 503 is found by its body and IntegrationId. It ran
-// only on SQLite before: on PostgreSQL `integration_id IS ?2` is a syntax
-// error, which ResendGuard::originalOf logs and treats as "not a resend", so
-// every resend was stored (and delivered) twice without a failing test.
+// batch committed after a 503 is found by its body and IntegrationId, once. It
+// ran only on SQLite before: on PostgreSQL `integration_id IS ?2` is a syntax
+// error, which the guard logged and treated as "not a resend", so every resend
+// was stored (and delivered) twice without a failing test.
 #include <doctest/doctest.h>
 
 #include "ingest/payload.h"
@@ -48,13 +48,43 @@ TEST_CASE("a late commit is found by its body, with and without an IntegrationId
   const std::int64_t general_id = insertLate(journal, general, "digest-general");
   const std::int64_t integration_id = insertLate(journal, integration, "digest-integration");
 
-  Journal reader(location, {0, true});
-  CHECK(findLateCommit(reader, "digest-general", general_integration, general, kReceivedMs - 1) == general_id);
-  CHECK(findLateCommit(reader, "digest-integration", std::nullopt, integration, kReceivedMs - 1) == integration_id);
+  // Each check in its own transaction, rolled back: the lookup consumes.
+  const auto consume = [&](const std::string& digest, const std::optional<std::string>& for_integration,
+                           const std::string& body, std::int64_t since_ms) {
+    Transaction transaction(journal.db());
+    return consumeLateCommit(journal, digest, for_integration, body, since_ms);
+  };
+  CHECK(consume("digest-general", general_integration, general, kReceivedMs - 1) == general_id);
+  CHECK(consume("digest-integration", std::nullopt, integration, kReceivedMs - 1) == integration_id);
   // Another IntegrationId (or none), other bytes, or outside the window: not the same post.
-  CHECK_FALSE(findLateCommit(reader, "digest-general", std::string("other"), general, kReceivedMs - 1));
-  CHECK_FALSE(findLateCommit(reader, "digest-general", std::nullopt, general, kReceivedMs - 1));
-  CHECK_FALSE(findLateCommit(reader, "digest-integration", std::string("other"), integration, kReceivedMs - 1));
-  CHECK_FALSE(findLateCommit(reader, "digest-general", general_integration, general + " ", kReceivedMs - 1));
-  CHECK_FALSE(findLateCommit(reader, "digest-general", general_integration, general, kReceivedMs + 1));
+  CHECK_FALSE(consume("digest-general", std::string("other"), general, kReceivedMs - 1));
+  CHECK_FALSE(consume("digest-general", std::nullopt, general, kReceivedMs - 1));
+  CHECK_FALSE(consume("digest-integration", std::string("other"), integration, kReceivedMs - 1));
+  CHECK_FALSE(consume("digest-general", general_integration, general + " ", kReceivedMs - 1));
+  CHECK_FALSE(consume("digest-general", general_integration, general, kReceivedMs + 1));
+}
+
+TEST_CASE("a late commit answers one post: the same bytes after it are a new notification") {
+  test::TempDir dir;
+  const auto location = test::journalAt(dir.file("once.db"));
+  Journal journal(location, {});
+  const std::string general = test::sample("general.json");
+  const auto integration_id = ingest::parseBatch(general).value().integration_id;
+  const std::int64_t first = insertLate(journal, general, "digest");
+  const std::int64_t second = insertLate(journal, general, "digest");
+  {
+    Transaction transaction(journal.db());
+    CHECK(consumeLateCommit(journal, "digest", integration_id, general, kReceivedMs - 1) == first);
+    transaction.commit();
+  }
+  {
+    Transaction transaction(journal.db());
+    CHECK(consumeLateCommit(journal, "digest", integration_id, general, kReceivedMs - 1) == second);
+    transaction.commit();
+  }
+  Transaction transaction(journal.db());
+  CHECK_FALSE(consumeLateCommit(journal, "digest", integration_id, general, kReceivedMs - 1));
+  // The batches themselves stay: only the right to answer a post without storing it is used up.
+  CHECK(journal.db().queryInt("SELECT count(*) FROM batches") == 2);
+  CHECK(journal.db().queryInt("SELECT count(*) FROM late_commits") == 0);
 }
