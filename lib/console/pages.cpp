@@ -285,12 +285,17 @@ std::string deadLetters(const Chrome& chrome, const DeadLetterList& view) {
       "aria-describedby=\"f-help\"></div><div class=\"field\"><label for=\"f-until\">Died before</label>"
       "<input id=\"f-until\" name=\"until\" value=\"{}\" placeholder=\"now\" aria-describedby=\"f-help\"></div>"
       "<div class=\"field buttons\"><button type=\"submit\">Filter</button>{}</div>"
-      "<p id=\"f-help\" class=\"help\">Times: an age (<code>30m</code>, <code>2h</code>, <code>3d</code>) or ISO 8601 "
-      "UTC.</p></form>",
+      "<p id=\"f-help\" class=\"help\">Times: an age (<code>30m</code>, <code>2h</code>, <code>3d</code>) or an "
+      "ISO 8601 date or time in UTC (<code>2026-11-27</code>, <code>2026-11-27T10:00</code>).</p></form>",
       escape(f.since), escape(f.until),
       f.empty() ? "" : R"( <a class="button secondary" href="/console/dead-letters">Clear</a>)");
-  if (!view.filter_error.empty())
-    body += fmt::format(R"(<p class="notice error" role="alert">{}</p>)", escape(view.filter_error));
+  if (!view.filter_errors.empty()) {
+    body +=
+        R"(<div class="notice error" role="alert"><p>Nothing is listed: the filter has values it cannot read.</p><ul>)";
+    for (const auto& error : view.filter_errors) body += "<li>" + escape(error) + "</li>";
+    body += "</ul></div>";
+    return layout(chrome, body);
+  }
 
   const std::string query = f.query();
   body += fmt::format(R"(<div class="summary"><p><strong>{}</strong> dead letter{} {}.</p>)", view.matching,
