@@ -332,7 +332,8 @@ void Console::signInPage(Request& r, const std::string& error, int status) {
   pages::Chrome chrome{"Sign in"};
   if (r.query.get("signed_out")) chrome.notice = "Signed out.";
   const std::string next = safeNext(r.post ? r.form.get("next").value_or("") : r.query.get("next").value_or(""));
-  r.html(static_cast<HTTPResponse::HTTPStatus>(status), pages::signIn(chrome, {nonce, next, error}));
+  r.html(static_cast<HTTPResponse::HTTPStatus>(status),
+         pages::signIn(chrome, {nonce, next, error, settings_.console.password_hash.empty()}));
 }
 
 void Console::signInPost(Request& r) {

@@ -118,6 +118,7 @@ struct SignIn {
   std::string nonce;  // the pre-session token: hidden field and cookie
   std::string next;
   std::string error;
+  bool plain_password = false;  // [console] password is the credential, not password_hash
 };
 std::string signIn(const Chrome& chrome, const SignIn& view);
 std::string notConfigured(const Chrome& chrome);
