@@ -55,21 +55,25 @@ struct FileText {
 // bytes are read, so a file that grows meanwhile is refused too.
 // `what` ("config file ", or nothing) goes before the path in errors.
 FileText readSmallFile(const std::string& path, std::uint64_t limit, std::string_view what = {}) {
+  const auto not_regular = [&](const struct stat& info) {
+    const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
+                       : S_ISFIFO(info.st_mode) ? "a FIFO"
+                       : S_ISSOCK(info.st_mode) ? "a socket"
+                                                : "a device";
+    return FileText{{}, fmt::format("{}{} is {}, not a regular file", what, path, kind)};
+  };
+  // Looked at before it is opened (opening a device can act on it), and again
+  // after (it may have been replaced in between).
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) return not_regular(info);
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return {{}, fmt::format("cannot read {}{}: {}", what, path, std::strerror(errno))};
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  struct stat info {};
   if (::fstat(fd, &info) != 0) return {{}, fmt::format("cannot read {}{}: {}", what, path, std::strerror(errno))};
-  if (!S_ISREG(info.st_mode)) {
-    const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
-                       : S_ISFIFO(info.st_mode) ? "a FIFO"
-                       : S_ISSOCK(info.st_mode) ? "a socket"
-                                                : "a device";
-    return {{}, fmt::format("{}{} is {}, not a regular file", what, path, kind)};
-  }
+  if (!S_ISREG(info.st_mode)) return not_regular(info);
   const auto too_large = [&] {
     return FileText{{}, fmt::format("{}{} is larger than {} (the most read from it)", what, path, formatSize(limit))};
   };

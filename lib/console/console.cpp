@@ -354,8 +354,7 @@ void Console::signInPost(Request& r) {
   }
   // The attempted password is never logged, stored or echoed.
   if (!credential_->verify(r.form.get("password").value_or(""))) {
-    const int failures = attempt.failures;
-    log::warn("console", "sign-in failed", {{"remote", r.remote}, {"failures", std::to_string(failures)}});
+    log::warn("console", "sign-in failed", {{"remote", r.remote}, {"failures", std::to_string(attempt.failures)}});
     return signInPage(r, "Wrong password.", HTTPResponse::HTTP_UNAUTHORIZED);
   }
   limiter_.succeeded(r.remote);
