@@ -8,12 +8,16 @@
 #include <Poco/Util/IniFileConfiguration.h>
 #include <Poco/Util/LayeredConfiguration.h>
 #include <Poco/Util/SystemConfiguration.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -32,6 +36,92 @@ namespace {
 struct ValueError {
   std::string reason;
 };
+
+constexpr std::uint64_t kMaxFileValue = 64 * 1024;         // ${file:PATH}: a token or secret is small
+constexpr std::uint64_t kMaxConfigFile = 4 * 1024 * 1024;  // the INI file itself
+
+// What a small file holds, or why it was not read (the path named, never the content).
+struct FileText {
+  std::string text;
+  std::string error;
+};
+
+// Reads a file the loader needs: the config file, a ${file:PATH} value, a TLS
+// file's readability. A reload runs on the thread that waits for signals
+// (app/cmd_serve.cpp), so nothing here may block or grow without bound: a
+// FIFO without a writer would leave SIGTERM unanswered, /dev/zero would never
+// end. The file is opened without blocking, must be a regular file, and is
+// refused unread when fstat says it is larger than `limit`; at most limit + 1
+// bytes are read, so a file that grows meanwhile is refused too.
+// `what` ("config file ", or nothing) goes before the path in errors.
+FileText readSmallFile(const std::string& path, std::uint64_t limit, std::string_view what = {}) {
+  const auto not_regular = [&](const struct stat& info) {
+    const char* kind = S_ISDIR(info.st_mode)    ? "a directory"
+                       : S_ISFIFO(info.st_mode) ? "a FIFO"
+                       : S_ISSOCK(info.st_mode) ? "a socket"
+                                                : "a device";
+    return FileText{{}, fmt::format("{}{} is {}, not a regular file", what, path, kind)};
+  };
+  // Looked at before it is opened (opening a device can act on it), and again
+  // after (it may have been replaced in between).
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) return not_regular(info);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return {{}, fmt::format("cannot read {}{}: {}", what, path, std::strerror(errno))};
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::fstat(fd, &info) != 0) return {{}, fmt::format("cannot read {}{}: {}", what, path, std::strerror(errno))};
+  if (!S_ISREG(info.st_mode)) return not_regular(info);
+  const auto too_large = [&] {
+    return FileText{{}, fmt::format("{}{} is larger than {} (the most read from it)", what, path, formatSize(limit))};
+  };
+  if (static_cast<std::uint64_t>(info.st_size) > limit) return too_large();
+  std::string text(static_cast<std::size_t>(limit) + 1, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {{}, fmt::format("cannot read {}{}: {}", what, path, std::strerror(errno))};
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got > limit) return too_large();
+  text.resize(got);
+  return {std::move(text), {}};
+}
+
+// A reason for refusing a value read from a file, without the file's content:
+// the reasons quote what they refuse ("'x' is not a whole number"), and a file
+// holds secrets. Each quoted piece (the whole, a list item, a word) becomes
+// "…"; if a run of 4+ letters or digits of the content is still there, the
+// reason is not shown at all.
+std::string withoutContent(std::string reason, std::string_view content) {
+  std::vector<std::string> pieces{std::string(content)};
+  for (auto& item : text::splitList(content)) pieces.push_back(std::move(item));
+  std::istringstream words{std::string(content)};
+  for (std::string word; words >> word;) pieces.push_back(word);
+  std::sort(pieces.begin(), pieces.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  const auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  for (const auto& piece : pieces) {
+    if (piece.empty()) continue;
+    for (auto at = reason.find(piece); at != std::string::npos; at = reason.find(piece, at + 1)) {
+      const bool starts = at == 0 || !word_char(reason[at - 1]) || !word_char(piece.front());
+      const bool ends =
+          at + piece.size() == reason.size() || !word_char(reason[at + piece.size()]) || !word_char(piece.back());
+      if (starts && ends) reason.replace(at, piece.size(), "\u2026");
+    }
+  }
+  for (std::size_t i = 0; i < content.size();) {
+    std::size_t end = i;
+    while (end < content.size() && word_char(content[end])) ++end;
+    if (end - i >= 4 && reason.find(content.substr(i, end - i)) != std::string::npos)
+      return "(the reason is not shown: it would show the file's content)";
+    i = end == i ? i + 1 : end;
+  }
+  return reason;
+}
 
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -404,19 +494,27 @@ class Loader {
   }
 
  private:
+  // Section names, keys and values come from the file: an ESC in a target's
+  // name must not reach the operator's terminal (check-config) raw.
   void fail(std::string_view section, std::string_view key, std::string_view reason) {
     if (key.empty())
-      errors_.push_back(fmt::format("{}: [{}]: {}", file_, section, reason));
+      errors_.push_back(text::terminalLine(fmt::format("{}: [{}]: {}", file_, section, reason)));
     else
-      errors_.push_back(fmt::format("{}: [{}] {}: {}", file_, section, key, reason));
+      errors_.push_back(text::terminalLine(fmt::format("{}: [{}] {}: {}", file_, section, key, reason)));
   }
 
-  void applyOne(const KeySpec& spec, std::string_view section_label, TargetSettings* target, std::string_view value) {
+  // `from_file`: the ${file:PATH} the value was read from; its content is never quoted back.
+  void applyOne(const KeySpec& spec, std::string_view section_label, TargetSettings* target, std::string_view value,
+                const std::string& from_file = {}) {
     try {
       spec.apply(settings_, target, value);
       given_[std::string(section_label) + "." + std::string(spec.name)] = std::string(value);
     } catch (const ValueError& e) {
-      fail(section_label, spec.name, e.reason);
+      if (from_file.empty())
+        fail(section_label, spec.name, e.reason);
+      else
+        fail(section_label, spec.name,
+             fmt::format("the value in {} is refused: {}", from_file, withoutContent(e.reason, value)));
     }
   }
 
@@ -426,9 +524,14 @@ class Loader {
       if (spec.section == section && !spec.required) applyOne(spec, label, target, spec.default_value);
   }
 
+  // A key's value, and the file it came from (${file:PATH}), if one.
+  struct Value {
+    std::string text;
+    std::string file;
+  };
+
   // Expands ${system.env.NAME} through the layered configuration and strips comments.
-  std::optional<std::string> valueOf(const std::string& full_key, std::string_view label, std::string_view key,
-                                     bool secret) {
+  std::optional<Value> valueOf(const std::string& full_key, std::string_view label, std::string_view key, bool secret) {
     std::string raw;
     try {
       raw = ini_.getString(full_key);
@@ -446,7 +549,9 @@ class Loader {
           given_[std::string(label) + "." + std::string(key)] = "";
           return std::nullopt;
         }
-        return fileValue(ref.substr(kFile.size()), label, key);
+        const std::string path = ref.substr(kFile.size());
+        if (auto content = fileValue(path, label, key)) return Value{std::move(*content), path};
+        return std::nullopt;
       }
       constexpr std::string_view kEnv = "system.env.";
       if (ref.rfind(kEnv, 0) == 0 && secret && secrets_ == Secrets::Optional) {
@@ -464,18 +569,19 @@ class Loader {
                  ref));
       return std::nullopt;
     }
-    return value;
+    return Value{std::move(value), {}};
   }
 
   // ${file:PATH}: the value is the file's content, one line (a trailing
-  // newline dropped). Read at every load, so a reload picks up a rotated secret.
+  // newline dropped). Read at every load, so a reload picks up a rotated secret;
+  // a regular file of at most kMaxFileValue (readSmallFile: it cannot block).
   std::optional<std::string> fileValue(const std::string& path, std::string_view label, std::string_view key) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) {
-      fail(label, key, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    FileText file = readSmallFile(path, kMaxFileValue);
+    if (!file.error.empty()) {
+      fail(label, key, file.error);
       return std::nullopt;
     }
-    std::string content((std::istreambuf_iterator<char>(file)), {});
+    std::string content = std::move(file.text);
     while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
     if (content.find_first_of("\r\n") != std::string::npos) {
       fail(label, key, fmt::format("{} must hold one line", path));
@@ -500,7 +606,7 @@ class Loader {
         continue;
       }
       if (const auto value = valueOf(full_key, label, key, spec->secret)) {
-        applyOne(*spec, label, target, *value);
+        applyOne(*spec, label, target, value->text, value->file);
         written_.insert(label + "." + std::string(spec->name));
       }
     }
@@ -522,12 +628,12 @@ class Loader {
       }
       const auto value = valueOf(prefix + "." + name, label, key, /*secret=*/true);
       if (!value) continue;
-      if (value->find_first_of("\r\n") != std::string::npos) {
+      if (value->text.find_first_of("\r\n") != std::string::npos) {
         fail(label, key, "must be one line");
         continue;
       }
-      target.headers.emplace_back(name, *value);
-      given_[std::string(label) + "." + key] = *value;
+      target.headers.emplace_back(name, value->text);
+      given_[std::string(label) + "." + key] = value->text;
     }
   }
 
@@ -596,7 +702,9 @@ class Loader {
       // Only the serving process needs to read them (an operator's `status`
       // may run as a user who cannot read the key).
       for (const auto& [name, file] : {std::pair{"tls_certificate", certificate}, std::pair{"tls_private_key", key}})
-        if (!file.empty() && !std::ifstream(file).good()) fail(section, name, fmt::format("cannot read {}", file));
+        if (!file.empty())
+          if (const FileText read = readSmallFile(file, kMaxConfigFile); !read.error.empty())
+            fail(section, name, read.error);
     }
   }
 
@@ -699,11 +807,10 @@ Settings parseSettings(const std::string& ini_text, const std::string& name, Sec
 }
 
 Settings loadSettings(const std::string& path, Secrets secrets) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw ConfigError(fmt::format("cannot read config file {}: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parseSettings(text.str(), path, secrets);
+  // The same reader as ${file:PATH}: a reload must not block on a FIFO here either.
+  FileText file = readSmallFile(path, kMaxConfigFile, "config file ");
+  if (!file.error.empty()) throw ConfigError(text::terminalLine(file.error));
+  return parseSettings(file.text, path, secrets);
 }
 
 std::vector<KeyDoc> keyTable() {

@@ -7,6 +7,12 @@
 // as "FILE: [section] key: reason". Nothing starts on a bad config.
 // Secrets (tokens, signing secrets, header values) are kept in Settings for
 // use, but effectiveSettings() only ever shows them masked.
+// Files: the config file (at most 4MiB) and each ${file:PATH} value (at most
+// 64KiB) must be regular files; they are opened without blocking and refused
+// unread when larger, since a reload reads them on the thread that handles
+// signals (a FIFO there would leave SIGTERM unanswered). An error names the
+// key and the path, never a file's content; every error line is escaped for a
+// terminal (a section name from the file may hold an ESC).
 #pragma once
 
 #include <cstdint>

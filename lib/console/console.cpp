@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <istream>
 #include <map>
+#include <tuple>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -51,9 +52,15 @@ std::optional<std::int64_t> positiveNumber(const std::string& text) {
   return value;
 }
 
-// TIME as the CLI reads it: ISO 8601 or an age before now.
+// TIME as the CLI reads it (ISO 8601 or an age before now), and as the
+// filter's help promises: a plain date (2026-11-27) or a time without a zone
+// (2026-11-27T10:00) is UTC.
 std::optional<std::int64_t> timeArgument(const std::string& text, std::int64_t now_ms) {
   if (const auto iso = parseIsoMillis(text)) return iso;
+  const bool date = text.size() >= 10 && text[4] == '-' && text[7] == '-';
+  if (date && text.size() == 10) return parseIsoMillis(text + "T00:00:00Z");
+  if (date && text.size() == 16 && text[10] == 'T') return parseIsoMillis(text + ":00Z");
+  if (date && text.size() == 19 && text[10] == 'T') return parseIsoMillis(text + "Z");
   const auto age = parseDuration(text);
   if (age.ok()) return now_ms - age.value().count();
   return std::nullopt;
@@ -326,26 +333,29 @@ void Console::signInPage(Request& r, const std::string& error, int status) {
   pages::Chrome chrome{"Sign in"};
   if (r.query.get("signed_out")) chrome.notice = "Signed out.";
   const std::string next = safeNext(r.post ? r.form.get("next").value_or("") : r.query.get("next").value_or(""));
-  r.html(static_cast<HTTPResponse::HTTPStatus>(status), pages::signIn(chrome, {nonce, next, error}));
+  r.html(static_cast<HTTPResponse::HTTPStatus>(status),
+         pages::signIn(chrome, {nonce, next, error, settings_.console.password_hash.empty()}));
 }
 
 void Console::signInPost(Request& r) {
-  if (const auto wait_ms = limiter_.retryAfterMs(r.remote, r.now_ms); wait_ms > 0) {
-    log::warn("console", "sign-in refused: too many failures", {{"remote", r.remote}});
-    r.response.set("Retry-After", std::to_string((wait_ms + 999) / 1000));
-    return signInPage(
-        r, fmt::format("Too many failed sign-ins from your address. Try again in {}.", web::ageText(wait_ms + 999)),
-        HTTPResponse::HTTP_TOO_MANY_REQUESTS);
-  }
+  // The form's token first: a post without it guesses nothing and costs the address nothing.
   const std::string nonce = r.form.get("nonce").value_or("");
   if (nonce.empty() || !equalSecrets(nonce, r.cookie(kNonceCookie).value_or(""))) {
     log::warn("console", "sign-in refused: form token missing or expired", {{"remote", r.remote}});
     return signInPage(r, "The sign-in form had expired. Please sign in again.", HTTPResponse::HTTP_FORBIDDEN);
   }
+  const auto attempt = limiter_.attempt(r.remote, r.now_ms);
+  if (attempt.retry_after_ms > 0) {
+    log::warn("console", "sign-in refused: too many failures", {{"remote", r.remote}});
+    r.response.set("Retry-After", std::to_string((attempt.retry_after_ms + 999) / 1000));
+    return signInPage(r,
+                      fmt::format("Too many failed sign-ins from your address. Try again in {}.",
+                                  web::ageText(attempt.retry_after_ms + 999)),
+                      HTTPResponse::HTTP_TOO_MANY_REQUESTS);
+  }
   // The attempted password is never logged, stored or echoed.
   if (!credential_->verify(r.form.get("password").value_or(""))) {
-    const int failures = limiter_.failed(r.remote, r.now_ms);
-    log::warn("console", "sign-in failed", {{"remote", r.remote}, {"failures", std::to_string(failures)}});
+    log::warn("console", "sign-in failed", {{"remote", r.remote}, {"failures", std::to_string(attempt.failures)}});
     return signInPage(r, "Wrong password.", HTTPResponse::HTTP_UNAUTHORIZED);
   }
   limiter_.succeeded(r.remote);
@@ -496,9 +506,11 @@ void Console::overview(Request& r, const Session& session) {
 
 namespace {
 
-// The list's filter from a query or a form. `error` names what could not be read.
+// The list's filter from a query or a form. `errors` gets one line per value
+// that could not be read: a filter read in part would show, replay or purge
+// more than was asked for, so the caller answers 400 and does nothing.
 journal::DeadLetterQuery queryOf(const web::Params& params, std::int64_t now_ms, pages::Filter& shown,
-                                 std::string& error) {
+                                 std::vector<std::string>& errors) {
   journal::DeadLetterQuery query;
   shown.target = params.get("target").value_or("");
   shown.reason = params.get("reason").value_or("");
@@ -507,20 +519,33 @@ journal::DeadLetterQuery queryOf(const web::Params& params, std::int64_t now_ms,
   if (!shown.target.empty()) query.target = shown.target;
   if (!shown.reason.empty()) {
     if (std::find(std::begin(kReasons), std::end(kReasons), shown.reason) == std::end(kReasons))
-      error = "Unknown reason; showing every reason.";
+      errors.push_back(fmt::format("Reason: '{}' is not rejected, max_attempts or max_age.", shown.reason));
     else
       query.reason = shown.reason;
   }
-  for (const auto& [text, bound] :
-       {std::pair{&shown.since, &query.since_ms}, std::pair{&shown.until, &query.until_ms}}) {
+  for (const auto& [label, text, bound] : {std::tuple{"Died since", &shown.since, &query.since_ms},
+                                           std::tuple{"Died before", &shown.until, &query.until_ms}}) {
     if (text->empty()) continue;
     *bound = timeArgument(*text, now_ms);
-    if (!*bound) error = fmt::format("'{}' is neither an age (2h, 3d) nor an ISO 8601 time; it was ignored.", *text);
+    if (!*bound)
+      errors.push_back(
+          fmt::format("{}: '{}' is neither an age (30m, 2h, 3d) nor an ISO 8601 date or time in UTC (2026-11-27, "
+                      "2026-11-27T10:00).",
+                      label, *text));
   }
   // Absolute bounds carried by the confirmation forms.
-  if (const auto since = params.get("since_ms")) query.since_ms = positiveNumber(*since);
-  if (const auto until = params.get("until_ms")) query.until_ms = positiveNumber(*until);
+  for (const auto& [name, bound] : {std::pair{"since_ms", &query.since_ms}, std::pair{"until_ms", &query.until_ms}})
+    if (const auto text = params.get(name)) {
+      *bound = positiveNumber(*text);
+      if (!*bound) errors.push_back(fmt::format("{}: '{}' is not a time in milliseconds.", name, *text));
+    }
   return query;
+}
+
+std::string joinedErrors(const std::vector<std::string>& errors) {
+  std::string out;
+  for (const auto& error : errors) out += (out.empty() ? "" : " ") + error;
+  return out;
 }
 
 std::string describe(const journal::DeadLetterQuery& query) {
@@ -546,8 +571,14 @@ std::string cursorUrl(const pages::Filter& filter, std::string_view direction, c
 void Console::deadLetterList(Request& r, const Session& session) {
   pages::DeadLetterList view;
   view.now_ms = r.now_ms;
-  const auto query = queryOf(r.query, r.now_ms, view.filter, view.filter_error);
+  const auto query = queryOf(r.query, r.now_ms, view.filter, view.filter_errors);
   view.targets = targetNames();
+  if (!view.filter_errors.empty()) {
+    // The form again with what it could not read, and no list: none of it would match what was asked.
+    journal::Journal reader(settings_.journal.location(), {0, true});
+    pages::Chrome chrome{"Dead letters", session.csrf, "dead-letters", deadLetterTotal(reader)};
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::deadLetters(chrome, view));
+  }
   std::optional<journal::DeadLetterCursor> older;
   std::optional<journal::DeadLetterCursor> newer;
   const auto older_at = r.query.get("older_at");
@@ -604,10 +635,11 @@ void Console::confirmPage(Request& r, const Session& session) {
     return r.html(HTTPResponse::HTTP_BAD_REQUEST,
                   pages::message({"Bad request", session.csrf}, "Bad request", "Say action=replay or action=purge."));
   pages::Filter shown;
-  std::string error;
-  auto query = queryOf(r.query, r.now_ms, shown, error);
-  if (!error.empty())
-    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Bad request", session.csrf}, "Bad filter", error));
+  std::vector<std::string> errors;
+  auto query = queryOf(r.query, r.now_ms, shown, errors);
+  if (!errors.empty())
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST,
+                  pages::message({"Bad request", session.csrf}, "Bad filter", joinedErrors(errors)));
   // What the page counts is what the button changes: nothing that dies later.
   query.until_ms = std::min(query.until_ms.value_or(r.now_ms + 1), r.now_ms + 1);
   journal::Journal reader(settings_.journal.location(), {0, true});
@@ -745,8 +777,11 @@ void Console::replaySelected(Request& r, const Session& session) {
 
 void Console::replayMatching(Request& r, const Session& session) {
   pages::Filter shown;
-  std::string error;
-  const auto query = queryOf(r.form, r.now_ms, shown, error);
+  std::vector<std::string> errors;
+  const auto query = queryOf(r.form, r.now_ms, shown, errors);
+  if (!errors.empty())
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Nothing replayed", session.csrf, "dead-letters"},
+                                                                 "Nothing was replayed", joinedErrors(errors)));
   std::vector<std::int64_t> ids;
   {
     journal::Journal reader(settings_.journal.location(), {0, true});
@@ -763,8 +798,11 @@ void Console::replayMatching(Request& r, const Session& session) {
 
 void Console::purge(Request& r, const Session& session) {
   pages::Filter shown;
-  std::string error;
-  const auto query = queryOf(r.form, r.now_ms, shown, error);
+  std::vector<std::string> errors;
+  const auto query = queryOf(r.form, r.now_ms, shown, errors);
+  if (!errors.empty())
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Not purged", session.csrf, "dead-letters"},
+                                                                 "Nothing was purged", joinedErrors(errors)));
   const std::int64_t as_of = query.until_ms.value_or(r.now_ms + 1) - 1;
   const auto outcome = writer_
                            .submit([query, as_of](journal::Journal& journal) {

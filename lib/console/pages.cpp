@@ -163,7 +163,7 @@ std::string overview(const Chrome& chrome, const Overview& view) {
 
   body +=
       "<section aria-labelledby=\"targets\"><h2 id=\"targets\">Targets</h2><div class=\"table-wrap\">"
-      "<table class=\"targets\"><thead><tr><th scope=\"col\">Target</th><th scope=\"col\">Circuit</th>"
+      "<table class=\"targets cards\"><thead><tr><th scope=\"col\">Target</th><th scope=\"col\">Circuit</th>"
       "<th scope=\"col\" class=\"num\">Pending</th><th scope=\"col\" class=\"num\">In flight</th>"
       "<th scope=\"col\" class=\"num\">Delivered 24 h</th><th scope=\"col\" class=\"num\">Dead letters</th>"
       "<th scope=\"col\">Oldest pending</th><th scope=\"col\">Last error</th></tr></thead><tbody>";
@@ -173,12 +173,15 @@ std::string overview(const Chrome& chrome, const Overview& view) {
     std::string last_error = "-";
     if (q.last_error) {
       last_error = escape(*q.last_error);
-      if (q.last_error_at) last_error += "<br>" + timeText(*q.last_error_at, view.now_ms);
+      if (q.last_error_at)
+        last_error += "<br><span class=\"muted small\">" + timeText(*q.last_error_at, view.now_ms) + "</span>";
     }
     const std::string target_link = "/console/dead-letters?target=" + web::urlEncode(q.target);
     body += fmt::format(
-        "<tr><th scope=\"row\"><a href=\"#chart-{}\">{}</a></th><td>{}</td><td class=\"num\">{}</td>"
-        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><th scope=\"row\"><a href=\"#chart-{}\">{}</a></th><td data-label=\"Circuit\">{}</td>"
+        "<td class=\"num\" data-label=\"Pending\">{}</td><td class=\"num\" data-label=\"In flight\">{}</td>"
+        "<td class=\"num\" data-label=\"Delivered 24 h\">{}</td><td class=\"num\" data-label=\"Dead letters\">{}</td>"
+        "<td data-label=\"Oldest pending\">{}</td><td data-label=\"Last error\">{}</td></tr>",
         escape(web::urlEncode(q.target)), escape(q.target), circuitBadge(row.circuit), q.pending, q.in_flight,
         row.delivered_24h,
         q.dead > 0 ? fmt::format(R"(<a class="alert" href="{}">{}</a>)", escape(target_link), q.dead) : "0",
@@ -285,12 +288,17 @@ std::string deadLetters(const Chrome& chrome, const DeadLetterList& view) {
       "aria-describedby=\"f-help\"></div><div class=\"field\"><label for=\"f-until\">Died before</label>"
       "<input id=\"f-until\" name=\"until\" value=\"{}\" placeholder=\"now\" aria-describedby=\"f-help\"></div>"
       "<div class=\"field buttons\"><button type=\"submit\">Filter</button>{}</div>"
-      "<p id=\"f-help\" class=\"help\">Times: an age (<code>30m</code>, <code>2h</code>, <code>3d</code>) or ISO 8601 "
-      "UTC.</p></form>",
+      "<p id=\"f-help\" class=\"help\">Times: an age (<code>30m</code>, <code>2h</code>, <code>3d</code>) or an "
+      "ISO 8601 date or time in UTC (<code>2026-11-27</code>, <code>2026-11-27T10:00</code>).</p></form>",
       escape(f.since), escape(f.until),
       f.empty() ? "" : R"( <a class="button secondary" href="/console/dead-letters">Clear</a>)");
-  if (!view.filter_error.empty())
-    body += fmt::format(R"(<p class="notice error" role="alert">{}</p>)", escape(view.filter_error));
+  if (!view.filter_errors.empty()) {
+    body +=
+        R"(<div class="notice error" role="alert"><p>Nothing is listed: the filter has values it cannot read.</p><ul>)";
+    for (const auto& error : view.filter_errors) body += "<li>" + escape(error) + "</li>";
+    body += "</ul></div>";
+    return layout(chrome, body);
+  }
 
   const std::string query = f.query();
   body += fmt::format(R"(<div class="summary"><p><strong>{}</strong> dead letter{} {}.</p>)", view.matching,
@@ -507,9 +515,14 @@ std::string signIn(const Chrome& chrome, const SignIn& view) {
           hidden("next", view.next) +
           "<label for=\"password\">Password</label>"
           "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required "
-          "autofocus><button type=\"submit\" class=\"primary\">Sign in</button></form>"
-          "<p class=\"muted\">The password is set in the relay's configuration (<code>[console] password_hash</code>, "
-          "made with <code>mews-relay console-password</code>). It is not the webhook token.</p></div>";
+          "autofocus><button type=\"submit\" class=\"primary\">Sign in</button></form>";
+  // Name the key in use: an operator looking for password_hash where password is set finds nothing.
+  body += view.plain_password
+              ? "<p class=\"muted\">The password is set in the relay's configuration (<code>[console] password</code>, "
+                "usually from an environment variable of the service). It is not the webhook token.</p></div>"
+              : "<p class=\"muted\">The password is set in the relay's configuration (<code>[console] "
+                "password_hash</code>, made with <code>mews-relay console-password</code>). It is not the webhook "
+                "token.</p></div>";
   return layout(chrome, body);
 }
 

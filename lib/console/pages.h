@@ -80,7 +80,7 @@ struct Filter {
 struct DeadLetterList {
   std::int64_t now_ms = 0;
   Filter filter;
-  std::string filter_error;  // a since/until the console could not read
+  std::vector<std::string> filter_errors;  // each value the console could not read: 400, no list
   std::vector<std::string> targets;
   journal::DeadLetterPage page;
   std::map<std::int64_t, std::string> answers;  // delivery id -> the target's last response excerpt
@@ -118,6 +118,7 @@ struct SignIn {
   std::string nonce;  // the pre-session token: hidden field and cookie
   std::string next;
   std::string error;
+  bool plain_password = false;  // [console] password is the credential, not password_hash
 };
 std::string signIn(const Chrome& chrome, const SignIn& view);
 std::string notConfigured(const Chrome& chrome);

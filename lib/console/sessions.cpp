@@ -77,32 +77,37 @@ std::optional<ActionResult> SessionStore::action(std::string_view session_id, in
   return std::nullopt;
 }
 
-SignInLimiter::SignInLimiter(int max_failures, std::int64_t window_ms)
-    : max_failures_(max_failures), window_ms_(window_ms) {}
+SignInLimiter::SignInLimiter(int free_failures, std::int64_t max_wait_ms, std::int64_t forget_ms)
+    : free_failures_(free_failures), max_wait_ms_(max_wait_ms), forget_ms_(forget_ms) {}
 
-std::deque<std::int64_t>& SignInLimiter::failuresOf(const std::string& remote, std::int64_t now_ms) {
+std::int64_t SignInLimiter::waitAfter(int failures) const {
+  if (failures < free_failures_) return 0;
+  const int doublings = failures - free_failures_;
+  // 2^15 s is past any cap worth having; stop shifting before it overflows.
+  if (doublings >= 15) return max_wait_ms_;
+  return std::min<std::int64_t>(std::int64_t{1000} << doublings, max_wait_ms_);
+}
+
+SignInLimiter::Failures& SignInLimiter::failuresOf(const std::string& remote, std::int64_t now_ms) {
+  const auto forgotten = [&](const Failures& f) { return f.last_ms + forget_ms_ <= now_ms; };
   if (failures_.count(remote) == 0 && failures_.size() >= kMaxTrackedAddresses) {
     for (auto it = failures_.begin(); it != failures_.end();)
-      it = (it->second.empty() || it->second.back() + window_ms_ <= now_ms) ? failures_.erase(it) : std::next(it);
+      it = forgotten(it->second) ? failures_.erase(it) : std::next(it);
     if (failures_.size() >= kMaxTrackedAddresses) return failures_[kOverflowKey];
   }
-  auto& times = failures_[remote];
-  while (!times.empty() && times.front() + window_ms_ <= now_ms) times.pop_front();
-  return times;
+  auto& failures = failures_[remote];
+  if (forgotten(failures)) failures = {};
+  return failures;
 }
 
-std::int64_t SignInLimiter::retryAfterMs(const std::string& remote, std::int64_t now_ms) {
+SignInLimiter::Attempt SignInLimiter::attempt(const std::string& remote, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  const auto& times = failuresOf(remote, now_ms);
-  if (static_cast<int>(times.size()) < max_failures_) return 0;
-  return std::max<std::int64_t>(1, times.front() + window_ms_ - now_ms);
-}
-
-int SignInLimiter::failed(const std::string& remote, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  auto& times = failuresOf(remote, now_ms);
-  times.push_back(now_ms);
-  return static_cast<int>(times.size());
+  auto& failures = failuresOf(remote, now_ms);
+  const std::int64_t wait = waitAfter(failures.count);
+  if (wait > 0 && now_ms < failures.last_ms + wait) return {failures.last_ms + wait - now_ms, failures.count};
+  ++failures.count;
+  failures.last_ms = now_ms;
+  return {0, failures.count};
 }
 
 void SignInLimiter::succeeded(const std::string& remote) {

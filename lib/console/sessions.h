@@ -9,9 +9,18 @@
 //   once (the oldest goes first).
 // - Each session has its own CSRF token (32 random bytes), carried by every
 //   form as a hidden field and compared in constant time.
-// - Sign-in failures are counted per remote address in a sliding window;
-//   past `max_failures` that address waits (answered 429 with Retry-After)
-//   without the password even being checked.
+// - Sign-ins are slowed per remote address, not locked out: over an SSH
+//   tunnel every operator arrives as 127.0.0.1, and a lock-out there would
+//   lock out the whole team. The first failures cost nothing; after the n-th
+//   (n >= `free_failures`) that address waits 2^(n - free_failures) s before
+//   its next try, capped at `max_wait` (1, 2, 4, 8, 16, 30, 30 ... s after the
+//   3rd, 4th ... failure by default): at most one
+//   guess per 30 s per address, about 2,900 a day, while a team mate with the
+//   right password waits at most 30 s. Waiting attempts are answered 429 with
+//   Retry-After without the password being checked. Each attempt counts as a
+//   failure from the moment it is let through (attempts sent at once cannot
+//   all pass while the password is checked); a success clears the address, and
+//   `forget` without an attempt forgets it.
 #pragma once
 
 #include <cstdint>
@@ -73,20 +82,32 @@ class SessionStore {
 
 class SignInLimiter {
  public:
-  explicit SignInLimiter(int max_failures = 5, std::int64_t window_ms = 15 * 60 * 1000);
-  // 0 when `remote` may try now; otherwise milliseconds until it may.
-  [[nodiscard]] std::int64_t retryAfterMs(const std::string& remote, std::int64_t now_ms);
-  // Returns the failures of `remote` within the window, this one included.
-  int failed(const std::string& remote, std::int64_t now_ms);
+  explicit SignInLimiter(int free_failures = 3, std::int64_t max_wait_ms = 30'000,
+                         std::int64_t forget_ms = 15 * 60 * 1000);
+
+  struct Attempt {
+    std::int64_t retry_after_ms = 0;  // > 0: not now; the password must not be checked
+    int failures = 0;                 // let through: the address's failures, this attempt counted
+  };
+  // Lets an attempt from `remote` through (counted as a failure until
+  // succeeded()), or says how long it must wait.
+  [[nodiscard]] Attempt attempt(const std::string& remote, std::int64_t now_ms);
   void succeeded(const std::string& remote);
+  // How long an address waits after `failures` failures.
+  [[nodiscard]] std::int64_t waitAfter(int failures) const;
 
  private:
-  std::deque<std::int64_t>& failuresOf(const std::string& remote, std::int64_t now_ms);
+  struct Failures {
+    int count = 0;
+    std::int64_t last_ms = 0;
+  };
+  Failures& failuresOf(const std::string& remote, std::int64_t now_ms);
 
-  int max_failures_;
-  std::int64_t window_ms_;
+  int free_failures_;
+  std::int64_t max_wait_ms_;
+  std::int64_t forget_ms_;
   std::mutex mutex_;
-  std::map<std::string, std::deque<std::int64_t>> failures_;
+  std::map<std::string, Failures> failures_;
 };
 
 }  // namespace mews::console

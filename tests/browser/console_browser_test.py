@@ -271,6 +271,9 @@ def run(args):
         # Signing in: the console answers nothing else without a session.
         browser.goto(f"{base}/", "/console/sign-in")
         check("Sign in" in browser.text("h1"), "/ leads a signed-out browser to the sign-in page")
+        help_text = browser.text("main")
+        check("[console] password" in help_text and "password_hash" not in help_text,
+              "the sign-in help names the credential in use ([console] password), not password_hash")
         if args.screenshots:
             browser.screenshot(os.path.join(args.screenshots, "sign-in.png"), full_page=False)
         browser.type_into("#password", WRONG_PASSWORD)
@@ -343,6 +346,17 @@ def run(args):
                 # Against the device width: a phone widens its layout viewport to fit what overflows.
                 page_width = browser.evaluate("document.documentElement.scrollWidth")
                 check(page_width <= width, f"{path} fits {width} px without sideways scrolling ({page_width} px)")
+            # Nor inside the overview's targets table: every figure of a row in view, nothing cut off.
+            browser.goto(base + "/console/", "/console/")
+            cells = browser.evaluate(
+                "JSON.stringify(Array.from(document.querySelectorAll('table.targets tbody tr > *')).map(c => "
+                "[c.getBoundingClientRect().right, c.textContent.trim().slice(0, 20)]))")
+            wraps = browser.evaluate("Array.from(document.querySelectorAll('.table-wrap')).every("
+                                     "w => w.scrollWidth <= w.clientWidth)")
+            outside = [text for right, text in json.loads(cells) if right > width]
+            check(cells != "[]" and not outside and wraps,
+                  f"the overview's targets table shows every column at {width} px without scrolling "
+                  f"(cut off: {outside})")
         browser.viewport(1280, 900)
         browser.send("Emulation.setScriptExecutionDisabled", {"value": True})
         browser.goto(f"{base}/console/dead-letters", "/console/dead-letters")

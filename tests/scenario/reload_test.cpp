@@ -12,6 +12,7 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <mutex>
@@ -320,6 +321,26 @@ TEST_CASE("a broken file keeps the running configuration and logs every error; r
   std::this_thread::sleep_for(200ms);
   CHECK(relay.log().find("msg=\"batch accepted\"", before) == std::string::npos);  // info is off now
   CHECK(test::runCommand(config, {"check-config"}).out.find("; restart to change") != std::string::npos);
+}
+
+TEST_CASE("a reload that meets a FIFO as a token file refuses it at once; SIGTERM still stops the relay") {
+  test::TempDir dir;
+  test::Sink pms;
+  const std::string journal = dir.file("relay.db");
+  const std::string config = dir.file("relay.ini");
+  const std::string fifo = dir.file("tokens.fifo");
+  test::writeFile(config, configText(journal, "", target("pms", pms)));
+  test::RelayProcess relay(config);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::writeFile(config, configText(journal, "", target("pms", pms), "${file:" + fifo + "}"));
+  const std::size_t from = relay.logSize();
+  relay.signal(SIGHUP);
+  CHECK(relay.waitForLog("is a FIFO, not a regular file", 5s, from));
+  CHECK(relay.log().find("[server] tokens: " + fifo, from) != std::string::npos);
+  CHECK(test::httpRequest(relay.ingestPort(), "POST", test::kIngestUri, test::sample("general.json")).status == 202);
+  const auto stopping = Steady::now();
+  CHECK(relay.stop() == 0);  // before the fix: SIGTERM unanswered, killed after 20 s
+  CHECK(Steady::now() - stopping < 10s);
 }
 
 TEST_CASE("replay --to and dlq purge --from: dead letters to another target; a removed target re-added or purged") {

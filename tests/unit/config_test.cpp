@@ -208,8 +208,8 @@ TEST_CASE("hardening and TLS keys: defaults, bounds, both-or-neither, readable f
         "relay.ini: [server] tls_private_key: must be set too when tls_certificate is set (both or neither)");
   CHECK(errorOf(kMinimal +
                 "[server]\ntls_certificate = /nonexistent/cert.pem\ntls_private_key = /nonexistent/key.pem\n") ==
-        "relay.ini: [server] tls_certificate: cannot read /nonexistent/cert.pem\n"
-        "relay.ini: [server] tls_private_key: cannot read /nonexistent/key.pem");
+        "relay.ini: [server] tls_certificate: cannot read /nonexistent/cert.pem: No such file or directory\n"
+        "relay.ini: [server] tls_private_key: cannot read /nonexistent/key.pem: No such file or directory");
   // Operator commands do not serve: they need not read the key.
   CHECK_NOTHROW(
       parseSettings(kMinimal + "[server]\ntls_certificate = /nonexistent/c.pem\ntls_private_key = /nonexistent/k.pem\n",

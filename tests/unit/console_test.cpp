@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "config/config.h"
@@ -128,17 +129,35 @@ TEST_CASE("sessions: random ids, their own CSRF token, expiry, sign-out, a bound
   CHECK(store.addAction("no such session", result) == 0);
 }
 
-TEST_CASE("sign-in limit: five failures per address in the window, then a wait; success clears it") {
-  SignInLimiter limiter(5, 60'000);
-  for (int i = 0; i < 5; ++i) {
-    CHECK(limiter.retryAfterMs("10.0.0.1", 1'000 + i) == 0);
-    CHECK(limiter.failed("10.0.0.1", 1'000 + i) == i + 1);
+TEST_CASE("sign-in limit: three free failures per address, then waits that double up to 30 s; success clears it") {
+  SignInLimiter limiter(3, 30'000, 15 * 60'000);
+  std::int64_t now = 1'000'000;
+  for (int i = 1; i <= 3; ++i) {
+    const auto attempt = limiter.attempt("127.0.0.1", now);
+    CHECK(attempt.retry_after_ms == 0);
+    CHECK(attempt.failures == i);
   }
-  CHECK(limiter.retryAfterMs("10.0.0.1", 2'000) == 60'000 - 1'000);
-  CHECK(limiter.retryAfterMs("10.0.0.2", 2'000) == 0);   // another address is not held back
-  CHECK(limiter.retryAfterMs("10.0.0.1", 61'001) == 0);  // the first failure left the window
-  limiter.succeeded("10.0.0.1");
-  CHECK(limiter.failed("10.0.0.1", 61'002) == 1);
+  // Attempts sent at once do not all pass: each counts from when it is let through.
+  CHECK(limiter.attempt("127.0.0.1", now).retry_after_ms == 1'000);
+  CHECK(limiter.attempt("10.0.0.2", now).retry_after_ms == 0);  // another address is not held back
+  std::vector<std::int64_t> waits;
+  for (int i = 0; i < 40; ++i) {
+    const std::int64_t wait = limiter.attempt("127.0.0.1", now).retry_after_ms;
+    waits.push_back(wait);
+    CHECK(limiter.attempt("127.0.0.1", now + wait - 1).retry_after_ms == 1);
+    now += wait;
+    CHECK(limiter.attempt("127.0.0.1", now).retry_after_ms == 0);
+  }
+  CHECK(std::vector<std::int64_t>(waits.begin(), waits.begin() + 7) ==
+        std::vector<std::int64_t>{1'000, 2'000, 4'000, 8'000, 16'000, 30'000, 30'000});
+  CHECK(*std::max_element(waits.begin(), waits.end()) == 30'000);  // never a lock-out
+  CHECK(limiter.waitAfter(1'000'000) == 30'000);
+  // Success clears the address; 15 minutes without an attempt forget it.
+  limiter.succeeded("127.0.0.1");
+  CHECK(limiter.attempt("127.0.0.1", now).failures == 1);
+  for (int i = 0; i < 2; ++i) (void)limiter.attempt("127.0.0.1", now);
+  CHECK(limiter.attempt("127.0.0.1", now).retry_after_ms > 0);
+  CHECK(limiter.attempt("127.0.0.1", now + 15 * 60'000).failures == 1);
 }
 
 TEST_CASE("chart: one bar group per bucket, titles for each, the target name escaped") {
