@@ -3,10 +3,20 @@
 // SIGHUP never stops it: a reload that fails leaves the running configuration
 // as it was (its default action would end the process with 129, which
 // systemd's Restart=on-failure does not count as a failure to restart).
+//
+// The main thread only waits for signals; a reload runs on a thread of its
+// own (Reloader), so a file read that blocks (a `${file:…}` on a hung network
+// mount; config.cpp refuses FIFOs and devices, but cannot make every regular
+// file fast) never keeps SIGTERM from being handled.
 #include <fmt/format.h>
 #include <pthread.h>
+
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "cli.h"
 #include "common/log.h"
@@ -21,20 +31,21 @@ void applyLogLevel(const GlobalOptions& options, const config::Settings& setting
 }
 
 // SIGHUP: a file with any error changes nothing; every error is logged.
-void reload(const GlobalOptions& options, relay::Relay& relay) {
+std::optional<config::Settings> loadForReload(const GlobalOptions& options) {
   log::info("relay", "reloading the configuration", {{"file", options.config_path}});
-  config::Settings next;
   try {
-    next = config::loadSettings(options.config_path);
+    return config::loadSettings(options.config_path);
   } catch (const config::ConfigError& e) {
     std::istringstream lines(e.what());
     for (std::string line; std::getline(lines, line);)
       log::error("relay", "reload refused; the running configuration stays", {{"error", line}});
-    return;
   } catch (const std::exception& e) {
     log::error("relay", "reload refused; the running configuration stays", {{"error", e.what()}});
-    return;
   }
+  return std::nullopt;
+}
+
+void applyReload(const GlobalOptions& options, const config::Settings& next, relay::Relay& relay) {
   try {
     applyLogLevel(options, next);
     relay.reload(next);
@@ -44,13 +55,90 @@ void reload(const GlobalOptions& options, relay::Relay& relay) {
   }
 }
 
-// SIGINT or SIGTERM, once one arrives; each SIGHUP meanwhile reloads.
-int waitForStopSignal(const GlobalOptions& options, const sigset_t& signals, relay::Relay& relay) {
+// The reload thread. SIGHUPs that arrive while a reload runs make one more
+// reload after it (the file as it is then). After stop() no reload is
+// applied; a reload still reading its file then is left behind (detached: it
+// sees the stop when its read returns and touches nothing), so the stop never
+// waits for a read that may not return.
+class Reloader {
+ public:
+  Reloader(GlobalOptions options, relay::Relay& relay)
+      : config_path_(options.config_path),
+        state_(std::make_shared<State>()),
+        thread_([state = state_, options = std::move(options), &relay] { run(*state, options, relay); }) {}
+  ~Reloader() { stop(); }
+  Reloader(const Reloader&) = delete;
+  Reloader& operator=(const Reloader&) = delete;
+
+  // From the signal thread: never waits for a reload.
+  void request() {
+    {
+      const std::lock_guard lock(state_->mutex);
+      state_->pending = true;
+    }
+    state_->wake.notify_one();
+  }
+
+  void stop() {
+    if (!thread_.joinable()) return;
+    bool reading = false;
+    {
+      const std::lock_guard lock(state_->mutex);
+      state_->stopping = true;
+      reading = state_->reading;
+    }
+    state_->wake.notify_one();
+    if (!reading) {
+      thread_.join();  // waits for a reload being applied, which is quick
+      return;
+    }
+    log::warn("relay", "stopping while a reload still reads the configuration; it will not be applied",
+              {{"file", config_path_}});
+    thread_.detach();
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool pending = false;
+    bool reading = false;
+    bool stopping = false;
+  };
+
+  static void run(State& state, const GlobalOptions& options, relay::Relay& relay) {
+    std::unique_lock lock(state.mutex);
+    for (;;) {
+      state.wake.wait(lock, [&] { return state.pending || state.stopping; });
+      if (state.stopping) return;
+      state.pending = false;
+      state.reading = true;
+      lock.unlock();
+      const auto next = loadForReload(options);
+      lock.lock();
+      state.reading = false;
+      // stop() saw `reading` false only after this point, and then joins:
+      // the relay is still there while the reload is applied.
+      if (state.stopping) return;
+      if (!next) continue;
+      lock.unlock();
+      applyReload(options, *next, relay);
+      lock.lock();
+    }
+  }
+
+  std::string config_path_;
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+// SIGINT or SIGTERM, once one arrives; each SIGHUP meanwhile asks for a reload.
+int waitForStopSignal(const sigset_t& signals, Reloader& reloader) {
   for (;;) {
     int received = 0;
     if (sigwait(&signals, &received) != 0) continue;
     if (received != SIGHUP) return received;
-    reload(options, relay);
+    reloader.request();
   }
 }
 
@@ -72,8 +160,10 @@ int runServe(const GlobalOptions& options, const std::vector<std::string>& args)
   relay::Relay relay(std::move(settings));
   relay.start();
 
-  const int received = waitForStopSignal(options, signals, relay);
+  Reloader reloader(options, relay);
+  const int received = waitForStopSignal(signals, reloader);
   log::info("relay", "stopping", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  reloader.stop();
   relay.stop();
   return kExitOk;
 }
