@@ -23,6 +23,7 @@ int printKeys(bool as_json) {
           .field("type", key.type)
           .field("default", key.default_value)
           .field("required", key.required)
+          .field("reload", key.restart ? "restart" : "reload")
           .field("doc", key.doc)
           .endObject();
     std::cout << std::move(out.endArray()).text() << "\n";
@@ -34,8 +35,8 @@ int printKeys(bool as_json) {
                     key.required                ? "(required)"
                     : key.default_value.empty() ? "-"
                                                 : key.default_value,
-                    key.doc});
-  printTable({"SECTION", "KEY", "TYPE", "DEFAULT", "WHAT IT DOES"}, rows);
+                    key.restart ? "restart" : "reload", key.doc});
+  printTable({"SECTION", "KEY", "TYPE", "DEFAULT", "CHANGED BY", "WHAT IT DOES"}, rows);
   return kExitOk;
 }
 

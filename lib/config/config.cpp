@@ -222,15 +222,30 @@ const std::set<std::string> kReservedHeaders{"content-type",      "content-lengt
 
 using Apply = std::function<void(Settings&, TargetSettings*, std::string_view)>;
 
+// What a key is besides its value, named in its row (kPlain: none of these).
+enum KeyFlag : unsigned {
+  kPlain = 0,
+  kRequired = 1U << 0,  // no default: the file must set it
+  kSecret = 1U << 1,    // masked wherever it is shown; optional for the operator's commands
+  kRestart = 1U << 2,   // a reload (SIGHUP) keeps the running value: listeners, their limits,
+                        // TLS, the console's sign-in, the journal, the worker pool
+};
+constexpr unsigned operator|(KeyFlag a, KeyFlag b) {
+  return static_cast<unsigned>(a) | static_cast<unsigned>(b);
+}
+
 struct KeySpec {
   std::string_view section;  // "target" stands for every [target.NAME]
   std::string_view name;
   std::string_view type;
   std::string_view default_value;
-  bool required;
-  bool secret;
+  unsigned flags;  // KeyFlag
   std::string_view doc;
   Apply apply;
+
+  [[nodiscard]] bool required() const { return (flags & kRequired) != 0; }
+  [[nodiscard]] bool secret() const { return (flags & kSecret) != 0; }
+  [[nodiscard]] bool restart() const { return (flags & kRestart) != 0; }
 };
 
 constexpr Millis kMs{1};
@@ -241,16 +256,16 @@ constexpr Millis kDay{86'400'000};
 // Every key, once. Order is the order of `check-config` and of the sample file.
 const std::vector<KeySpec>& keySpecs() {
   static const std::vector<KeySpec> specs{
-      {"server", "listen", "HOST:PORT", "0.0.0.0:8080", false, false, "the public listener Mews posts to",
+      {"server", "listen", "HOST:PORT", "0.0.0.0:8080", kRestart, "the public listener Mews posts to",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.listen = listenAddress(v); }},
-      {"server", "path", "path", "/webhooks/mews", false, false,
+      {"server", "path", "path", "/webhooks/mews", kPlain,
        "the one path that accepts posts; General and Integration webhooks may share it",
        [](Settings& s, TargetSettings*, std::string_view v) {
          if (v.empty() || v[0] != '/' || v.find_first_of("?# ") != v.npos)
            throw ValueError{"must start with / and contain no '?', '#' or space"};
          s.server.path = v;
        }},
-      {"server", "tokens", "list of secrets", "", true, true,
+      {"server", "tokens", "list of secrets", "", kRequired | kSecret,
        "comma-separated shared secrets; a post must carry one as ?token= (several allow rotation)",
        [](Settings& s, TargetSettings*, std::string_view v) {
          auto tokens = text::splitList(v);
@@ -262,58 +277,58 @@ const std::vector<KeySpec>& keySpecs() {
          }
          s.server.tokens = std::move(tokens);
        }},
-      {"server", "max_body", "size 1KiB..64MiB", "1MiB", false, false, "larger bodies get 413 before they are read",
+      {"server", "max_body", "size 1KiB..64MiB", "1MiB", kPlain, "larger bodies get 413 before they are read",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.max_body = sizeIn(v, 1024, 64ULL << 20); }},
-      {"server", "max_connections", "count 4..4096", "256", false, false,
+      {"server", "max_connections", "count 4..4096", "256", kRestart,
        "open connections served at once (one thread each); more wait in a short queue",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.max_connections = countIn(v, 4, 4096); }},
-      {"server", "request_timeout", "duration 1s..120s", "10s", false, false,
+      {"server", "request_timeout", "duration 1s..120s", "10s", kRestart,
        "a request (head and body) must arrive within this; slower clients get 408 and are closed",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.server.request_timeout = durationIn(v, kSecond, 120 * kSecond);
        }},
-      {"server", "min_body_rate", "size 0B..1GiB (per second)", "1KiB", false, false,
+      {"server", "min_body_rate", "size 0B..1GiB (per second)", "1KiB", kRestart,
        "after its first second a body must average this many bytes per second, or 408 (0B: off)",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.min_body_rate = sizeIn(v, 0, 1ULL << 30); }},
-      {"server", "tls_certificate", "file (PEM)", "", false, false,
+      {"server", "tls_certificate", "file (PEM)", "", kRestart,
        "serve HTTPS only, TLS 1.2 at least, with this certificate chain (set tls_private_key too)",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_certificate = v; }},
-      {"server", "tls_private_key", "file (PEM)", "", false, false, "the private key of tls_certificate",
+      {"server", "tls_private_key", "file (PEM)", "", kRestart, "the private key of tls_certificate",
        [](Settings& s, TargetSettings*, std::string_view v) { s.server.tls_private_key = v; }},
-      {"server", "resend_window", "duration 0s..1d", "1h", false, false,
+      {"server", "resend_window", "duration 0s..1d", "1h", kRestart,
        "a byte-identical post for the same IntegrationId of a batch committed after the relay answered 503 is"
        " answered 202 with that batch's id within this (0s: off); nothing else is deduplicated",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.server.resend_window = durationIn(v, Millis{0}, kDay);
        }},
-      {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", false, false,
+      {"admin", "listen", "HOST:PORT", "127.0.0.1:9090", kRestart,
        "health, metrics and the CLI's requests; keep it on loopback, never the public port",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.listen = listenAddress(v); }},
-      {"admin", "tls_certificate", "file (PEM)", "", false, false,
+      {"admin", "tls_certificate", "file (PEM)", "", kRestart,
        "serve the admin listener (console, health, metrics, the CLI's requests) over HTTPS only, with this chain",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_certificate = v; }},
-      {"admin", "tls_private_key", "file (PEM)", "", false, false, "the private key of the admin tls_certificate",
+      {"admin", "tls_private_key", "file (PEM)", "", kRestart, "the private key of the admin tls_certificate",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_private_key = v; }},
-      {"console", "password_hash", "pbkdf2-sha256$...", "", false, true,
+      {"console", "password_hash", "pbkdf2-sha256$...", "", kSecret | kRestart,
        "the console operator's password hash, from `mews-relay console-password`; enables the console",
        [](Settings& s, TargetSettings*, std::string_view v) {
          std::string error;
          if (!v.empty() && !console::parsePasswordHash(v, error)) throw ValueError{error};
          s.console.password_hash = v;
        }},
-      {"console", "password", "secret", "", false, true,
+      {"console", "password", "secret", "", kSecret | kRestart,
        "instead of password_hash: the password itself, from the environment (${system.env.NAME}); 12+ characters",
        [](Settings& s, TargetSettings*, std::string_view v) {
          if (!v.empty() && v.size() < console::kMinPasswordLength)
            throw ValueError{fmt::format("needs at least {} characters", console::kMinPasswordLength)};
          s.console.password = v;
        }},
-      {"console", "session_lifetime", "duration 5m..30d", "8h", false, false,
+      {"console", "session_lifetime", "duration 5m..30d", "8h", kRestart,
        "a console sign-in lasts this long (signing out ends it sooner)",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.console.session_lifetime = durationIn(v, 5 * 60 * kSecond, 30 * kDay);
        }},
-      {"console", "host_names", "list of names", "", false, false,
+      {"console", "host_names", "list of names", "", kRestart,
        "names the console may be reached by (Host header) besides loopback and the admin listen address",
        [](Settings& s, TargetSettings*, std::string_view v) {
          auto names = text::splitList(v);
@@ -321,13 +336,13 @@ const std::vector<KeySpec>& keySpecs() {
            if (!isIdentifier(name)) throw ValueError{fmt::format("'{}' is not a host name", name)};
          s.console.host_names = std::move(names);
        }},
-      {"journal", "path", "file", "data/relay.db", false, false,
+      {"journal", "path", "file", "data/relay.db", kRestart,
        "the SQLite journal (relative paths are from the working directory); or set url",
        [](Settings& s, TargetSettings*, std::string_view v) {
          if (v.empty()) throw ValueError{"must not be empty"};
          s.journal.path = v;
        }},
-      {"journal", "url", "postgresql://USER@HOST:PORT/DB", "", false, false,
+      {"journal", "url", "postgresql://USER@HOST:PORT/DB", "", kRestart,
        "a PostgreSQL database as the journal instead of path: a libpq connection string (URI or key=value,"
        " several hosts allowed); the password from PGPASSWORD or a passfile, never printed",
        [](Settings& s, TargetSettings*, std::string_view v) {
@@ -336,31 +351,31 @@ const std::vector<KeySpec>& keySpecs() {
              throw ValueError{problem};
          s.journal.url = v;
        }},
-      {"journal", "retention", "duration 1h..365d", "7d", false, false,
+      {"journal", "retention", "duration 1h..365d", "7d", kPlain,
        "delivered work older than this is pruned; dead letters stay until purged",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.journal.retention = durationIn(v, kHour, 365 * kDay);
        }},
-      {"journal", "min_free", "size 0B..1024GiB", "1GiB", false, false,
+      {"journal", "min_free", "size 0B..1024GiB", "1GiB", kRestart,
        "below this much free disk where the SQLite journal lives, answer 503 instead of writing",
        [](Settings& s, TargetSettings*, std::string_view v) { s.journal.min_free = sizeIn(v, 0, 1024ULL << 30); }},
-      {"journal", "max_size", "size 0B..1024GiB", "0B", false, false,
+      {"journal", "max_size", "size 0B..1024GiB", "0B", kRestart,
        "a cap on the SQLite journal file (0B: none); at the cap, answer 503 instead of writing",
        [](Settings& s, TargetSettings*, std::string_view v) {
          s.journal.max_size = sizeIn(v, 0, 1024ULL << 30);
          if (s.journal.max_size != 0 && s.journal.max_size < (1ULL << 20))
            throw ValueError{"must be 0B or at least 1MiB"};
        }},
-      {"delivery", "workers", "count 1..256", "8", false, false, "threads delivering to targets, shared by all targets",
+      {"delivery", "workers", "count 1..256", "8", kRestart, "threads delivering to targets, shared by all targets",
        [](Settings& s, TargetSettings*, std::string_view v) { s.delivery.workers = countIn(v, 1, 256); }},
-      {"log", "level", "debug | info | warn | error", "info", false, false,
+      {"log", "level", "debug | info | warn | error", "info", kPlain,
        "the least severe log lines written; serve --log-level overrides it",
        [](Settings& s, TargetSettings*, std::string_view v) {
          const auto level = log::parseLevel(v);
          if (!level) throw ValueError{fmt::format("'{}' is not debug, info, warn or error", v)};
          s.log.level = *level;
        }},
-      {"target", "url", "http(s) URL", "", true, false, "where deliveries are POSTed",
+      {"target", "url", "http(s) URL", "", kRequired, "where deliveries are POSTed",
        [](Settings&, TargetSettings* t, std::string_view v) {
          try {
            const Poco::URI uri{std::string(v)};
@@ -373,7 +388,7 @@ const std::vector<KeySpec>& keySpecs() {
          }
          t->url = v;
        }},
-      {"target", "mode", "batch|event", "batch", false, false,
+      {"target", "mode", "batch|event", "batch", kPlain,
        "batch: the batch as received (filtered); event: one request per event",
        [](Settings&, TargetSettings* t, std::string_view v) {
          if (v == "batch")
@@ -383,7 +398,7 @@ const std::vector<KeySpec>& keySpecs() {
          else
            throw ValueError{fmt::format("'{}' is not batch or event", v)};
        }},
-      {"target", "events", "* or list", "*", false, false, "* or a comma-separated list of discriminators / actions",
+      {"target", "events", "* or list", "*", kPlain, "* or a comma-separated list of discriminators / actions",
        [](Settings&, TargetSettings* t, std::string_view v) {
          if (v == "*") {
            t->events.clear();
@@ -395,19 +410,18 @@ const std::vector<KeySpec>& keySpecs() {
            if (!isIdentifier(event)) throw ValueError{fmt::format("'{}' is not an event type name", event)};
          t->events = std::move(events);
        }},
-      {"target", "enterprises", "* or list of ids", "*", false, false,
+      {"target", "enterprises", "* or list of ids", "*", kPlain,
        "* or a comma-separated list of EnterpriseIds (properties) whose batches this target wants",
        [](Settings&, TargetSettings* t, std::string_view v) { t->enterprises = idFilter(v); }},
-      {"target", "integrations", "* or list of ids", "*", false, false,
+      {"target", "integrations", "* or list of ids", "*", kPlain,
        "* or a comma-separated list of IntegrationIds whose batches this target wants",
        [](Settings&, TargetSettings* t, std::string_view v) { t->integrations = idFilter(v); }},
-      {"target", "timeout", "duration 100ms..5m", "10s", false, false,
-       "connect plus whole-request limit for one attempt",
+      {"target", "timeout", "duration 100ms..5m", "10s", kPlain, "connect plus whole-request limit for one attempt",
        [](Settings&, TargetSettings* t, std::string_view v) { t->timeout = durationIn(v, 100 * kMs, 300 * kSecond); }},
-      {"target", "max_attempts", "count 1..1000", "20", false, false,
+      {"target", "max_attempts", "count 1..1000", "20", kPlain,
        "attempts (not counting those skipped by an open circuit) before the dead letters",
        [](Settings&, TargetSettings* t, std::string_view v) { t->max_attempts = countIn(v, 1, 1000); }},
-      {"target", "backoff", "MIN..MAX durations", "1s..1h", false, false,
+      {"target", "backoff", "MIN..MAX durations", "1s..1h", kPlain,
        "exponential backoff with full jitter between these bounds",
        [](Settings&, TargetSettings* t, std::string_view v) {
          const auto dots = v.find("..");
@@ -416,12 +430,12 @@ const std::vector<KeySpec>& keySpecs() {
          t->backoff_max = durationIn(v.substr(dots + 2), 10 * kMs, kDay);
          if (t->backoff_min > t->backoff_max) throw ValueError{"MIN is larger than MAX"};
        }},
-      {"target", "max_age", "duration 1m..365d", "3d", false, false,
+      {"target", "max_age", "duration 1m..365d", "3d", kPlain,
        "undelivered work older than this goes to the dead letters",
        [](Settings&, TargetSettings* t, std::string_view v) { t->max_age = durationIn(v, 60 * kSecond, 365 * kDay); }},
-      {"target", "concurrency", "count 1..256", "4", false, false, "deliveries in flight to this target at once",
+      {"target", "concurrency", "count 1..256", "4", kPlain, "deliveries in flight to this target at once",
        [](Settings&, TargetSettings* t, std::string_view v) { t->concurrency = countIn(v, 1, 256); }},
-      {"target", "redirects", "same-origin | any | none", "same-origin", false, false,
+      {"target", "redirects", "same-origin | any | none", "same-origin", kPlain,
        "which 307/308 redirects are followed; any never downgrades https and drops header.* on another origin",
        [](Settings&, TargetSettings* t, std::string_view v) {
          if (v == "same-origin")
@@ -433,8 +447,7 @@ const std::vector<KeySpec>& keySpecs() {
          else
            throw ValueError{"must be same-origin, any or none"};
        }},
-      {"target", "secret", "whsec_...", "", false, true,
-       "when set, deliveries are signed per the Standard Webhooks spec",
+      {"target", "secret", "whsec_...", "", kSecret, "when set, deliveries are signed per the Standard Webhooks spec",
        [](Settings&, TargetSettings* t, std::string_view v) {
          if (!v.empty()) checkSigningSecret(v);
          t->secret = v;
@@ -452,7 +465,7 @@ const KeySpec* findSpec(std::string_view section, std::string_view name) {
 std::string maskedValue(const KeySpec& spec, std::string_view value) {
   if (spec.section == "journal" && spec.name == "url") return journal::maskConninfo(std::string(value));
   if (spec.name == "url") return maskUrl(value);  // a key in its query, a password in its user information
-  if (!spec.secret) return std::string(value);
+  if (!spec.secret()) return std::string(value);
   if (value.empty()) return "(not set)";
   if (spec.name == "tokens") return fmt::format("({} set, masked)", text::splitList(value).size());
   return "(set, masked)";
@@ -521,7 +534,7 @@ class Loader {
   void applyDefaults(std::string_view section, TargetSettings* target) {
     const std::string label = target ? "target." + target->name : std::string(section);
     for (const auto& spec : keySpecs())
-      if (spec.section == section && !spec.required) applyOne(spec, label, target, spec.default_value);
+      if (spec.section == section && !spec.required()) applyOne(spec, label, target, spec.default_value);
   }
 
   // A key's value, and the file it came from (${file:PATH}), if one.
@@ -605,7 +618,7 @@ class Loader {
         fail(label, key, "unknown key");
         continue;
       }
-      if (const auto value = valueOf(full_key, label, key, spec->secret)) {
+      if (const auto value = valueOf(full_key, label, key, spec->secret())) {
         applyOne(*spec, label, target, value->text, value->file);
         written_.insert(label + "." + std::string(spec->name));
       }
@@ -662,7 +675,7 @@ class Loader {
   void checkRequired(std::string_view section, TargetSettings* target, std::string_view label) {
     (void)target;
     for (const auto& spec : keySpecs())
-      if (spec.section == section && spec.required &&
+      if (spec.section == section && spec.required() &&
           given_.count(std::string(label) + "." + std::string(spec.name)) == 0 && !hasError(label, spec.name))
         fail(label, spec.name, "is required");
   }
@@ -734,7 +747,7 @@ void fillEffective(Settings& settings, const std::map<std::string, std::string>&
     const std::string value = file_only && !settings.journal.url.empty()
                                   ? std::string("(not used with url)")
                                   : maskedValue(spec, lookup(section, spec.name));
-    settings.effective.push_back({section, std::string(spec.name), value, restartOnly(section, spec.name)});
+    settings.effective.push_back({section, std::string(spec.name), value, spec.restart()});
   }
   for (const auto& target : settings.targets) {
     const std::string label = "target." + target.name;
@@ -765,26 +778,10 @@ bool TargetSettings::accepts(std::string_view discriminator) const {
 }
 
 bool restartOnly(std::string_view section, std::string_view key) {
-  static const std::set<std::pair<std::string_view, std::string_view>> kRestartOnly{{"server", "listen"},
-                                                                                    {"server", "max_connections"},
-                                                                                    {"server", "request_timeout"},
-                                                                                    {"server", "min_body_rate"},
-                                                                                    {"server", "tls_certificate"},
-                                                                                    {"server", "tls_private_key"},
-                                                                                    {"server", "resend_window"},
-                                                                                    {"admin", "listen"},
-                                                                                    {"admin", "tls_certificate"},
-                                                                                    {"admin", "tls_private_key"},
-                                                                                    {"console", "password_hash"},
-                                                                                    {"console", "password"},
-                                                                                    {"console", "session_lifetime"},
-                                                                                    {"console", "host_names"},
-                                                                                    {"journal", "path"},
-                                                                                    {"journal", "url"},
-                                                                                    {"journal", "min_free"},
-                                                                                    {"journal", "max_size"},
-                                                                                    {"delivery", "workers"}};
-  return kRestartOnly.count({section, key}) != 0;
+  const auto& specs = keySpecs();
+  return std::any_of(specs.begin(), specs.end(), [&](const KeySpec& spec) {
+    return spec.section == section && spec.name == key && spec.restart();
+  });
 }
 
 bool TargetSettings::acceptsProperty(const std::optional<std::string>& enterprise_id,
@@ -817,9 +814,10 @@ std::vector<KeyDoc> keyTable() {
   std::vector<KeyDoc> docs;
   for (const auto& spec : keySpecs())
     docs.push_back({spec.section == "target" ? "target.NAME" : std::string(spec.section), std::string(spec.name),
-                    std::string(spec.type), std::string(spec.default_value), spec.required, std::string(spec.doc)});
+                    std::string(spec.type), std::string(spec.default_value), spec.required(), spec.restart(),
+                    std::string(spec.doc)});
   // Read by loadHeaders(), not through the table: any name, one key each.
-  docs.push_back({"target.NAME", "header.NAME", "text", "", false,
+  docs.push_back({"target.NAME", "header.NAME", "text", "", false, false,
                   "an extra header sent with every delivery to this target (value masked by check-config)"});
   return docs;
 }

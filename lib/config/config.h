@@ -9,8 +9,9 @@
 // use, but effectiveSettings() only ever shows them masked.
 // Files: the config file (at most 4MiB) and each ${file:PATH} value (at most
 // 64KiB) must be regular files; they are opened without blocking and refused
-// unread when larger, since a reload reads them on the thread that handles
-// signals (a FIFO there would leave SIGTERM unanswered). An error names the
+// unread when larger, since a reload reads them while the relay serves (a FIFO
+// would hang it; `serve` reloads on a thread of its own, so SIGTERM is handled
+// even then, app/cmd_serve.cpp). An error names the
 // key and the path, never a file's content; every error line is escaped for a
 // terminal (a section name from the file may hold an ESC).
 #pragma once
@@ -146,7 +147,7 @@ enum class Secrets { Required, Optional };
 
 // Keys a running relay cannot change on reload (listeners, their limits, TLS,
 // the console's sign-in, the journal, the worker pool): a changed value waits
-// for a restart.
+// for a restart. Marked in the key table's rows (kRestart in config.cpp).
 // Everything else, [target.*] included, applies at the reload.
 [[nodiscard]] bool restartOnly(std::string_view section, std::string_view key);
 
@@ -164,6 +165,7 @@ struct KeyDoc {
   std::string type;
   std::string default_value;  // empty: none (see required)
   bool required = false;
+  bool restart = false;  // a reload keeps the running value (restartOnly())
   std::string doc;
 };
 std::vector<KeyDoc> keyTable();

@@ -3,6 +3,7 @@
 // in the README's configuration table.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 
@@ -39,6 +40,28 @@ bool inSample(const config::KeyDoc& key, const std::string& ini) {
 // The key as a row of the README's table: `| section | key |`.
 bool inReadme(const config::KeyDoc& key, const std::string& readme) {
   return readme.find("| " + key.section + " | " + key.name + " |") != std::string::npos;
+}
+
+// The README row's "changed by" cell (`reload` or `restart`), or "" without a row.
+std::string readmeChangedBy(const config::KeyDoc& key, const std::string& readme) {
+  const std::string start = "| " + key.section + " | " + key.name + " |";
+  const auto at = readme.find(start);
+  if (at == std::string::npos) return "";
+  const std::string row = readme.substr(at, readme.find('\n', at) - at);
+  // Cells end at a '|' that no backslash escapes (the type may hold `\|`).
+  std::vector<std::string> cells;
+  std::string cell;
+  for (std::size_t i = 1; i < row.size(); ++i) {
+    if (row[i] == '|' && row[i - 1] != '\\') {
+      const auto first = cell.find_first_not_of(' ');
+      const auto last = cell.find_last_not_of(' ');
+      cells.push_back(first == std::string::npos ? "" : cell.substr(first, last - first + 1));
+      cell.clear();
+    } else {
+      cell += row[i];
+    }
+  }
+  return cells.size() > 4 ? cells[4] : "";
 }
 
 // "[section] key (sample|README)" for every key a document misses.
@@ -78,4 +101,24 @@ TEST_CASE("the check finds a key one document lost") {
   std::string moved = kSample;
   moved.replace(moved.find("workers   = 8"), 0, "[elsewhere]\n");
   CHECK(undocumented(keys, moved, kReadme) == std::vector<std::string>{"[delivery] workers (examples/mews-relay.ini)"});
+}
+
+TEST_CASE("the README's \"changed by\" column is the table's restart flag") {
+  const auto keys = config::keyTable();
+  int restart = 0;
+  for (const auto& key : keys) {
+    CAPTURE(key.section);
+    CAPTURE(key.name);
+    CHECK(readmeChangedBy(key, kReadme) == (key.restart ? "restart" : "reload"));
+    CHECK(config::restartOnly(key.section, key.name) == key.restart);
+    restart += key.restart ? 1 : 0;
+  }
+  CHECK(restart == 19);  // listeners, their limits, TLS, the console's sign-in, the journal, the workers
+  // A row that says otherwise is found.
+  const std::string was = "| delivery | workers | count 1..256 | 8 | restart |";
+  std::string readme = kReadme;
+  readme.replace(readme.find(was), was.size(), "| delivery | workers | count 1..256 | 8 | reload |");
+  const auto workers = std::find_if(keys.begin(), keys.end(), [](const auto& k) { return k.name == "workers"; });
+  REQUIRE(workers != keys.end());
+  CHECK(readmeChangedBy(*workers, readme) == "reload");
 }
