@@ -26,7 +26,7 @@ void letterJson(json::Writer& out, const journal::DeadLetter& l) {
       .field("reason", l.reason)
       .field("received_at", l.received_at)
       .field("died_at", l.died_at)
-      .field("state", l.state)
+      .field("state", journal::stateName(l.state))
       .endObject();
 }
 
@@ -57,7 +57,7 @@ int list(const GlobalOptions& options, const std::vector<std::string>& args) {
   for (const auto& l : letters)
     rows.push_back({std::to_string(l.id), l.target, l.event_types.empty() ? "-" : l.event_types,
                     std::to_string(l.attempts), l.died_at,
-                    l.reason + (l.state == journal::stateName(journal::DeliveryState::Dead) ? "" : " (replayed)"),
+                    l.reason + (l.state == journal::DeliveryState::Dead ? "" : " (replayed)"),
                     l.last_error.value_or("-")});
   printTable({"ID", "TARGET", "EVENT TYPES", "ATTEMPTS", "DIED AT", "REASON", "LAST ERROR"}, rows);
   return kExitOk;
@@ -108,8 +108,7 @@ int show(const GlobalOptions& options, const std::vector<std::string>& args) {
       "last error:  {}\n\n",
       l.id, line(l.target), l.delivery_id, l.batch_id,
       detail->event_seq ? fmt::format(" (event {})", *detail->event_seq) : std::string(), line(l.reason),
-      l.state == journal::stateName(journal::DeliveryState::Dead) ? ""
-                                                                  : fmt::format(" (replayed, now {})", line(l.state)),
+      l.state == journal::DeliveryState::Dead ? "" : fmt::format(" (replayed, now {})", journal::stateName(l.state)),
       l.event_types.empty() ? "-" : line(l.event_types), line(l.received_at), line(l.died_at), l.attempts,
       line(l.last_error.value_or("-")));
   std::cout << "headers sent (last attempt):\n  " << (detail->headers_sent.empty() ? "-" : line(detail->headers_sent))

@@ -86,7 +86,7 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
         if (const auto since = flags.value("--since")) filter.since_ms = parseTimeArg("--since", *since, now);
         if (const auto until = flags.value("--until")) filter.until_ms = parseTimeArg("--until", *until, now);
         for (const auto& letter : journal::listDeadLetters(reader, filter))
-          if (letter.state == journal::stateName(journal::DeliveryState::Dead)) ids.push_back(letter.id);
+          if (letter.state == journal::DeliveryState::Dead) ids.push_back(letter.id);
       }
     }
     // In steps, so that a replay of thousands neither holds the writer long nor

@@ -613,7 +613,7 @@ void Console::deliveryPage(Request& r, const Session& session, std::int64_t deli
                                            : fmt::format("Delivery {}", delivery_id),
                        session.csrf, "dead-letters", deadLetterTotal(reader)};
   // Follow a delivery that is on its way (no script: reload).
-  if (detail->state != "dead" && detail->state != "delivered") {
+  if (detail->state != journal::DeliveryState::Dead && detail->state != journal::DeliveryState::Delivered) {
     chrome.refresh_seconds = 3;
     chrome.refresh_without_script = true;
   }
@@ -671,7 +671,7 @@ void Console::actionPage(Request& r, const Session& session, int number) {
   view.now_ms = r.now_ms;
   auto states = journal::deliveryStates(reader, result->delivery_ids);
   std::map<std::string, std::int64_t> counts;
-  for (const auto& [id, state] : states) ++counts[state];
+  for (const auto& [id, state] : states) ++counts[std::string(journal::stateName(state))];
   const auto gone = static_cast<std::int64_t>(result->delivery_ids.size() - states.size());
   if (gone > 0) counts["gone (purged)"] = gone;
   view.by_state.assign(counts.begin(), counts.end());
@@ -680,8 +680,7 @@ void Console::actionPage(Request& r, const Session& session, int number) {
   view.states = std::move(states);
   pages::Chrome chrome{result->summary, session.csrf, "dead-letters", deadLetterTotal(reader)};
   const bool settled = std::all_of(view.states.begin(), view.states.end(), [](const auto& s) {
-    return s.second == journal::stateName(journal::DeliveryState::Delivered) ||
-           s.second == journal::stateName(journal::DeliveryState::Dead);
+    return s.second == journal::DeliveryState::Delivered || s.second == journal::DeliveryState::Dead;
   });
   if (!settled) {
     chrome.refresh_seconds = 3;
@@ -704,7 +703,7 @@ void Console::statesApi(Request& r) {
   journal::Journal reader(settings_.journal.location(), {0, true});
   std::string out = "{";
   for (const auto& [id, state] : journal::deliveryStates(reader, ids))
-    out += fmt::format("{}\"{}\":{}", out.size() > 1 ? "," : "", id, json::quote(state));
+    out += fmt::format("{}\"{}\":{}", out.size() > 1 ? "," : "", id, json::quote(journal::stateName(state)));
   out += "}";
   r.send(HTTPResponse::HTTP_OK, "application/json", out);
 }

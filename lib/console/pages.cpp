@@ -26,9 +26,14 @@ std::string reasonText(std::string_view reason) {
   return std::string(reason);
 }
 
-// A state as a badge: the text is the journal's word, the class its colour.
+// A state (or an attempt's outcome) as a badge: the text is the journal's
+// word, the class its colour.
 std::string stateBadge(std::string_view state) {
   return fmt::format(R"(<span class="badge state-{}">{}</span>)", escape(state), escape(state));
+}
+
+std::string stateBadge(journal::DeliveryState state) {
+  return stateBadge(journal::stateName(state));
 }
 
 std::string circuitBadge(std::string_view circuit) {
@@ -328,7 +333,7 @@ std::string deadLetters(const Chrome& chrome, const DeadLetterList& view) {
       "<th scope=\"col\">Died</th><th scope=\"col\">Reason</th><th scope=\"col\">Target's answer</th>"
       "<th scope=\"col\" class=\"num\">Attempts</th><th scope=\"col\">State</th></tr></thead><tbody>";
   for (const auto& l : view.page.letters) {
-    const bool dead = l.state == journal::stateName(journal::DeliveryState::Dead);
+    const bool dead = l.state == journal::DeliveryState::Dead;
     const std::string open = fmt::format("/console/dead-letters/{}", l.id);
     const auto answer = view.answers.find(l.delivery_id);
     std::string answer_text = answerText(l.last_status, l.last_error);
@@ -342,7 +347,7 @@ std::string deadLetters(const Chrome& chrome, const DeadLetterList& view) {
         "<td data-label=\"State\">{}</td></tr>",
         l.id, l.id, dead ? "" : " disabled", open, l.id, escape(l.target), eventChips(l.event_types),
         timeCell(l.died_at, view.now_ms), escape(reasonText(l.reason)), answer_text, l.attempts,
-        dead ? stateBadge("dead") : stateBadge(l.state) + R"( <span class="muted">replayed</span>)");
+        stateBadge(l.state) + (dead ? "" : R"( <span class="muted">replayed</span>)"));
   }
   body += "</tbody></table></div></form>";
   if (view.newer_url.empty() && view.older_url.empty()) return layout(chrome, body);
@@ -368,8 +373,8 @@ std::string detail(const Chrome& chrome, const Detail& view) {
                       escape(d.target), stateBadge(d.state));
 
   // What to do, first.
-  const std::string live = fmt::format(R"(data-delivery="{}" data-state="{}")", d.id, escape(d.state));
-  if (d.state == journal::stateName(journal::DeliveryState::Dead) && letter) {
+  const std::string live = fmt::format(R"(data-delivery="{}" data-state="{}")", d.id, journal::stateName(d.state));
+  if (d.state == journal::DeliveryState::Dead && letter) {
     body += fmt::format(
         "<div class=\"callout bad\"><p><strong>{}</strong> {}. When the cause is fixed, replay it: it is sent again "
         "with the same <code>webhook-id</code> and a fresh attempt budget.</p>"
@@ -381,14 +386,13 @@ std::string detail(const Chrome& chrome, const Detail& view) {
             : fmt::format("could not take it: {} ({})", escape(reasonText(letter->reason)),
                           answerText(letter->last_status, letter->last_error)),
         hidden("csrf", chrome.csrf), hidden("id", std::to_string(letter->id)), letter->id);
-  } else if (d.state == journal::stateName(journal::DeliveryState::Delivered)) {
+  } else if (d.state == journal::DeliveryState::Delivered) {
     body += fmt::format(R"(<div class="callout ok"><p>Delivered {}.</p></div>)", timeText(d.updated_at, view.now_ms));
   } else {
-    body += fmt::format(R"(<div class="callout"><p>State: <span class="live" {}>{}</span>. {}</p></div>)", live,
-                        stateBadge(d.state),
-                        d.state == journal::stateName(journal::DeliveryState::Dead)
-                            ? "Dead, and no longer in the dead letters (purged)."
-                            : "Waiting to be sent; this page shows the outcome when it arrives.");
+    body += fmt::format(
+        R"(<div class="callout"><p>State: <span class="live" {}>{}</span>. {}</p></div>)", live, stateBadge(d.state),
+        d.state == journal::DeliveryState::Dead ? "Dead, and no longer in the dead letters (purged)."
+                                                : "Waiting to be sent; this page shows the outcome when it arrives.");
   }
 
   body += "<dl class=\"facts wide\">";
@@ -496,7 +500,7 @@ std::string action(const Chrome& chrome, const ActionPage& view) {
     for (const auto& [id, state] : view.states)
       body += fmt::format(
           R"(<tr><td><a href="/console/deliveries/{}">delivery {}</a></td><td class="live" data-delivery="{}" data-state="{}">{}</td></tr>)",
-          id, id, id, escape(state), stateBadge(state));
+          id, id, id, journal::stateName(state), stateBadge(state));
     body += "</tbody></table></div>";
     if (view.states.size() < r.delivery_ids.size())
       body +=

@@ -108,8 +108,8 @@ std::string confirm(const Chrome& chrome, const Confirm& view);
 
 struct ActionPage {
   ActionResult result;
-  std::vector<std::pair<std::int64_t, std::string>> states;    // delivery id, state now (first 200)
-  std::vector<std::pair<std::string, std::int64_t>> by_state;  // state, count over every tracked item
+  std::vector<std::pair<std::int64_t, journal::DeliveryState>> states;  // delivery id, state now (first 200)
+  std::vector<std::pair<std::string, std::int64_t>> by_state;           // state, count over every tracked item
   std::int64_t now_ms = 0;
 };
 std::string action(const Chrome& chrome, const ActionPage& view);

@@ -57,7 +57,7 @@ DeadLetter readLetter(const Statement& row) {
   letter.reason = row.columnText(8);
   letter.received_at = row.columnText(9);
   letter.died_at = row.columnText(10);
-  letter.state = row.columnText(11);
+  letter.state = stateNamed(row.columnText(11));
   return letter;
 }
 
@@ -480,7 +480,7 @@ std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t deliv
   detail.batch_id = select.columnInt(1);
   detail.event_seq = optionalInt(select, 2);
   detail.target = select.columnText(3);
-  detail.state = select.columnText(4);
+  detail.state = stateNamed(select.columnText(4));
   detail.attempts_spent = select.columnInt(5);
   detail.created_at = select.columnText(6);
   detail.due_at = select.columnText(7);
@@ -500,17 +500,17 @@ std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t deliv
   return detail;
 }
 
-std::vector<std::pair<std::int64_t, std::string>> deliveryStates(Journal& reader,
-                                                                 const std::vector<std::int64_t>& ids) {
+std::vector<std::pair<std::int64_t, DeliveryState>> deliveryStates(Journal& reader,
+                                                                   const std::vector<std::int64_t>& ids) {
   constexpr std::size_t kChunk = 500;
-  std::vector<std::pair<std::int64_t, std::string>> states;
+  std::vector<std::pair<std::int64_t, DeliveryState>> states;
   for (std::size_t start = 0; start < ids.size(); start += kChunk) {
     const std::size_t count = std::min(kChunk, ids.size() - start);
     std::string marks;
     for (std::size_t i = 0; i < count; ++i) marks += i ? ",?" : "?";
     Statement select(reader.db(), fmt::format("SELECT id, state FROM deliveries WHERE id IN ({})", marks));
     for (std::size_t i = 0; i < count; ++i) select.bind(static_cast<int>(i) + 1, ids[start + i]);
-    while (select.step()) states.emplace_back(select.columnInt(0), select.columnText(1));
+    while (select.step()) states.emplace_back(select.columnInt(0), stateNamed(select.columnText(1)));
   }
   return states;
 }

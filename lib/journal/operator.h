@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "journal/journal.h"
+#include "journal/queue.h"
 
 namespace mews::journal {
 
@@ -48,7 +49,7 @@ struct DeadLetter {
   std::string reason;
   std::string received_at;
   std::string died_at;
-  std::string state;  // of the delivery now: dead, or pending again after a replay
+  DeliveryState state = DeliveryState::Dead;  // of the delivery now: dead, or pending again after a replay
 };
 
 struct DeadLetterFilter {
@@ -170,7 +171,7 @@ struct DeliveryDetail {
   std::int64_t batch_id = 0;
   std::optional<std::int64_t> event_seq;
   std::string target;
-  std::string state;
+  DeliveryState state = DeliveryState::Pending;
   std::int64_t attempts_spent = 0;
   std::string created_at;
   std::string due_at;
@@ -187,7 +188,8 @@ struct DeliveryDetail {
 std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t delivery_id);
 
 // The current state of each delivery in `ids` that still exists.
-std::vector<std::pair<std::int64_t, std::string>> deliveryStates(Journal& reader, const std::vector<std::int64_t>& ids);
+std::vector<std::pair<std::int64_t, DeliveryState>> deliveryStates(Journal& reader,
+                                                                   const std::vector<std::int64_t>& ids);
 
 // What the overview shows per target besides the charts; each figure an index seek.
 struct TargetQueue {

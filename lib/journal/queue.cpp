@@ -22,6 +22,13 @@ std::string_view stateName(DeliveryState state) {
   return "dead";
 }
 
+DeliveryState stateNamed(std::string_view name) {
+  for (const auto state : {DeliveryState::Pending, DeliveryState::InFlight, DeliveryState::RetryWait,
+                           DeliveryState::Delivered, DeliveryState::Dead})
+    if (stateName(state) == name) return state;
+  throw std::invalid_argument(fmt::format("no delivery state is named '{}'", name));
+}
+
 std::string sqlStates(std::initializer_list<DeliveryState> states) {
   std::string list;
   for (const auto state : states) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", stateName(state));

@@ -62,6 +62,9 @@ namespace mews::journal {
 enum class DeliveryState { Pending, InFlight, RetryWait, Delivered, Dead };
 // The name stored in deliveries.state: pending, in_flight, retry_wait, delivered, dead.
 std::string_view stateName(DeliveryState state);
+// The state a deliveries.state value names. Throws std::invalid_argument for
+// another text (the column's CHECK allows none).
+DeliveryState stateNamed(std::string_view name);
 // "('pending', 'retry_wait')": the states as an SQL list of literals, for SQL
 // text built once.
 std::string sqlStates(std::initializer_list<DeliveryState> states);

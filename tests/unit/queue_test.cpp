@@ -79,6 +79,11 @@ TEST_CASE("names: one per state and outcome, as the schema's CHECK constraints s
   CHECK(name(DeliveryState::RetryWait) == "retry_wait");
   CHECK(name(DeliveryState::Delivered) == "delivered");
   CHECK(name(DeliveryState::Dead) == "dead");
+  // And read back: a row's state is the enum wherever it is shown.
+  for (const auto state : {DeliveryState::Pending, DeliveryState::InFlight, DeliveryState::RetryWait,
+                           DeliveryState::Delivered, DeliveryState::Dead})
+    CHECK(stateNamed(stateName(state)) == state);
+  CHECK_THROWS_AS(stateNamed("replayed"), std::invalid_argument);
   CHECK(outcomeName(AttemptOutcome::ProbeFailed) == "probe_failed");
   CHECK(kAttemptOutcomeCount == 4);
   CHECK(sqlStates({DeliveryState::Pending, DeliveryState::RetryWait}) == "('pending', 'retry_wait')");
@@ -152,7 +157,7 @@ TEST_CASE("record attempt: each outcome moves the in-flight row and keeps the at
     REQUIRE(letters.size() == 1);
     CHECK(letters[0].reason == deadReasonName(DeadReason::Rejected));
     CHECK(letters[0].last_error == record.error);
-    CHECK(letters[0].state == name(DeliveryState::Dead));
+    CHECK(letters[0].state == DeliveryState::Dead);
   }
 }
 
@@ -204,7 +209,7 @@ TEST_CASE("replay and purge: the operator's moves") {
   CHECK(f.stateOf(replayed) == name(DeliveryState::Pending));
   CHECK(f.intOf("SELECT attempts FROM deliveries WHERE id = ?", replayed) == 0);
   CHECK(replayDeadLetters(f.journal, {letters[0].id}, kT0 + 1'000, false) == 0);  // no longer dead
-  CHECK(listDeadLetters(f.journal, {}).front().state != name(DeliveryState::Dead));
+  CHECK(listDeadLetters(f.journal, {}).front().state != DeliveryState::Dead);
 
   // Delivered after the replay: it leaves the dead letters.
   REQUIRE(claimDelivery(f.journal, replayed, kT0 + 1'000));
