@@ -105,6 +105,8 @@ class ConnectionGuard {
   // A connection admitted earlier got its thread / ended.
   std::shared_ptr<Entry> track(const Poco::Net::StreamSocket& socket);
   void untrack(const std::shared_ptr<Entry>& entry);
+  // A connection admitted earlier ends without having got its thread.
+  void forget();
 
   // The next request's first byte arrived: Poco reads its head. False when the
   // connection must end instead (reclaimed while idle, or the server stopping).

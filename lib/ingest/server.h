@@ -51,14 +51,20 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "ingest/connection_guard.h"
+#include "ingest/head_gate.h"
 #include "journal/writer.h"
 #include "metrics/metrics.h"
 
 namespace Poco {
 class ThreadPool;
+template <class C>
+class AutoPtr;
 namespace Net {
 class TCPServer;
-}
+class ServerSocket;
+class HTTPServerParams;
+}  // namespace Net
 }  // namespace Poco
 
 namespace mews::ingest {
@@ -119,7 +125,14 @@ class IngestServer {
   struct Shared;
 
  private:
+  // Plain HTTP: the head gate and its workers.
+  void gateConnections(Poco::Net::ServerSocket socket, Poco::AutoPtr<Poco::Net::HTTPServerParams> params,
+                       const ConnectionGuard::Limits& limits);
+
   std::shared_ptr<Shared> shared_;
+  std::unique_ptr<HeadGate> gate_;
+  std::unique_ptr<WorkerPool> workers_;
+  // TLS: Poco's TCPServer, a thread per connection.
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::TCPServer> server_;
   std::uint16_t port_ = 0;
