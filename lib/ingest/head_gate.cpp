@@ -31,8 +31,13 @@ std::string answerText(std::string_view status_line, std::string_view reason) {
       body.size(), body);
 }
 
-// Where the head ends: just past its empty line (CRLF CRLF, or a bare LF that
-// readHead() then refuses), or 0 while it is incomplete.
+void setBlocking(int fd, bool blocking) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)::fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+}
+
+}  // namespace
+
 std::size_t headEnd(std::string_view bytes) {
   for (std::size_t lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
     if (lf + 1 < bytes.size() && bytes[lf + 1] == '\n') return lf + 2;
@@ -40,13 +45,6 @@ std::size_t headEnd(std::string_view bytes) {
   }
   return 0;
 }
-
-void setBlocking(int fd, bool blocking) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags >= 0) (void)::fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
-}
-
-}  // namespace
 
 int HeadSocketImpl::receiveBytes(void* buffer, int length, int flags) {
   if (limit_ == kUnlimited) return StreamSocketImpl::receiveBytes(buffer, length, flags);

@@ -44,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -66,6 +67,10 @@ class HeadSocketImpl final : public Poco::Net::StreamSocketImpl {
   static constexpr std::size_t kUnlimited = ~std::size_t{0};
   std::size_t limit_ = kUnlimited;
 };
+
+// Where a request head ends in `bytes`: just past its empty line (CRLF CRLF,
+// or a bare LF that framing.h's readHead() then refuses), or 0 while incomplete.
+std::size_t headEnd(std::string_view bytes);
 
 // A connection with a whole head waiting in the kernel.
 struct GateConnection {
