@@ -400,8 +400,14 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   };
   Poco::Net::HTTPRequestHandlerFactory::Ptr factory = new AdminFactory(shared_);
   events.ready = [this, params, factory](std::shared_ptr<ingest::GateConnection> connection) {
-    const bool queued = workers_->post(
-        [params, factory, connection] { Poco::Net::HTTPServerConnection(connection->socket, params, factory).run(); });
+    const bool queued = workers_->post([params, factory, connection] {
+      try {
+        Poco::Net::HTTPServerConnection(connection->socket, params, factory).run();
+      } catch (const Poco::Exception& e) {
+        // A reset or a read timeout mid-request (Poco's HTTPServer drops these too).
+        log::debug("admin", "connection ended", {{"error", e.displayText()}});
+      }
+    });
     if (!queued) refuseBusy(connection->socket);
   };
   gate_ = std::make_unique<ingest::HeadGate>(std::move(socket), limits, std::move(events));
