@@ -4,6 +4,7 @@
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerConnection.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
@@ -11,6 +12,7 @@
 #include <Poco/URI.h>
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -21,6 +23,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "ingest/head_gate.h"
 #include "ingest/server_socket.h"
 #include "journal/operator.h"
 
@@ -336,6 +339,24 @@ class AdminFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   std::shared_ptr<AdminServer::Shared> shared_;
 };
 
+// The admin listener's threads: health, metrics, the console and the CLI are
+// small requests; whole heads queue for them, at most kQueued.
+constexpr int kWorkers = 4;
+constexpr std::size_t kQueued = 64;
+constexpr std::size_t kMaxWaitingHeads = 256;
+constexpr std::chrono::milliseconds kHeadTimeout{10'000};
+
+// More whole requests than the queue holds (on the gate's thread: never blocks).
+void refuseBusy(Poco::Net::StreamSocket& socket) {
+  const std::string body = errorJson("too many requests at once; retry");
+  const std::string answer = fmt::format(
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: "
+      "1\r\nConnection: close\r\n\r\n{}",
+      body.size(), body);
+  (void)::send(socket.impl()->sockfd(), answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  log::warn("admin", "request refused", {{"status", "503"}, {"reason", "too many requests at once"}});
+}
+
 }  // namespace
 
 AdminServer::AdminServer(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
@@ -353,11 +374,43 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
   shared_->host_rule.listen_host = host_;
   shared_->host_rule.port = port_;
-  auto* params = new Poco::Net::HTTPServerParams;
-  params->setMaxThreads(4);
+  Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
+  params->setMaxThreads(kWorkers);
   params->setKeepAlive(false);
-  params->setTimeout(Poco::Timespan(10, 0));
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new AdminFactory(shared_), socket, params);
+  params->setTimeout(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(kHeadTimeout).count()));
+  if (tls_) {
+    // TLS: the head cannot be seen before the handshake, which needs a thread.
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new AdminFactory(shared_), socket, params);
+    return;
+  }
+  // Plain: a thread only for a whole head (ingest/head_gate.h), so clients
+  // that trickle bytes cannot hold the workers that /readyz and the CLI need.
+  workers_ = std::make_unique<ingest::WorkerPool>(kWorkers, kQueued);
+  ingest::HeadGate::Limits limits;
+  limits.head_timeout = kHeadTimeout;
+  limits.idle_timeout = kHeadTimeout;
+  limits.max_waiting = kMaxWaitingHeads;
+  ingest::HeadGate::Events events;
+  events.head_expired = [](const std::string& remote) {
+    log::warn("admin", "request refused",
+              {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
+  };
+  events.head_refused = [](const std::string& remote, const std::string& reason) {
+    log::warn("admin", "request refused", {{"status", "400"}, {"remote", remote}, {"reason", reason}});
+  };
+  Poco::Net::HTTPRequestHandlerFactory::Ptr factory = new AdminFactory(shared_);
+  events.ready = [this, params, factory](std::shared_ptr<ingest::GateConnection> connection) {
+    const bool queued = workers_->post([params, factory, connection] {
+      try {
+        Poco::Net::HTTPServerConnection(connection->socket, params, factory).run();
+      } catch (const Poco::Exception& e) {
+        // A reset or a read timeout mid-request (Poco's HTTPServer drops these too).
+        log::debug("admin", "connection ended", {{"error", e.displayText()}});
+      }
+    });
+    if (!queued) refuseBusy(connection->socket);
+  };
+  gate_ = std::make_unique<ingest::HeadGate>(std::move(socket), limits, std::move(events));
 }
 
 AdminServer::~AdminServer() {
@@ -365,13 +418,16 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::start() {
-  server_->start();
+  if (gate_) gate_->start();
+  if (server_) server_->start();
 }
 
 void AdminServer::stop() {
   if (stopped_) return;
   stopped_ = true;
-  server_->stopAll(false);
+  if (server_) server_->stopAll(false);
+  if (gate_) gate_->stop();
+  if (workers_) workers_->stop();
 }
 
 void AdminServer::setTargets(std::vector<std::string> names) {

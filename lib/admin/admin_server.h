@@ -19,6 +19,11 @@
 // (its work belongs to it while it is configured): 409 otherwise.
 //
 // With [admin] tls_certificate set the listener speaks only HTTPS (TLS 1.2+).
+// Over plain HTTP a connection gets one of the 4 threads only once its request
+// head has arrived whole, within 10 s of the accept (408 otherwise), through
+// the same head gate as the public listener (ingest/head_gate.h): clients that
+// trickle bytes cannot keep /readyz or the CLI waiting. Over TLS the handshake
+// needs a thread first, and a per-read timeout of 10 s is the only bound.
 //
 // Who may do what (request_guard.h): every request must name this listener in
 // its Host (421 otherwise: DNS rebinding), or carry no Host at all on a path
@@ -46,6 +51,10 @@
 namespace Poco::Net {
 class HTTPServer;
 }
+namespace mews::ingest {
+class HeadGate;
+class WorkerPool;
+}  // namespace mews::ingest
 
 namespace mews::admin {
 
@@ -71,7 +80,9 @@ class AdminServer {
 
  private:
   std::shared_ptr<Shared> shared_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<ingest::HeadGate> gate_;         // plain HTTP
+  std::unique_ptr<ingest::WorkerPool> workers_;    // plain HTTP
+  std::unique_ptr<Poco::Net::HTTPServer> server_;  // TLS
   std::string host_;
   std::uint16_t port_ = 0;
   bool tls_ = false;

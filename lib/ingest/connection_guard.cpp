@@ -94,6 +94,11 @@ void ConnectionGuard::untrack(const std::shared_ptr<Entry>& entry) {
   if (admitted_ > 0) --admitted_;
 }
 
+void ConnectionGuard::forget() {
+  const std::lock_guard lock(mutex_);
+  if (admitted_ > 0) --admitted_;
+}
+
 bool ConnectionGuard::beginHead(Entry& entry) {
   const std::lock_guard lock(mutex_);
   if (entry.expired || stopping_accepting_) return false;

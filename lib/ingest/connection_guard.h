@@ -28,8 +28,13 @@
 // reads (see server.cpp). A connection is untracked before its socket is
 // closed, so the descriptor the watchdog shuts down cannot have been reused.
 //
+// Over plain HTTP, HeadGate (head_gate.h) holds a connection until its head is
+// whole and calls admit() then, once per request: the Idle and Head phases
+// last microseconds here, and the gate answers a head that stalls. Over TLS
+// the phases are as above.
+//
 // Capacity (one thread per connection, Poco's model). admit() runs on the
-// accept thread for every new connection:
+// accept thread (the gate's, over plain HTTP) for every new connection:
 //   - up to `max_running` connections are served at once, and up to
 //     `max_waiting` more wait in Poco's queue for a thread;
 //   - while one waits and every thread is taken, the watchdog closes Idle
@@ -105,6 +110,8 @@ class ConnectionGuard {
   // A connection admitted earlier got its thread / ended.
   std::shared_ptr<Entry> track(const Poco::Net::StreamSocket& socket);
   void untrack(const std::shared_ptr<Entry>& entry);
+  // A connection admitted earlier ends without having got its thread.
+  void forget();
 
   // The next request's first byte arrived: Poco reads its head. False when the
   // connection must end instead (reclaimed while idle, or the server stopping).

@@ -46,7 +46,7 @@ std::string_view trimOws(std::string_view text) {
 
 }  // namespace
 
-Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http10) {
+Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http11) {
   std::size_t length_fields = 0;
   std::size_t coding_fields = 0;
   std::string_view length_value;
@@ -65,7 +65,7 @@ Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http10) 
   }
   if (coding_fields > 0) {
     if (length_fields > 0) return {std::string("both Content-Length and Transfer-Encoding")};
-    if (http10) return {std::string("Transfer-Encoding in an HTTP/1.0 request")};
+    if (!http11) return {std::string("Transfer-Encoding in an HTTP/1.0 request")};
     if (coding_fields > 1 || !iequals(trimOws(coding_value), "chunked"))
       return {std::string("Transfer-Encoding other than chunked")};
     return {Framing{Framing::Kind::Chunked, 0}};
@@ -83,6 +83,65 @@ Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http10) 
     length = length * 10 + digit;
   }
   return {Framing{Framing::Kind::Length, length}};
+}
+
+namespace {
+
+// RFC 9110 §5.5: field-vchar, SP, HTAB and obs-text; every other control byte is refused.
+bool isFieldValueByte(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return byte == '\t' || (byte >= 0x20 && byte != 0x7f);
+}
+
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+}  // namespace
+
+std::variant<RawHead, HeadError> readHead(std::string_view head) {
+  const auto fail = [](std::string reason, int status = 400) { return HeadError{status, std::move(reason)}; };
+  RawHead out;
+  bool first = true;
+  while (true) {
+    const std::size_t lf = head.find('\n');
+    if (lf == std::string_view::npos) return fail("request head ended early");
+    if (lf == 0 || head[lf - 1] != '\r') return fail("bare LF in the request head");
+    const std::string_view line = head.substr(0, lf - 1);
+    head.remove_prefix(lf + 1);
+    if (line.find('\r') != std::string_view::npos) return fail("bare CR in the request head");
+    if (first) {
+      first = false;
+      const std::size_t sp1 = line.find(' ');
+      const std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+      if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+        return fail("malformed request line");
+      out.method = line.substr(0, sp1);
+      out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+      out.version = line.substr(sp2 + 1);
+      if (!isToken(out.method) || out.target.empty()) return fail("malformed request line");
+      for (const char c : out.target)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail("malformed request line");
+      // HTTP-version = "HTTP" "/" DIGIT "." DIGIT, case-sensitive.
+      const std::string_view v = out.version;
+      if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]))
+        return fail("malformed HTTP version");
+      if (v != "HTTP/1.0" && v != "HTTP/1.1") return fail("HTTP version not supported", 505);
+      continue;
+    }
+    if (line.empty()) break;  // the end of the head
+    if (line.front() == ' ' || line.front() == '\t') return fail("folded header line");
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return fail("header line without a colon");
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = line.substr(colon + 1);
+    if (!isToken(name)) return fail("malformed header field name");
+    for (const char c : value)
+      if (!isFieldValueByte(c)) return fail("control character in a header field value");
+    out.fields.emplace_back(name, trimOws(value));
+  }
+  if (!head.empty()) return fail("bytes after the request head");
+  return out;
 }
 
 std::uint64_t ChunkedDecoder::wanted() const {

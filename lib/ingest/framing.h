@@ -15,9 +15,13 @@
 //               Content-Length fields (even equal ones) or a list in one; a
 //               sign, a space inside, hex, empty, or more than 64 bits; a
 //               Transfer-Encoding other than exactly "chunked" (identity,
-//               gzip, "chunked, chunked", two fields); Transfer-Encoding in an
-//               HTTP/1.0 request; a field name that is not a token (a space
-//               before the colon).
+//               gzip, "chunked, chunked", two fields, an RFC 2047 encoded
+//               word); Transfer-Encoding in any request but HTTP/1.1; a
+//               field name that is not a token (a space before the colon).
+//   head        readHead(): a version other than exactly HTTP/1.0 or
+//               HTTP/1.1 (505 for another HTTP/d.d, else 400), a control
+//               character in a field value (\v or \f before a number), a
+//               line without a colon, a folded line, a bare CR or LF.
 //   neither     no body (length 0); the ingest path answers 411 (server.cpp).
 //
 // The chunked decoder accepts exactly RFC 9112 §7.1: hex sizes (at most 15
@@ -33,6 +37,8 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include "common/units.h"
 
@@ -46,8 +52,33 @@ struct Framing {
   std::uint64_t length = 0;  // Kind::Length only
 };
 
-// `http10`: the request line said HTTP/1.0. The error is a one-line reason.
-Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http10);
+// `http11`: the request line said exactly HTTP/1.1, the only version with
+// chunked (RFC 9112 §6.1; HTTP/1.0 has no Transfer-Encoding). The error is a
+// one-line reason.
+Parsed<Framing> decideFraming(std::span<const HeaderField> fields, bool http11);
+
+// A request head as its bytes say it, before Poco reads it: Poco decodes RFC
+// 2047 encoded words in field values, drops a leading \v or \f, accepts any
+// version string and lets a line without a colon pass, each a way for a proxy
+// in front and this relay to disagree. Views into the bytes given to readHead().
+struct RawHead {
+  std::string_view method;
+  std::string_view target;
+  std::string_view version;  // "HTTP/1.0" or "HTTP/1.1"
+  std::vector<HeaderField> fields;
+};
+
+// Why a head is refused: 400, or 505 for a well-formed version other than 1.0 and 1.1.
+struct HeadError {
+  int status = 400;
+  std::string reason;
+};
+
+// Reads `head` (the request line through the empty line that ends the head)
+// strictly, RFC 9112 §2-5: "METHOD SP TARGET SP HTTP/d.d" CRLF, then fields
+// "token:" OWS value OWS CRLF whose values hold no control character but HTAB,
+// no obsolete line folding, CRLF line ends only.
+std::variant<RawHead, HeadError> readHead(std::string_view head);
 
 class ChunkedDecoder {
  public:

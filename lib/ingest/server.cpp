@@ -17,6 +17,9 @@
 #include <Poco/Timespan.h>
 #include <Poco/Timestamp.h>
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -24,6 +27,7 @@
 #include "delivery/routing.h"
 #include "ingest/connection_guard.h"
 #include "ingest/framing.h"
+#include "ingest/head_gate.h"
 #include "ingest/payload.h"
 #include "ingest/resend_guard.h"
 #include "ingest/server_socket.h"
@@ -134,8 +138,14 @@ class IngestHandler {
  public:
   // A handler serves one request with the configuration current when it was
   // made: a reload meanwhile does not change it.
-  IngestHandler(IngestServer::Shared& shared, ConnectionGuard::Entry& entry, Poco::Net::HTTPServerSession& session)
-      : shared_(shared), current_(shared.config.get()), entry_(entry), session_(session) {}
+  // `raw`: the head as its bytes said (HeadGate's path), else null (TLS: Poco's
+  // fields). `gated`: a lingering close is left to the gate (lingerWanted()).
+  IngestHandler(IngestServer::Shared& shared, ConnectionGuard::Entry& entry, Poco::Net::HTTPServerSession& session,
+                const RawHead* raw = nullptr, bool gated = false)
+      : shared_(shared), current_(shared.config.get()), entry_(entry), session_(session), raw_(raw), gated_(gated) {}
+
+  // The answer was written and the connection must end with a lingering close.
+  [[nodiscard]] bool lingerWanted() const { return linger_wanted_; }
 
   void serve(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
     const auto started = std::chrono::steady_clock::now();
@@ -207,8 +217,12 @@ class IngestHandler {
     try {
       send(response, status, fmt::format(R"({{"error":{}}})", json::quote(reason)));
       // A slow client is not waited for a second time.
-      if (body == Body::Unread && rejection != Rejection::Timeout)
-        lingeringClose(entry_.socket, 2 * current_->settings.server.max_body);
+      if (body == Body::Unread && rejection != Rejection::Timeout) {
+        if (gated_)
+          linger_wanted_ = true;
+        else
+          lingeringClose(entry_.socket, 2 * current_->settings.server.max_body);
+      }
     } catch (const Poco::Exception&) {
       // The client is gone (or its socket was shut down): nobody to answer.
     }
@@ -231,8 +245,10 @@ class IngestHandler {
     const config::ServerSettings& server = current_->settings.server;
     // First where the body ends: until that is known, nothing else about the
     // request can be answered on a connection that stays open.
+    // From the raw fields where there are any: Poco's have RFC 2047 encoded words decoded.
+    const bool http11 = request.getVersion() == Poco::Net::HTTPMessage::HTTP_1_1;
     const Parsed<Framing> decided =
-        decideFraming(headerFields(request), request.getVersion() == Poco::Net::HTTPMessage::HTTP_1_0);
+        raw_ != nullptr ? decideFraming(raw_->fields, http11) : decideFraming(headerFields(request), http11);
     if (!decided.ok()) return reject(response, Rejection::Malformed, decided.error(), Body::Unread);
     const Framing framing = decided.value();
     const std::string& uri = request.getURI();
@@ -401,6 +417,9 @@ class IngestHandler {
   const std::shared_ptr<const IngestConfig> current_;
   ConnectionGuard::Entry& entry_;
   Poco::Net::HTTPServerSession& session_;
+  const RawHead* raw_;
+  const bool gated_;
+  bool linger_wanted_ = false;
 };
 
 // An answer written straight to the socket, for a request whose head could
@@ -491,6 +510,130 @@ class GuardedConnection final : public Poco::Net::TCPServerConnection {
   std::shared_ptr<IngestServer::Shared> shared_;
 };
 
+// Poco's session, with what it has buffered in view: after a head it must be
+// nothing (HeadSocketImpl capped the reads at the head), or the next bytes
+// would be read as part of it.
+class GatedSession final : public Poco::Net::HTTPServerSession {
+ public:
+  using HTTPServerSession::HTTPServerSession;
+  [[nodiscard]] int bufferedBytes() const { return buffered(); }
+};
+
+// One request of a plain-HTTP connection whose head HeadGate saw arrive whole:
+// the raw head checked (framing.h readHead), Poco reads exactly that head, the
+// handler serves it; then the connection goes back to the gate to wait for its
+// next head (keep-alive) or to be closed lingering, never holding this thread.
+class GatedRequest {
+ public:
+  GatedRequest(std::shared_ptr<IngestServer::Shared> shared, Poco::Net::HTTPServerParams::Ptr params, HeadGate& gate,
+               std::shared_ptr<GateConnection> connection)
+      : shared_(std::move(shared)), params_(std::move(params)), gate_(gate), connection_(std::move(connection)) {}
+
+  void run() {
+    ConnectionGuard& guard = *shared_->guard;
+    auto session = std::static_pointer_cast<GatedSession>(connection_->state);
+    if (!session) {
+      // Kept with the connection: destroying it closes the socket.
+      session = std::make_shared<GatedSession>(connection_->socket, params_);
+      connection_->state = session;
+    }
+    const auto entry = guard.track(connection_->socket);
+    Next next = Next::Close;
+    try {
+      next = serve(*session, *entry);
+      // A keep-alive client (Mews, a proxy, a benchmark) usually sends its
+      // next request as soon as it has read the answer: served here, it is
+      // spared two thread hand-offs through the gate.
+      while (next == Next::KeepAlive && nextHeadArrived()) next = serve(*session, *entry);
+    } catch (const Poco::Exception& e) {
+      log::debug("ingest", "connection ended", {{"error", e.displayText()}});
+    }
+    // Before the socket can be closed: the watchdog never shuts down a reused descriptor.
+    guard.untrack(entry);
+    connection_->impl->unlimit();
+    if (next == Next::KeepAlive) gate_.resume(std::move(connection_));
+    if (next == Next::Linger) gate_.linger(std::move(connection_));
+  }
+
+ private:
+  enum class Next { Close, KeepAlive, Linger };
+
+  // Whether a whole next head (of at most kQuickHead bytes) arrives within
+  // kQuickWait; it is then connection_->head_size bytes long.
+  bool nextHeadArrived() {
+    constexpr int kQuickWaitMs = 1;
+    constexpr std::size_t kQuickHead = 4096;
+    pollfd ready{connection_->impl->sockfd(), POLLIN, 0};
+    if (::poll(&ready, 1, kQuickWaitMs) != 1 || (ready.revents & POLLIN) == 0) return false;
+    char bytes[kQuickHead];
+    const ssize_t got = ::recv(ready.fd, bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
+    if (got <= 0) return false;
+    const std::size_t end = headEnd(std::string_view(bytes, static_cast<std::size_t>(got)));
+    if (end == 0) return false;  // the gate waits for the rest, with the deadline
+    connection_->head_size = end;
+    return true;
+  }
+
+  Next serve(GatedSession& session, ConnectionGuard::Entry& entry) {
+    ConnectionGuard& guard = *shared_->guard;
+    if (!guard.beginHead(entry)) return Next::Close;  // the server is stopping
+    const std::size_t size = connection_->head_size;
+    std::string bytes(size, '\0');
+    const int fd = connection_->impl->sockfd();
+    if (::recv(fd, bytes.data(), size, MSG_PEEK) != static_cast<ssize_t>(size)) return Next::Close;
+    const auto read = readHead(bytes);
+    if (const auto* error = std::get_if<HeadError>(&read)) return refuse(entry, error->status, error->reason);
+    const RawHead& raw = std::get<RawHead>(read);
+    connection_->impl->limitReads(size);
+    Poco::Net::HTTPServerResponseImpl response(session);
+    std::unique_ptr<Poco::Net::HTTPServerRequestImpl> request;
+    try {
+      request = std::make_unique<Poco::Net::HTTPServerRequestImpl>(response, session, params_.get());
+    } catch (const Poco::Net::MessageException&) {
+      // Poco's limits (100 fields, 256-byte names, 8 KiB values).
+      return refuse(entry, 400, "malformed request head");
+    } catch (const Poco::SyntaxException&) {
+      return refuse(entry, 400, "Content-Length is not a number");
+    }
+    // Poco must have read the head exactly as readHead() did.
+    const bool exact = connection_->impl->readsLeft() == 0 && session.bufferedBytes() == 0;
+    connection_->impl->unlimit();
+    if (!exact) return refuse(entry, 400, "malformed request head");
+    response.setDate(Poco::Timestamp());
+    response.setVersion(request->getVersion());
+    response.setKeepAlive(params_->getKeepAlive() && request->getKeepAlive() && session.canKeepAlive());
+    response.set("Server", params_->getServerName());
+    IngestHandler handler(*shared_, entry, session, &raw, true);
+    handler.serve(*request, response);
+    if (handler.lingerWanted()) return Next::Linger;
+    return params_->getKeepAlive() && response.getKeepAlive() && !guard.stopping() ? Next::KeepAlive : Next::Close;
+  }
+
+  // 400 (or 505) for a head refused before Poco read it: counted and logged
+  // like the handler's answers; the connection closed lingering by the gate.
+  Next refuse(ConnectionGuard::Entry& entry, int status, const std::string& reason) {
+    if (!shared_->guard->beginBody(entry)) return Next::Close;
+    shared_->countRejected(Rejection::Malformed);
+    const std::string status_line = status == 505 ? "505 HTTP Version Not Supported" : "400 Bad Request";
+    Next next = Next::Close;
+    try {
+      const std::string answer = plainAnswer(status_line, reason);
+      connection_->socket.sendBytes(answer.data(), static_cast<int>(answer.size()));
+      next = Next::Linger;
+    } catch (const Poco::Exception&) {
+      // The client is gone: nobody to answer.
+    }
+    log::warn("ingest", "request rejected",
+              {{"status", std::to_string(status)}, {"remote", connection_->remote}, {"reason", reason}});
+    return next;
+  }
+
+  std::shared_ptr<IngestServer::Shared> shared_;
+  Poco::Net::HTTPServerParams::Ptr params_;
+  HeadGate& gate_;
+  std::shared_ptr<GateConnection> connection_;
+};
+
 class GuardedConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
  public:
   GuardedConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, std::shared_ptr<IngestServer::Shared> shared)
@@ -503,6 +646,31 @@ class GuardedConnectionFactory final : public Poco::Net::TCPServerConnectionFact
   Poco::Net::HTTPServerParams::Ptr params_;
   std::shared_ptr<IngestServer::Shared> shared_;
 };
+
+// A request head larger than this is a 400: Mews's are under 2 KiB, and the
+// gate peeks at most this much per connection (head_gate.h).
+constexpr std::size_t kMaxHead = 32 * 1024;
+
+// Connections that may wait for their head at once (a descriptor each, no
+// thread): room for a thousand hostile ones beside Mews at the default
+// max_connections, and four times max_connections above it.
+std::size_t maxWaitingHeads(std::int64_t max_connections) {
+  return std::max<std::size_t>(2048, 4 * static_cast<std::size_t>(max_connections));
+}
+
+// Raises the soft limit on open files towards the hard one when the listener
+// could need more descriptors than it allows (Debian's soft default is 1024).
+void raiseDescriptorLimit(std::size_t needed) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(needed) + 256;  // the journal, targets, the admin listener
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+  const rlim_t raised = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+  if (raised <= limit.rlim_cur) return;
+  limit.rlim_cur = raised;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  log::info("ingest", "open file limit raised", {{"limit", std::to_string(raised)}});
+}
 
 // Runs on TCPServer's accept thread for each new connection (connection_guard.h).
 class CapacityFilter final : public Poco::Net::TCPServerConnectionFilter {
@@ -542,9 +710,6 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
               {{"status", "503"}, {"count", std::to_string(refused)}, {"reason", "too many connections"}});
   };
   shared_->guard = std::make_unique<ConnectionGuard>(limits, std::move(events));
-  // One pooled thread per open connection (Poco's model): the pool is the cap on
-  // connections served at once.
-  pool_ = std::make_unique<Poco::ThreadPool>(2, server.max_connections, 60);
   Poco::Net::ServerSocket socket = serverSocket(server.tls_certificate, server.tls_private_key);
   socket.bind(Poco::Net::SocketAddress(server.listen), true);
   socket.listen(1024);
@@ -565,22 +730,72 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   params->setMaxKeepAliveRequests(10000);
   params->setTimeout(Poco::Timespan(request_micros));
   params->setServerName("mews-relay");
+  if (!limits.tls) {
+    gateConnections(std::move(socket), params, limits);
+    return;
+  }
+  // TLS: the head cannot be seen before the handshake, which needs a thread.
+  // One pooled thread per open connection (Poco's model): the pool is the cap
+  // on connections served at once.
+  pool_ = std::make_unique<Poco::ThreadPool>(2, server.max_connections, 60);
   server_ =
       std::make_unique<Poco::Net::TCPServer>(new GuardedConnectionFactory(params, shared_), *pool_, socket, params);
   server_->setConnectionFilter(new CapacityFilter(*shared_->guard));
 }
 
+void IngestServer::gateConnections(Poco::Net::ServerSocket socket, Poco::AutoPtr<Poco::Net::HTTPServerParams> params,
+                                   const ConnectionGuard::Limits& limits) {
+  const config::ServerSettings& server = shared_->config.get()->settings.server;
+  HeadGate::Limits gate_limits;
+  gate_limits.head_timeout = server.request_timeout;
+  gate_limits.idle_timeout = server.request_timeout / 2;
+  gate_limits.max_head = kMaxHead;
+  gate_limits.max_waiting = maxWaitingHeads(server.max_connections);
+  raiseDescriptorLimit(gate_limits.max_waiting + limits.max_running + limits.max_waiting);
+  workers_ = std::make_unique<WorkerPool>(limits.max_running, limits.max_running + limits.max_waiting + 1);
+  HeadGate::Events gate_events;
+  gate_events.head_expired = [shared = shared_.get()](const std::string& remote) {
+    shared->countRejected(Rejection::Timeout);
+    log::warn("ingest", "request rejected",
+              {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
+  };
+  gate_events.head_refused = [shared = shared_.get()](const std::string& remote, const std::string& reason) {
+    shared->countRejected(Rejection::Malformed);
+    log::warn("ingest", "request rejected", {{"status", "400"}, {"remote", remote}, {"reason", reason}});
+  };
+  // On the gate's thread: admitted (the guard's capacity) and queued for a
+  // worker, or refused with a 503 by the guard.
+  gate_events.ready = [this, params](std::shared_ptr<GateConnection> connection) {
+    if (!shared_->guard->admit(connection->socket)) return;
+    auto job = [shared = shared_, params, gate = gate_.get(), connection] {
+      GatedRequest(shared, params, *gate, connection).run();
+    };
+    // Not reached: the queue holds as many as the guard admits.
+    if (!workers_->post(std::move(job))) shared_->guard->forget();
+  };
+  gate_ = std::make_unique<HeadGate>(std::move(socket), gate_limits, std::move(gate_events));
+}
 IngestServer::~IngestServer() {
   stop();
 }
 
 void IngestServer::start() {
-  server_->start();
+  if (gate_) gate_->start();
+  if (server_) server_->start();
 }
 
 void IngestServer::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (gate_) {
+    // No new connections; those waiting for a head are closed. Requests queued
+    // for a worker end unserved (the guard is stopping), those in progress
+    // finish, their commits included.
+    shared_->guard->stopAll();
+    gate_->stop();
+    workers_->stop();
+    return;
+  }
   // No new connections; the queued ones are dropped unanswered.
   server_->stop();
   // Not aborting: idle connections close now, the others after the request

@@ -28,14 +28,19 @@
 //
 // Slow clients: a request must arrive whole within [server] request_timeout,
 // and after its first second a body must average [server] min_body_rate;
-// otherwise 408 and the connection is closed (see connection_guard.h). Header
-// limits are Poco's: more than 100 fields, a name over 256 bytes or a value over
-// 8 KiB is a 400. With [server] tls_certificate set the listener speaks only
-// TLS (1.2 at least).
+// otherwise 408 and the connection is closed (see connection_guard.h). Over
+// plain HTTP a connection gets a thread only once its head has arrived whole
+// (head_gate.h: the head's 408 is the gate's), and the raw head is read
+// strictly before Poco parses it (framing.h readHead: 400, or 505 for another
+// HTTP version); a head over 32 KiB is a 400. Poco's limits apply too: more
+// than 100 fields, a name over 256 bytes or a value over 8 KiB is a 400. With
+// [server] tls_certificate set the listener speaks only TLS (1.2 at least),
+// and a connection takes its thread at the accept (Poco's TCPServer).
 //
-// Capacity: max_connections connections are served at once, as many again
-// wait for a thread, idle keep-alive connections are closed for them, and a
-// connection beyond that gets a 503 (connection_guard.h).
+// Capacity: max_connections requests are served at once, as many again (at
+// least 64) wait for a thread, and a request beyond that gets a 503
+// (connection_guard.h). Over TLS the same counts apply to connections, and
+// idle keep-alive connections are closed for waiting ones.
 //
 // The token travels in the query string. No log line, metric or journal row
 // ever contains the query string.
@@ -51,14 +56,20 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "ingest/connection_guard.h"
+#include "ingest/head_gate.h"
 #include "journal/writer.h"
 #include "metrics/metrics.h"
 
 namespace Poco {
 class ThreadPool;
+template <class C>
+class AutoPtr;
 namespace Net {
 class TCPServer;
-}
+class ServerSocket;
+class HTTPServerParams;
+}  // namespace Net
 }  // namespace Poco
 
 namespace mews::ingest {
@@ -119,7 +130,14 @@ class IngestServer {
   struct Shared;
 
  private:
+  // Plain HTTP: the head gate and its workers.
+  void gateConnections(Poco::Net::ServerSocket socket, Poco::AutoPtr<Poco::Net::HTTPServerParams> params,
+                       const ConnectionGuard::Limits& limits);
+
   std::shared_ptr<Shared> shared_;
+  std::unique_ptr<HeadGate> gate_;
+  std::unique_ptr<WorkerPool> workers_;
+  // TLS: Poco's TCPServer, a thread per connection.
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::TCPServer> server_;
   std::uint16_t port_ = 0;

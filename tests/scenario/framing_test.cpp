@@ -76,6 +76,16 @@ std::vector<Case> ambiguousRequests() {
        "Transfer-Encoding other than chunked"},
       {"chunked in HTTP/1.0", post("Transfer-Encoding: chunked\r\n", chunked(kBody), "HTTP/1.0"),
        "Transfer-Encoding in an HTTP/1.0 request"},
+      {"chunked in http/1.0 (lower case)", post("Transfer-Encoding: chunked\r\n", chunked(kBody), "http/1.0"),
+       "malformed HTTP version"},
+      {"Transfer-Encoding as an RFC 2047 encoded word",
+       post("Transfer-Encoding: =?UTF-8?Q?chunked?=\r\n", chunked(kBody)), "Transfer-Encoding other than chunked"},
+      {"Content-Length as an RFC 2047 encoded word",
+       post(fmt::format("Content-Length: =?UTF-8?Q?{}?=\r\n", kBody.size()), kBody), "Content-Length is not a number"},
+      {"a vertical tab before the Content-Length", post(fmt::format("Content-Length: \v{}\r\n", kBody.size()), kBody),
+       "control character in a header field value"},
+      {"a form feed before the Content-Length", post(fmt::format("Content-Length: \f{}\r\n", kBody.size()), kBody),
+       "control character in a header field value"},
       {"a space before the colon", post("Transfer-Encoding : chunked\r\n", chunked(kBody)),
        "malformed header field name"},
       {"a chunk size that is not hex", post("Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n"),
@@ -122,6 +132,43 @@ TEST_CASE("ambiguous framing: 400, the connection closed, the request behind it 
   const auto page = test::httpRequest(test::adminPort(*relay), "GET", "/metrics");
   CHECK(page.body.find(fmt::format("mews_relay_requests_rejected_total{{reason=\"malformed\"}} {}\n",
                                    ambiguousRequests().size())) != std::string::npos);
+}
+
+TEST_CASE("a version other than HTTP/1.0 or HTTP/1.1: 505, or 400 when it is not a version; never served") {
+  test::TempDir dir;
+  const std::string journal = dir.file("relay.db");
+  auto relay = test::startRelay(test::relayConfig(journal));
+  struct Version {
+    const char* version;
+    const char* status_line;
+    const char* reason;
+  };
+  const std::vector<Version> versions{
+      {"HTTP/0.9", "HTTP/1.1 505 ", "HTTP version not supported"},
+      {"HTTP/2.0", "HTTP/1.1 505 ", "HTTP version not supported"},
+      {"HTTP/1.2", "HTTP/1.1 505 ", "HTTP version not supported"},
+      {"HTTP/1.1x", "HTTP/1.1 400 ", "malformed HTTP version"},
+      {"HTTP/1", "HTTP/1.1 400 ", "malformed HTTP version"},
+      {"HTTPS/1.1", "HTTP/1.1 400 ", "malformed HTTP version"},
+      {"Http/1.1", "HTTP/1.1 400 ", "malformed HTTP version"},
+  };
+  for (const Version& v : versions) {
+    for (const bool use_chunked : {false, true}) {
+      const std::string version = v.version;
+      CAPTURE(version);
+      CAPTURE(use_chunked);
+      RawClient client(relay->ingestPort());
+      client.send(use_chunked ? post("Transfer-Encoding: chunked\r\n", chunked(kBody), v.version)
+                              : post(fmt::format("Content-Length: {}\r\n", kBody.size()), kBody, v.version));
+      const std::string answer = client.readAll(std::chrono::seconds(5));
+      CAPTURE(answer);
+      CHECK(answer.rfind(v.status_line, 0) == 0);
+      CHECK(answer.find(fmt::format(R"({{"error":"{}"}})", v.reason)) != std::string::npos);
+      CHECK(test::countResponses(answer) == 1);
+      CHECK(client.end() == RawClient::End::Eof);
+    }
+  }
+  CHECK(test::queryInt(journal, "SELECT count(*) FROM batches") == 0);
 }
 
 TEST_CASE("a body that ends before its Content-Length or its last chunk: 400 and closed") {
