@@ -207,8 +207,8 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
     if (in_place)
       log::error("journal",
                  "journal files were written by another process while the relay held them; saving what the relay "
-                 "holds (batches: acknowledged ones that were in the written file)",
-                 {{"path", options_.path}, {"change", changes}, {"batches", batches}});
+                 "holds",
+                 {{"path", options_.path}, {"change", changes}, {"affected_batches", batches}});
     else
       log::error("journal", "journal files are no longer those at the journal's path; saving what the relay holds",
                  {{"path", options_.path}, {"change", changes}});
@@ -238,7 +238,7 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
       log::error("journal",
                  "the saved journal fails its check: acknowledged batches may be lost; writes refused until an "
                  "operator acts (stop the relay, keep every file, restore from a backup)",
-                 {{"path", options_.path}, {"copy", saved_copy_}, {"check", check}, {"batches", batches}});
+                 {{"path", options_.path}, {"copy", saved_copy_}, {"check", check}, {"affected_batches", batches}});
       journal_->sqlite().keepFilesOnClose();
       journal_.reset();
       return kDamaged;
