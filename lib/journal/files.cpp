@@ -219,7 +219,7 @@ std::string JournalFiles::rewrites(Database& db) const {
     const auto now = contentOf(db, path_ + kJournalFileSuffixes[i], *identities_[i], i);
     if (!now || *now == *contents_[i]) continue;
     if (!changed.empty()) changed += "; ";
-    const bool shorter = now->size < contents_[i]->size;
+    const bool shorter = i == kWal && now->size < contents_[i]->size;  // the relay never shortens it
     changed += fmt::format("{} was {} by another process", fileName(path_ + kJournalFileSuffixes[i]),
                            shorter ? "truncated" : "written");
   }

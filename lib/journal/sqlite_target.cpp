@@ -68,6 +68,8 @@ class SqliteWriteTarget : public WriteTarget {
   // Written in place by another process: detach() with what to tell.
   std::string rewritten(const std::string& changes);
   std::string detach(const std::string& changes, const std::string& batches = {});
+  // After such a write, a copy that cannot be saved whole: refuse writes for good.
+  std::string refuseDamaged(const std::string& check, const std::string& batches);
   std::string restoreSavedCopy();
   std::string reopen(std::string_view success);
 
@@ -215,6 +217,17 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
   }
   try {
     saved_copy_ = saveCopy(journal_->sqlite(), options_.path, wallMillis());
+  } catch (const SqliteError& e) {
+    // Pages read back from a file written by another process that SQLite
+    // cannot even read: no retry will save more.
+    if (in_place && (e.primary() == SQLITE_CORRUPT || e.primary() == SQLITE_NOTADB))
+      return refuseDamaged(e.what(), batches);
+    log::errorOnce(
+        logged_save_error_, "failing", "journal",
+        "cannot save the journal the relay holds; retrying at each write (do not stop the relay: it holds the "
+        "only copy)",
+        {{"path", options_.path}, {"error", e.what()}});
+    return kCannotSave;
   } catch (const std::exception& e) {
     // The open connection is now the only copy: keep it, and try again at the
     // next group (after space was freed, say).
@@ -232,17 +245,7 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
   if (in_place) {
     // Pages the connection had to read back from the written file are that
     // file's now, not the relay's: a copy that is not whole must not be served.
-    const std::string check = checkCopy(saved_copy_);
-    if (check != "ok") {
-      damaged_ = true;
-      log::error("journal",
-                 "the saved journal fails its check: acknowledged batches may be lost; writes refused until an "
-                 "operator acts (stop the relay, keep every file, restore from a backup)",
-                 {{"path", options_.path}, {"copy", saved_copy_}, {"check", check}, {"affected_batches", batches}});
-      journal_->sqlite().keepFilesOnClose();
-      journal_.reset();
-      return kDamaged;
-    }
+    if (const std::string check = checkCopy(saved_copy_); check != "ok") return refuseDamaged(check, batches);
   }
   // Its own files still at the path are stale now (the copy has everything),
   // and a stale -wal would be applied to whatever database is put there.
@@ -251,6 +254,23 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
   journal_.reset();
   restoreSavedCopy();
   return in_place ? kFilesWritten : kFilesChanged;
+}
+
+std::string SqliteWriteTarget::refuseDamaged(const std::string& check, const std::string& batches) {
+  damaged_ = true;
+  rewrite_.clear();
+  log::error("journal",
+             "the journal the relay holds cannot be saved whole: acknowledged batches may be lost; writes refused "
+             "until an operator acts (stop the relay, keep every file, restore from a backup)",
+             {{"path", options_.path},
+              {"copy", saved_copy_.empty() ? "none" : saved_copy_},
+              {"check", check},
+              {"affected_batches", batches}});
+  saved_copy_.clear();  // the operator's now: never put back at the path
+  // The files at the path are left as they are, for the operator.
+  journal_->sqlite().keepFilesOnClose();
+  journal_.reset();
+  return kDamaged;
 }
 
 std::string SqliteWriteTarget::restoreSavedCopy() {

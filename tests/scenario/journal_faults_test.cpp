@@ -682,6 +682,36 @@ TEST_CASE("the -wal truncated between two writes: the next one refused, the firs
   CHECK(lone.count("after") == 1);
 }
 
+TEST_CASE("a journal overwritten in place where the relay cannot save it whole: writes refused, nothing removed") {
+  // The writer's connection has read little of a large journal when another
+  // file is copied over it, so the copy it saves is mostly that file's pages
+  // (or none): it must not be served as the journal.
+  test::TempDir dir;
+  const std::string path = dir.file("w.db");
+  {
+    journal::Journal filled(path, {});
+    filled.db().exec("BEGIN");
+    for (int i = 0; i < 200; ++i)
+      filled.db().exec(fmt::format("INSERT INTO meta (key, value) VALUES ('old{}', zeroblob(8000))", i));
+    filled.db().exec("COMMIT");
+  }
+  const std::string other = dir.file("other.db");
+  { journal::Journal created(other, {}); }
+  LoneWriter lone(path);
+  copyOver(other, path);
+  LogCapture log(dir.file("relay.log"));
+  const auto refused = lone.put("refused");
+  CHECK(log.text().find("cannot be saved whole") != std::string::npos);
+  CHECK(log.text().find("change=\"w.db was written by another process\"") != std::string::npos);
+  CHECK(refused.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(refused.error.find("the relay's copy is incomplete; writes refused until an operator acts") !=
+        std::string::npos);
+  const auto again = lone.put("again");
+  CHECK(again.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(again.error == refused.error);
+  CHECK(test::readFile(path) == test::readFile(other));  // left for the operator
+}
+
 TEST_CASE("the writer's own checkpoints and -wal restarts, and readers, are not taken for another writer") {
   // Big rows, so that the -wal passes SQLite's 1,000-page checkpoint several
   // times and restarts; a read-only reader (what the CLI and the dispatcher
