@@ -212,10 +212,10 @@ std::string JournalFiles::settle(Database& db, bool checkpointed) {
   return changed;
 }
 
-std::string JournalFiles::rewrites(Database& db) const {
+std::string JournalFiles::rewrites(Database& db, bool database_only) const {
   std::string changed;
   for (std::size_t i : {kDatabase, kWal}) {
-    if (!contents_[i] || !identities_[i]) continue;
+    if (!contents_[i] || !identities_[i] || (database_only && i != kDatabase)) continue;
     const auto now = contentOf(db, path_ + kJournalFileSuffixes[i], *identities_[i], i);
     if (!now || *now == *contents_[i]) continue;
     if (!changed.empty()) changed += "; ";

@@ -88,8 +88,9 @@ class JournalFiles {
   std::string settle(Database& db, bool checkpointed);
   // Between transactions: "" while the database file and its -wal are as the
   // last settle() left them, else what changed. Files that are no longer at
-  // the path are changes()'s to report.
-  [[nodiscard]] std::string rewrites(Database& db) const;
+  // the path are changes()'s to report. `database_only`: the database file
+  // alone (after a commit, before its checkpoint, the -wal has changed).
+  [[nodiscard]] std::string rewrites(Database& db, bool database_only = false) const;
   // True once settle() found the -wal restarted (a new header: what was in it
   // before is all in the database file) since the last call.
   bool takeWalRestart();

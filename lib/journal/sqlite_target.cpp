@@ -49,6 +49,7 @@ class SqliteWriteTarget : public WriteTarget {
   std::string afterCommit(const std::string& refused) override {
     const std::string changes = refused.empty() ? journal_->files().changes() : refused;
     if (!changes.empty()) return detach(changes);
+    if (!rewrite_.empty()) return rewritten(rewrite_);  // found by walHook
     return settle();
   }
   void closeAfterFailure() override;
@@ -185,7 +186,15 @@ std::int64_t SqliteWriteTarget::highestBatch() {
 int SqliteWriteTarget::walHook(void* self, sqlite3* db, const char* name, int pages) {
   // What SQLite's default hook does (sqlite3_wal_autocheckpoint), noting that it ran.
   if (pages < kAutoCheckpointPages) return SQLITE_OK;
-  static_cast<SqliteWriteTarget*>(self)->checkpointed_ = true;
+  auto* target = static_cast<SqliteWriteTarget*>(self);
+  // Never checkpoint into a database file another process wrote meanwhile:
+  // its pages would be mixed with the relay's, and the change taken for the
+  // checkpoint's own. afterCommit() acts on it.
+  if (std::string written = target->journal_->files().rewrites(target->journal_->sqlite(), true); !written.empty()) {
+    target->rewrite_ = std::move(written);
+    return SQLITE_OK;
+  }
+  target->checkpointed_ = true;
   sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   return SQLITE_OK;
 }
