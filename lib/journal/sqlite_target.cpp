@@ -228,8 +228,9 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
     saved_copy_ = saveCopy(journal_->sqlite(), options_.path, wallMillis());
   } catch (const SqliteError& e) {
     // Pages read back from a file written by another process that SQLite
-    // cannot even read: no retry will save more.
-    if (in_place && (e.primary() == SQLITE_CORRUPT || e.primary() == SQLITE_NOTADB))
+    // cannot even read (or -wal frames cut off): no retry will save more.
+    if (in_place &&
+        (e.primary() == SQLITE_CORRUPT || e.primary() == SQLITE_NOTADB || e.code() == SQLITE_IOERR_SHORT_READ))
       return refuseDamaged(e.what(), batches);
     log::errorOnce(
         logged_save_error_, "failing", "journal",
