@@ -226,6 +226,17 @@ std::string JournalFiles::rewrites(Database& db, bool database_only) const {
   return changed;
 }
 
+std::string JournalFiles::moveWalAside(std::int64_t now_ms) const {
+  const std::string wal = path_ + kJournalFileSuffixes[kWal];
+  const std::string shm = path_ + kJournalFileSuffixes[2];
+  if (identities_[2] && identityAt(shm) == identities_[2]) ::unlink(shm.c_str());
+  if (!identities_[kWal] || identityAt(wal) != identities_[kWal]) return {};
+  const std::string aside = wal + ".saved-" + compactTime(now_ms);
+  if (::renameat2(AT_FDCWD, wal.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) != 0) return {};
+  syncDirectoryOf(path_);
+  return aside;
+}
+
 bool JournalFiles::takeWalRestart() {
   return std::exchange(wal_restarted_, false);
 }

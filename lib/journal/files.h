@@ -91,6 +91,12 @@ class JournalFiles {
   // the path are changes()'s to report. `database_only`: the database file
   // alone (after a commit, before its checkpoint, the -wal has changed).
   [[nodiscard]] std::string rewrites(Database& db, bool database_only = false) const;
+  // The recorded -wal, still at the path, moved aside to
+  // `<path>-wal.saved-<UTC time>`, and the recorded -shm removed: so that the
+  // database file at the path is opened alone next time, without frames
+  // meant for another file. Returns the new name, or "" when none was moved.
+  // Only while the connection that holds them is open (see above).
+  std::string moveWalAside(std::int64_t now_ms) const;
   // True once settle() found the -wal restarted (a new header: what was in it
   // before is all in the database file) since the last call.
   bool takeWalRestart();

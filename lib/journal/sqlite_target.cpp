@@ -269,15 +269,24 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
 std::string SqliteWriteTarget::refuseDamaged(const std::string& check, const std::string& batches) {
   damaged_ = true;
   rewrite_.clear();
+  // The relay's -wal would be applied to the database file at the path at the
+  // next start, mixing two journals: moved aside, that file opens alone (what
+  // another process put there, or what the relay had checkpointed).
+  std::string wal_aside;
+  try {
+    wal_aside = journal_->files().moveWalAside(wallMillis());
+  } catch (const std::exception& e) {
+    wal_aside = fmt::format("not moved: {}", e.what());
+  }
   log::error("journal",
              "the journal the relay holds cannot be saved whole: acknowledged batches may be lost; writes refused "
              "until an operator acts (stop the relay, keep every file, restore from a backup)",
              {{"path", options_.path},
               {"copy", saved_copy_.empty() ? "none" : saved_copy_},
+              {"wal", wal_aside.empty() ? "none" : wal_aside},
               {"check", check},
               {"affected_batches", batches}});
   saved_copy_.clear();  // the operator's now: never put back at the path
-  // The files at the path are left as they are, for the operator.
   journal_->sqlite().keepFilesOnClose();
   journal_.reset();
   return kDamaged;

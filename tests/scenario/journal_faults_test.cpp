@@ -710,6 +710,12 @@ TEST_CASE("a journal overwritten in place where the relay cannot save it whole: 
   CHECK(again.status == journal::WriteOutcome::Status::StorageFailure);
   CHECK(again.error == refused.error);
   CHECK(test::readFile(path) == test::readFile(other));  // left for the operator
+  // The writer's -wal moved aside: the file at the path opens alone, whole.
+  CHECK(!fs::exists(path + "-wal"));
+  CHECK(log.text().find("wal=" + path + "-wal.saved-") != std::string::npos);
+  lone.writer.reset();
+  CHECK(integrity(path) == "ok");
+  CHECK(lone.count("old1") == 0);  // other.db's rows, not w.db's
 }
 
 TEST_CASE("the writer's own checkpoints and -wal restarts, and readers, are not taken for another writer") {
