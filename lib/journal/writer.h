@@ -74,7 +74,10 @@
 //   the group (or the next one), is logged with the acknowledged batch ids
 //   whose pages were in the written file, and the connection's view is saved,
 //   checked (quick_check) and put back as above; a copy that fails its check
-//   is kept aside and writes are refused until an operator acts.
+//   is kept aside, the writer's -wal moved aside too (so the file at the path
+//   opens alone at the next start), and writes are refused until an operator
+//   acts. Cost: 2 more stat calls and 2 header reads before the group, the
+//   same after it, and a max(id) (about 25 µs per group here).
 // - A reopen never creates a journal: one that vanished while closed is
 //   reported ("journal file is missing"), not replaced by an empty one.
 // - Free disk below `min_free_bytes` fails a group before it writes anything.
