@@ -86,7 +86,7 @@ class SqliteWriteTarget : public WriteTarget {
   std::string logged_lock_loss_;
   // Files written by another process, until what the connection holds is saved.
   std::string rewrite_;
-  // A copy saved after such a write that failed its check: writes refused.
+  // After such a write, no whole copy could be saved: writes refused.
   bool damaged_ = false;
   // A checkpoint ran in the current transaction (walHook).
   bool checkpointed_ = false;

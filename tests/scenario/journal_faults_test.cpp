@@ -660,7 +660,7 @@ TEST_CASE("journal files written in place while nothing writes: noticed within a
   const auto noticed = std::chrono::steady_clock::now() - made;
   MESSAGE("noticed and put back " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
                                   << " ms after the write, without a request");
-  CHECK(noticed < 1500ms);
+  CHECK(noticed < 2s);  // the idle check runs every second; the rest is the copy (margin for a loaded CI)
   CHECK(log.text().find(kWritten) != std::string::npos);
   acked.add(post(relay->ingestPort(), 5));
   relay.reset();
