@@ -6,7 +6,9 @@ relay.db, or `truncate -s0 relay.db-wal`), then SIGTERM, a restart, and a count
 of the acknowledged batch ids the journal at the path holds. Prints the
 answers, how soon the first 503 came, lost = acknowledged but not there, the
 journal's integrity_check, and the relay's log lines about it; when a saved copy
-was left, what `sqlite3 .recover` finds in it. KEEP=1 keeps the directory.
+was left, what `sqlite3 .recover` finds in it. KEEP=1 keeps the directory;
+FRESH=1 serves the load with the relay that created the journal (the copy is
+then taken with SQLite's backup API while it runs) instead of one restarted.
 
     python3 tests/chaos/inplace_write.py build/app/mews-relay cp|truncate
 """
@@ -38,9 +40,15 @@ def post():
     except urllib.error.HTTPError as e: return e.code, e.read().decode()
 
 other = os.path.join(work, "other.db")
-relay = start(os.path.join(work, "relay1.log")); relay.send_signal(signal.SIGTERM); relay.wait()
-shutil.copy(db, other)  # a valid journal of the same schema: a backup
-relay = start(os.path.join(work, "relay2.log"))
+if os.environ.get("FRESH"):
+    # The relay that created the journal serves the load (it has read every page it has).
+    relay = start(os.path.join(work, "relay2.log"))
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True); target = sqlite3.connect(other)
+    source.backup(target); target.close(); source.close()
+else:
+    relay = start(os.path.join(work, "relay1.log")); relay.send_signal(signal.SIGTERM); relay.wait()
+    shutil.copy(db, other)  # a valid journal of the same schema: a backup
+    relay = start(os.path.join(work, "relay2.log"))
 acked, statuses, lock = [], {}, threading.Lock()
 t0 = time.monotonic()
 def load():
