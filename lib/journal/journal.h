@@ -96,6 +96,7 @@ class Journal {
   // The files this connection opened, to compare with what is at the path now
   // (journal/files.h); none for PostgreSQL.
   [[nodiscard]] const JournalFiles& files() const { return files_; }
+  JournalFiles& files() { return files_; }
   // True when another database file now sits at the path: the writer restored
   // the journal there (or someone put another one), and a reader that keeps
   // this connection would go on reading the old file.

@@ -1,6 +1,8 @@
 // The SQLite side of the journal writer (writer.h): the file, its lock, and
 // what to do when they change under the relay.
 #include <fmt/format.h>
+#include <filesystem>
+#include <utility>
 
 #include "common/log.h"
 #include "journal/files.h"
@@ -15,6 +17,15 @@ constexpr const char* kFilesChanged = "journal file was removed or replaced unde
 constexpr const char* kCannotSave = "journal file was removed or replaced; the relay cannot save its copy yet";
 constexpr const char* kRefused = "another file is at the journal's path; writes refused until an operator acts";
 constexpr const char* kLockLost = "journal lock is held by another process or cannot be taken";
+constexpr const char* kFilesWritten = "journal file was written by another process under the relay";
+constexpr const char* kDamaged =
+    "journal file was written by another process and the relay's copy is incomplete; writes refused until an "
+    "operator acts";
+
+// SQLite's own automatic checkpoint threshold (pages in the -wal), which the
+// writer's WAL hook takes over so that it knows when the database file is
+// written by a checkpoint of its own.
+constexpr int kAutoCheckpointPages = 1000;
 
 std::int64_t wallMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -27,7 +38,9 @@ std::int64_t wallMillis() {
 class SqliteWriteTarget : public WriteTarget {
  public:
   SqliteWriteTarget(const WriterOptions& options, WriterMetrics& metrics)
-      : options_(options), metrics_(metrics), journal_(std::make_unique<Journal>(options_.path, options_.journal)) {}
+      : options_(options), metrics_(metrics), journal_(std::make_unique<Journal>(options_.path, options_.journal)) {
+    opened();
+  }
 
   std::string prepare(bool idle) override;
   [[nodiscard]] std::string refuseWrites() const override;
@@ -35,14 +48,29 @@ class SqliteWriteTarget : public WriteTarget {
   std::string beforeCommit() override { return journal_->files().changes(); }
   std::string afterCommit(const std::string& refused) override {
     const std::string changes = refused.empty() ? journal_->files().changes() : refused;
-    return changes.empty() ? changes : detach(changes);
+    if (!changes.empty()) return detach(changes);
+    if (!rewrite_.empty()) return rewritten(rewrite_);  // found by walHook
+    return settle();
   }
   void closeAfterFailure() override;
+  void afterRollback() override {
+    if (journal_) settle();
+  }
   [[nodiscard]] std::string journalId() const override { return journal_ ? journal_->journalId() : ""; }
 
  private:
   std::string checkLock();
-  std::string detach(const std::string& changes);
+  // After the connection opened, and after each of its transactions: the
+  // files as the relay left them, and which batches only the -wal holds.
+  void opened();
+  std::string settle();
+  std::int64_t highestBatch();
+  static int walHook(void* self, sqlite3* db, const char* name, int pages);
+  // Written in place by another process: detach() with what to tell.
+  std::string rewritten(const std::string& changes);
+  std::string detach(const std::string& changes, const std::string& batches = {});
+  // After such a write, a copy that cannot be saved whole: refuse writes for good.
+  std::string refuseDamaged(const std::string& check, const std::string& batches);
   std::string restoreSavedCopy();
   std::string reopen(std::string_view success);
 
@@ -56,6 +84,16 @@ class SqliteWriteTarget : public WriteTarget {
   std::string logged_restore_block_;
   std::string logged_reopen_error_;
   std::string logged_lock_loss_;
+  // Files written by another process, until what the connection holds is saved.
+  std::string rewrite_;
+  // After such a write, no whole copy could be saved: writes refused.
+  bool damaged_ = false;
+  // A checkpoint ran in the current transaction (walHook).
+  bool checkpointed_ = false;
+  // The highest batch id at the last settle(), and the first one the -wal may
+  // hold (the batches from there on are not in the database file yet).
+  std::int64_t last_batch_ = 0;
+  std::int64_t wal_first_batch_ = 1;
 };
 
 }  // namespace
@@ -71,12 +109,21 @@ std::string SqliteWriteTarget::prepare(bool idle) {
   // The files first: restoring a journal re-creates its directory, which the
   // lock file needs when the directory was renamed away.
   std::string problem;
-  if (!journal_) {
+  if (damaged_) {
+    problem = kDamaged;
+  } else if (!journal_) {
     problem = saved_copy_.empty() ? reopen("journal reopened after a failed commit") : restoreSavedCopy();
-  } else if (idle) {
-    // A group checks them before its COMMIT (and a change found then rolls
-    // it back), so only here when there is no group.
-    if (const std::string changes = journal_->files().changes(); !changes.empty()) problem = detach(changes);
+  } else if (!rewrite_.empty()) {
+    problem = rewritten(rewrite_);  // found before, its copy not saved yet
+  } else {
+    // A group checks which files are at the path before its COMMIT (and a
+    // change found then rolls it back), so only here when there is no group.
+    const std::string changes = idle ? journal_->files().changes() : std::string();
+    if (!changes.empty()) {
+      problem = detach(changes);
+    } else if (const std::string written = journal_->files().rewrites(journal_->sqlite()); !written.empty()) {
+      problem = rewritten(written);
+    }
   }
   // The lock even when the files are not ready, so that a lock file removed
   // with them is taken again as soon as the journal is back.
@@ -107,14 +154,90 @@ std::string SqliteWriteTarget::checkLock() {
   return kLockLost;
 }
 
-std::string SqliteWriteTarget::detach(const std::string& changes) {
+void SqliteWriteTarget::opened() {
+  checkpointed_ = false;
+  sqlite3_wal_hook(journal_->sqlite().handle(), &SqliteWriteTarget::walHook, this);
+  last_batch_ = highestBatch();
+  journal_->files().settle(journal_->sqlite(), false);
+  // A -wal with frames from before (a crash) may hold any batch.
+  wal_first_batch_ = journal_->files().takeWalRestart() ? last_batch_ + 1 : 1;
+}
+
+std::string SqliteWriteTarget::settle() {
+  const std::string written = journal_->files().settle(journal_->sqlite(), std::exchange(checkpointed_, false));
+  if (!written.empty()) return rewritten(written);
+  const std::int64_t before = last_batch_;
+  last_batch_ = highestBatch();
+  // Restarted in this transaction: everything up to the last one is in the database file.
+  if (journal_->files().takeWalRestart()) wal_first_batch_ = before + 1;
+  return {};
+}
+
+std::int64_t SqliteWriteTarget::highestBatch() {
+  try {
+    Statement& highest = journal_->db().cached("SELECT coalesce(max(id), 0) FROM batches");
+    const ResetOnExit reset(highest);
+    return highest.step() ? highest.columnInt(0) : last_batch_;
+  } catch (const std::exception&) {
+    return last_batch_;  // only for the log line's range: the last one known
+  }
+}
+
+int SqliteWriteTarget::walHook(void* self, sqlite3* db, const char* name, int pages) {
+  // What SQLite's default hook does (sqlite3_wal_autocheckpoint), noting that it ran.
+  if (pages < kAutoCheckpointPages) return SQLITE_OK;
+  auto* target = static_cast<SqliteWriteTarget*>(self);
+  // Never checkpoint into a database file another process wrote meanwhile:
+  // its pages would be mixed with the relay's, and the change taken for the
+  // checkpoint's own. afterCommit() acts on it.
+  if (std::string written = target->journal_->files().rewrites(target->journal_->sqlite(), true); !written.empty()) {
+    target->rewrite_ = std::move(written);
+    return SQLITE_OK;
+  }
+  target->checkpointed_ = true;
+  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  return SQLITE_OK;
+}
+
+std::string SqliteWriteTarget::rewritten(const std::string& changes) {
+  rewrite_ = changes;
+  // Acknowledged batches whose pages were in the written file: every one when
+  // it was the database file, else those committed since the -wal last restarted.
+  const bool database =
+      changes.find(std::filesystem::path(options_.path).filename().string() + " was ") == 0 ||
+      changes.find("; " + std::filesystem::path(options_.path).filename().string() + " was ") != std::string::npos;
+  const std::int64_t first = database ? 1 : wal_first_batch_;
+  const std::string batches = first > last_batch_ ? "none" : fmt::format("{}..{}", first, last_batch_);
+  return detach(changes, batches);
+}
+
+std::string SqliteWriteTarget::detach(const std::string& changes, const std::string& batches) {
+  const bool in_place = !batches.empty();
   if (logged_save_error_.empty()) {
     metrics_.file_faults.add();
-    log::error("journal", "journal files are no longer those at the journal's path; saving what the relay holds",
-               {{"path", options_.path}, {"change", changes}});
+    if (in_place)
+      log::error("journal",
+                 "journal files were written by another process while the relay held them; saving what the relay "
+                 "holds",
+                 {{"path", options_.path}, {"change", changes}, {"affected_batches", batches}});
+    else
+      log::error("journal", "journal files are no longer those at the journal's path; saving what the relay holds",
+                 {{"path", options_.path}, {"change", changes}});
   }
   try {
     saved_copy_ = saveCopy(journal_->sqlite(), options_.path, wallMillis());
+  } catch (const SqliteError& e) {
+    // Pages read back from a file written by another process that SQLite
+    // cannot even read (or -wal frames cut off): no retry will save more.
+    if (in_place &&
+        (e.primary() == SQLITE_CORRUPT || e.primary() == SQLITE_NOTADB || e.code() == SQLITE_IOERR_SHORT_READ))
+      return refuseDamaged(e.what(), batches);
+    log::errorOnce(
+        logged_save_error_, "failing", "journal",
+        "cannot save the journal the relay holds; retrying at each write (do not stop the relay: it holds the "
+        "only copy)",
+        {{"path", options_.path}, {"error", e.what()}});
+    return kCannotSave;
   } catch (const std::exception& e) {
     // The open connection is now the only copy: keep it, and try again at the
     // next group (after space was freed, say).
@@ -127,14 +250,46 @@ std::string SqliteWriteTarget::detach(const std::string& changes) {
     return kCannotSave;
   }
   logged_save_error_.clear();
+  rewrite_.clear();
   log::warn("journal", "journal saved from the open connection", {{"path", options_.path}, {"copy", saved_copy_}});
+  if (in_place) {
+    // Pages the connection had to read back from the written file are that
+    // file's now, not the relay's: a copy that is not whole must not be served.
+    if (const std::string check = checkCopy(saved_copy_); check != "ok") return refuseDamaged(check, batches);
+  }
   // Its own files still at the path are stale now (the copy has everything),
   // and a stale -wal would be applied to whatever database is put there.
   journal_->files().removeRecordedFromPath();
   journal_->sqlite().keepFilesOnClose();
   journal_.reset();
   restoreSavedCopy();
-  return kFilesChanged;
+  return in_place ? kFilesWritten : kFilesChanged;
+}
+
+std::string SqliteWriteTarget::refuseDamaged(const std::string& check, const std::string& batches) {
+  damaged_ = true;
+  rewrite_.clear();
+  // The relay's -wal would be applied to the database file at the path at the
+  // next start, mixing two journals: moved aside, that file opens alone (what
+  // another process put there, or what the relay had checkpointed).
+  std::string wal_aside;
+  try {
+    wal_aside = journal_->files().moveWalAside(wallMillis());
+  } catch (const std::exception& e) {
+    wal_aside = fmt::format("not moved: {}", e.what());
+  }
+  log::error("journal",
+             "the journal the relay holds cannot be saved whole: acknowledged batches may be lost; writes refused "
+             "until an operator acts (stop the relay, keep every file, restore from a backup)",
+             {{"path", options_.path},
+              {"copy", saved_copy_.empty() ? "none" : saved_copy_},
+              {"wal", wal_aside.empty() ? "none" : wal_aside},
+              {"check", check},
+              {"affected_batches", batches}});
+  saved_copy_.clear();  // the operator's now: never put back at the path
+  journal_->sqlite().keepFilesOnClose();
+  journal_.reset();
+  return kDamaged;
 }
 
 std::string SqliteWriteTarget::restoreSavedCopy() {
@@ -176,6 +331,7 @@ std::string SqliteWriteTarget::reopen(std::string_view success) {
     return "journal unavailable";
   }
   logged_reopen_error_.clear();
+  opened();
   log::warn("journal", success, {{"path", options_.path}});
   return {};
 }
@@ -185,6 +341,14 @@ void SqliteWriteTarget::closeAfterFailure() {
   // saved before the connection goes (it may hold the only copy).
   if (const std::string changes = journal_->files().changes(); !changes.empty()) {
     detach(changes);
+    return;
+  }
+  // A truncated -wal shows as an I/O error (a short read) first; closing
+  // would checkpoint what is left of it.
+  const std::string written =
+      rewrite_.empty() ? journal_->files().settle(journal_->sqlite(), std::exchange(checkpointed_, false)) : rewrite_;
+  if (!written.empty()) {
+    rewritten(written);
     return;
   }
   journal_.reset();

@@ -198,13 +198,17 @@ void JournalWriter::commitGroup(std::deque<Pending>& group) {
   } catch (const StorageError& e) {
     log::error("journal", "commit failed; nothing in this group is acknowledged",
                {{"jobs", std::to_string(group.size())}, {"error", e.what()}});
-    if (e.needsReopen()) target_->closeAfterFailure();
+    if (e.needsReopen())
+      target_->closeAfterFailure();
+    else
+      target_->afterRollback();
     failGroup(group, WriteOutcome::Status::StorageFailure, e.reason());
     return;
   } catch (const std::exception& e) {
     // Anything else (out of memory): the transaction was rolled back by its
     // destructor; the group fails, the writer thread lives on.
     log::error("journal", "group failed; nothing in it is acknowledged", {{"error", e.what()}});
+    target_->afterRollback();
     failGroup(group, WriteOutcome::Status::StorageFailure, "journal cannot take the write");
     return;
   }

@@ -553,6 +553,205 @@ TEST_CASE("journal replaced by another file: never written over, writes refused 
   }
 }
 
+namespace {
+
+constexpr const char* kWritten = "written by another process";
+
+// `cp source target` over a live file: same inode, its bytes replaced (open
+// with O_TRUNC, write, close), which is what cp does to an existing target.
+void copyOver(const std::string& source, const std::string& target) {
+  const std::string bytes = test::readFile(source);
+  const int fd = ::open(target.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  ::close(fd);
+}
+
+// `truncate -s0 file`.
+void truncateToZero(const std::string& path) {
+  REQUIRE(::truncate(path.c_str(), 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "journal files written in place under the running relay: 503 with the reason, saved, put back, nothing lost") {
+  test::TempDir dir;
+  LogCapture log(dir.file("relay.log"));
+  test::Sink sink;
+  const fs::path data = dir.path() / "data";
+  const std::string journal = (data / "relay.db").string();
+  const std::string ini = relayIni(journal, sink.url());
+  const std::string other = dir.file("other.db");  // a backup, say: another valid journal
+  { journal::Journal created(other, {}); }
+  const std::string other_bytes = test::readFile(other);
+  auto relay = test::startRelay(ini);
+  Acked acked;
+  for (std::size_t i = 0; i < 5; ++i) acked.add(post(relay->ingestPort(), i));
+  REQUIRE(fs::file_size(journal + "-wal") > 0);  // the 5 batches are only there: not checkpointed yet
+
+  std::string fault_name;
+  std::string batches;
+  std::function<void()> fault;
+  SUBCASE("cp other.db relay.db over the live file") {
+    fault_name = "relay.db was written by another process";
+    batches = fmt::format("affected_batches=1..{}", acked.ids.back());
+    fault = [other, journal] { copyOver(other, journal); };
+  }
+  SUBCASE("truncate -s0 relay.db-wal") {
+    fault_name = "relay.db-wal was written by another process";
+    batches = fmt::format("affected_batches={}..{}", acked.ids.front(), acked.ids.back());
+    fault = [journal] { truncateToZero(journal + "-wal"); };
+  }
+
+  const auto group = faultInGroup(*relay, fault);
+  CHECK(group.fault.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(group.fault.error.find(kWritten) != std::string::npos);
+  CHECK(group.batch.status == 503);
+  CHECK(group.batch.body.find(kWritten) != std::string::npos);
+  const auto newline = group.batch.body.find('\n');
+  CHECK((newline == std::string::npos || newline == group.batch.body.size() - 1));  // one line
+  CHECK(group.readiness.status == 503);
+  CHECK(group.readiness.body.find(kWritten) != std::string::npos);
+  const std::string logged = log.text();
+  CHECK(logged.find("journal files were written by another process while the relay held them") != std::string::npos);
+  CHECK(logged.find(fault_name) != std::string::npos);
+  CHECK(logged.find(batches) != std::string::npos);
+  CHECK(logged.find("journal put back at its path from the saved copy") != std::string::npos);
+  CHECK(test::readFile(other) == other_bytes);  // the source of the copy is not the relay's
+
+  // Put back at once: writes go on, readiness with them, no copy left over.
+  for (std::size_t i = 5; i < 10; ++i) acked.add(post(relay->ingestPort(), i));
+  CHECK(ready(*relay).status == 200);
+  CHECK(savedCopies(data).empty());
+
+  relay.reset();
+  relay = test::startRelay(ini);
+  CHECK(integrity(journal) == "ok");
+  CHECK(acked.countIn(journal) == acked.size());
+  CHECK(post(relay->ingestPort(), 99).status == 202);
+  CHECK(test::waitUntil(
+      [&] { return acked.countIn(journal, "deliveries", " AND state = 'delivered'") == acked.size(); }, 10s));
+}
+
+TEST_CASE("journal files written in place while nothing writes: noticed within about a second, nothing lost") {
+  test::TempDir dir;
+  LogCapture log(dir.file("relay.log"));
+  test::Sink sink;
+  const std::string journal = dir.file("relay.db");
+  const std::string ini = relayIni(journal, sink.url());
+  const std::string other = dir.file("other.db");
+  { journal::Journal created(other, {}); }
+  auto relay = test::startRelay(ini);
+  relay->delivery().stop();  // nothing but the idle check touches the journal
+  Acked acked;
+  for (std::size_t i = 0; i < 5; ++i) acked.add(post(relay->ingestPort(), i));
+
+  std::function<void()> fault;
+  SUBCASE("cp other.db relay.db") {
+    fault = [other, journal] { copyOver(other, journal); };
+  }
+  SUBCASE("truncate -s0 relay.db-wal") {
+    fault = [journal] { truncateToZero(journal + "-wal"); };
+  }
+  const auto made = std::chrono::steady_clock::now();
+  fault();
+  CHECK(test::waitUntil([&] { return log.text().find("journal put back at its path") != std::string::npos; }, 3s));
+  const auto noticed = std::chrono::steady_clock::now() - made;
+  MESSAGE("noticed and put back " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
+                                  << " ms after the write, without a request");
+  CHECK(noticed < 2s);  // the idle check runs every second; the rest is the copy (margin for a loaded CI)
+  CHECK(log.text().find(kWritten) != std::string::npos);
+  acked.add(post(relay->ingestPort(), 5));
+  relay.reset();
+  CHECK(integrity(journal) == "ok");
+  CHECK(acked.countIn(journal) == acked.size());
+}
+
+TEST_CASE("the -wal truncated between two writes: the next one refused, the first kept") {
+  test::TempDir dir;
+  LoneWriter lone(dir.file("w.db"));
+  REQUIRE(lone.put("before").committed());
+  truncateToZero(lone.path + "-wal");  // "before" was only there
+  const auto refused = lone.put("refused");
+  CHECK(refused.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(refused.error.find(kWritten) != std::string::npos);
+  REQUIRE(lone.put("after").committed());
+  CHECK(lone.count("before") == 1);
+  CHECK(lone.count("refused") == 0);
+  CHECK(lone.count("after") == 1);
+}
+
+TEST_CASE("a journal overwritten in place where the relay cannot save it whole: writes refused, nothing removed") {
+  // The writer's connection has read little of a large journal when another
+  // file is copied over it, so the copy it saves is mostly that file's pages
+  // (or none): it must not be served as the journal.
+  test::TempDir dir;
+  const std::string path = dir.file("w.db");
+  {
+    journal::Journal filled(path, {});
+    filled.db().exec("BEGIN");
+    for (int i = 0; i < 200; ++i)
+      filled.db().exec(fmt::format("INSERT INTO meta (key, value) VALUES ('old{}', zeroblob(8000))", i));
+    filled.db().exec("COMMIT");
+  }
+  const std::string other = dir.file("other.db");
+  { journal::Journal created(other, {}); }
+  LoneWriter lone(path);
+  copyOver(other, path);
+  LogCapture log(dir.file("relay.log"));
+  const auto refused = lone.put("refused");
+  CHECK(log.text().find("cannot be saved whole") != std::string::npos);
+  CHECK(log.text().find("change=\"w.db was written by another process\"") != std::string::npos);
+  CHECK(refused.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(refused.error.find("the relay's copy is incomplete; writes refused until an operator acts") !=
+        std::string::npos);
+  const auto again = lone.put("again");
+  CHECK(again.status == journal::WriteOutcome::Status::StorageFailure);
+  CHECK(again.error == refused.error);
+  CHECK(test::readFile(path) == test::readFile(other));  // left for the operator
+  // The writer's -wal moved aside: the file at the path opens alone, whole.
+  CHECK(!fs::exists(path + "-wal"));
+  CHECK(log.text().find("wal=" + path + "-wal.saved-") != std::string::npos);
+  lone.writer.reset();
+  CHECK(integrity(path) == "ok");
+  CHECK(lone.count("old1") == 0);  // other.db's rows, not w.db's
+}
+
+TEST_CASE("the writer's own checkpoints and -wal restarts, and readers, are not taken for another writer") {
+  // Big rows, so that the -wal passes SQLite's 1,000-page checkpoint several
+  // times and restarts; a read-only reader (what the CLI and the dispatcher
+  // open) between writes. A false alarm would fail a write.
+  test::TempDir dir;
+  LoneWriter lone(dir.file("w.db"));
+  const std::string row(200 * 1024, 'x');
+  std::size_t restarts = 0;
+  std::string last_salt;
+  for (std::size_t i = 0; i < 60; ++i) {
+    const auto outcome = lone.writer
+                             ->submit([&row, i](journal::Journal& journal) {
+                               journal.db()
+                                   .prepare("INSERT INTO meta (key, value) VALUES (?, ?)")
+                                   .bind(1, fmt::format("big{}", i))
+                                   .bind(2, std::string_view(row))
+                                   .run();
+                               return std::int64_t{0};
+                             })
+                             .get();
+    REQUIRE_MESSAGE(outcome.committed(), outcome.error);
+    {
+      journal::Journal reader(lone.path, journal::JournalOptions{0, true});
+      CHECK(reader.count("meta") >= 1);
+    }
+    const std::string salt = test::readFile(lone.path + "-wal").substr(16, 4);
+    if (!last_salt.empty() && salt != last_salt) ++restarts;
+    last_salt = salt;
+  }
+  CHECK(restarts >= 2);
+  CHECK(lone.writer->metrics().file_faults.value() == 0);
+  CHECK(test::queryInt(lone.path, "SELECT count(*) FROM meta WHERE key LIKE 'big%'") == 60);
+}
+
 TEST_CASE("the journal's lock file removed: taken again, so a second relay cannot become a second writer") {
   test::TempDir dir;
   LogCapture log(dir.file("relay.log"));
