@@ -10,6 +10,8 @@
 //   json_readers accept FILE...       the README's acceptance cases, then
 //                                     each file: every reader's verdict,
 //                                     disagreements marked
+//   json_readers utf8                 simdjson's UTF-8 check against
+//                                     json_scan's, sequence by sequence
 //
 // Readers:
 //   json_scan parseBatch   ingest::parseBatch: the validating scan, the
@@ -375,12 +377,69 @@ int accept(std::vector<Body> files) {
   return 0;
 }
 
+// ---- UTF-8: the one rule both readers share --------------------------------
+
+// simdjson::validate_utf8 against json_scan's UTF-8 rule, byte sequence by
+// byte sequence: every sequence of one to three bytes, and every four-byte
+// one led by F0..FF. Bytes JSON itself gives a meaning to inside a string
+// (controls, '"', '\\') are left out, so what json_scan answers for
+// "\"" + bytes + "\"" is its UTF-8 verdict alone. Prints the count checked
+// and the first differences (none expected: both follow RFC 3629).
+int utf8() {
+  std::vector<unsigned char> plain;
+  for (int byte = 0x20; byte <= 0xFF; ++byte)
+    if (byte != '"' && byte != '\\') plain.push_back(static_cast<unsigned char>(byte));
+  std::vector<unsigned char> lead4;
+  for (int byte = 0xF0; byte <= 0xFF; ++byte) lead4.push_back(static_cast<unsigned char>(byte));
+
+  std::size_t checked = 0;
+  std::size_t differences = 0;
+  std::string text;
+  const auto check = [&](const unsigned char* bytes, std::size_t length) {
+    text.assign(1, '"');
+    text.append(reinterpret_cast<const char*>(bytes), length);
+    text.push_back('"');
+    const bool ours = mews::json::isValid(text);
+    const bool theirs = simdjson::validate_utf8(text.data(), text.size());
+    ++checked;
+    if (ours != theirs && ++differences <= 20) {
+      std::printf("differs:");
+      for (std::size_t i = 0; i < length; ++i) std::printf(" %02X", bytes[i]);
+      std::printf(" (json_scan %s, simdjson %s)\n", ours ? "accepts" : "refuses", theirs ? "accepts" : "refuses");
+    }
+  };
+  unsigned char b[4];
+  for (unsigned char b0 : plain) {
+    b[0] = b0;
+    check(b, 1);
+    for (unsigned char b1 : plain) {
+      b[1] = b1;
+      check(b, 2);
+      for (unsigned char b2 : plain) {
+        b[2] = b2;
+        check(b, 3);
+      }
+    }
+  }
+  for (unsigned char b0 : lead4)
+    for (unsigned char b1 : plain)
+      for (unsigned char b2 : plain)
+        for (unsigned char b3 : plain) {
+          b[0] = b0, b[1] = b1, b[2] = b2, b[3] = b3;
+          check(b, 4);
+        }
+  std::printf("UTF-8: %zu byte sequences, %zu where simdjson::validate_utf8 and json_scan differ\n", checked,
+              differences);
+  return differences == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "";
+  if (mode == "utf8") return utf8();
   if (mode != "speed" && mode != "accept") {
-    std::fprintf(stderr, "usage: json_readers speed RUNS FILE... | json_readers accept FILE...\n");
+    std::fprintf(stderr, "usage: json_readers speed RUNS FILE... | json_readers accept FILE... | json_readers utf8\n");
     return 2;
   }
   const int first_file = mode == "speed" ? 3 : 2;
