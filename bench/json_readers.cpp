@@ -12,6 +12,7 @@
 //                                     disagreements marked
 //   json_readers utf8                 simdjson's UTF-8 check against
 //                                     json_scan's, sequence by sequence
+//   MALLOC=glibc json_readers ...     glibc's malloc defaults, not the relay's
 //
 // Readers:
 //   json_scan parseBatch   ingest::parseBatch: the validating scan, the
