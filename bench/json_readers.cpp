@@ -65,12 +65,14 @@ double threadCpuNs() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
   return static_cast<double>(now.tv_sec) * 1e9 + static_cast<double>(now.tv_nsec);
 }
+
 #define MEWS_STRINGIFY(x) MEWS_STRINGIFY_(x)
 #define MEWS_STRINGIFY_(x) #x
 constexpr const char* kSimdjsonVersion = MEWS_STRINGIFY(SIMDJSON_VERSION);
 // The kernel simdjson's inline (on-demand) code was compiled for here; the
 // library's builtin_implementation() names the library's own, not this.
 constexpr const char* kOndemandKernel = MEWS_STRINGIFY(SIMDJSON_BUILTIN_IMPLEMENTATION);
+
 namespace ondemand = simdjson::ondemand;
 
 // A verdict: empty when the reader accepts, else its short reason.
