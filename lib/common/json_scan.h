@@ -20,6 +20,10 @@
 //
 // Failure is a value: the first fault stops the scan, every later call returns
 // false, and reason() says what and at which byte, on one line.
+//
+// Why not simdjson (which the relay once used): it refuses some of what is
+// accepted above (huge integers, lone surrogates, the BOM) and gives no byte
+// offsets; scripts/bench-json measures both, README "Dependencies" decides.
 #pragma once
 
 #include <cstddef>
