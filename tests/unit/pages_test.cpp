@@ -67,7 +67,7 @@ journal::DeadLetter letter(std::int64_t id, std::string target = "crm") {
   l.reason = "rejected";
   l.received_at = "2026-11-28T09:00:00.000Z";
   l.died_at = "2026-11-28T09:30:00.000Z";
-  l.state = "dead";
+  l.state = journal::DeliveryState::Dead;
   return l;
 }
 
@@ -222,7 +222,7 @@ TEST_CASE("dead letters: rows escaped, replayed ones not selectable, answers cut
   hostile_row.last_error = hostile("answer");
   hostile_row.last_status.reset();
   journal::DeadLetter replayed = letter(8);
-  replayed.state = "pending";
+  replayed.state = journal::DeliveryState::Pending;
   view.page.letters = {hostile_row, replayed};
   std::string long_answer(79, 'a');
   long_answer += "é and more";  // the cut falls inside the é
@@ -283,7 +283,7 @@ TEST_CASE("detail: a dead letter offers its replay; answers, headers and payload
   d.id = 107;
   d.batch_id = 207;
   d.target = hostile("target");
-  d.state = "dead";
+  d.state = journal::DeliveryState::Dead;
   d.kind = "general";
   d.received_at = "2026-11-28T09:00:00.000Z";
   d.payload = R"({"Events":[{"Discriminator":"</pre><img src=x>"}]})";
@@ -320,20 +320,20 @@ TEST_CASE("detail: delivered, waiting and purged deliveries offer no replay") {
   view.delivery.target = "crm";
   view.delivery.updated_at = "2026-11-28T09:59:00.000Z";
 
-  view.delivery.state = "delivered";
+  view.delivery.state = journal::DeliveryState::Delivered;
   std::string page = pages::detail(signedIn(), view);
   checkPage(page);
   CHECK(contains(page, "callout ok"));
   CHECK_FALSE(contains(page, "/console/replay"));
   CHECK(contains(page, "No attempt recorded."));
 
-  view.delivery.state = "retry_wait";
+  view.delivery.state = journal::DeliveryState::RetryWait;
   page = pages::detail(signedIn(), view);
   CHECK(contains(page, R"(data-delivery="5" data-state="retry_wait")"));
   CHECK(contains(page, "Waiting to be sent"));
   CHECK_FALSE(contains(page, "/console/replay"));
 
-  view.delivery.state = "dead";  // dead, its dead letter purged
+  view.delivery.state = journal::DeliveryState::Dead;  // dead, its dead letter purged
   page = pages::detail(signedIn(), view);
   CHECK(contains(page, "no longer in the dead letters (purged)"));
   CHECK_FALSE(contains(page, "/console/replay"));
@@ -374,12 +374,12 @@ TEST_CASE("action: the summary escaped, where the items are now, and how many ar
   view.result.summary = hostile("summary");
   view.result.at_ms = kNow - 60'000;
   view.result.delivery_ids = {1, 2, 3};
-  view.states = {{1, "delivered"}, {2, hostile("state")}};
+  view.states = {{1, journal::DeliveryState::Delivered}, {2, journal::DeliveryState::RetryWait}};
   view.by_state = {{"delivered", 1}, {"pending", 2}};
   const std::string page = pages::action(signedIn(), view);
   checkPage(page);
   CHECK(contains(page, "<h1>" + escaped("summary") + "</h1>"));
-  CHECK(contains(page, escaped("state")));
+  CHECK(contains(page, R"(data-delivery="2" data-state="retry_wait"><span class="badge state-retry_wait">)"));
   CHECK(contains(page, R"(<span class="badge state-pending">pending</span> <strong>2</strong>)"));
   CHECK(contains(page, R"(<a href="/console/deliveries/1">delivery 1</a>)"));
   CHECK(contains(page, "The first 2 of 3 shown."));
