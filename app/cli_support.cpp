@@ -17,7 +17,7 @@
 #include <memory>
 #include <regex>
 
-#include "admin/credential.h"
+#include "auth/credential.h"
 #include "cli.h"
 #include "common/clock.h"
 #include "common/json_scan.h"
@@ -179,7 +179,7 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
   if (!std::regex_search(published, match, std::regex(R"(admin=(\S+))")))
     throw std::runtime_error(fmt::format("a relay holds {}.lock but published no admin address", journal_path));
   // Only the relay's operators can read it (admin/credential.h); others stop here.
-  const std::string credential = admin::readCredential(journal_path);
+  const std::string credential = auth::readCredential(journal_path);
   const Poco::Net::SocketAddress address(match[1].str());
   // With [admin] tls_certificate the listener speaks only HTTPS. The address
   // comes from the lock file on this box, so the certificate is not checked.

@@ -7,8 +7,8 @@
 
 #include <iostream>
 
+#include "auth/password.h"
 #include "cli.h"
-#include "console/password.h"
 
 namespace mews::cli {
 namespace {
@@ -38,11 +38,11 @@ int runConsolePassword(const GlobalOptions&, const std::vector<std::string>& arg
   expectNoArguments(args);
   const bool terminal = isatty(STDIN_FILENO) != 0;
   const std::string password = readSecretLine("console password: ", terminal);
-  if (password.size() < console::kMinPasswordLength)
-    throw std::runtime_error(fmt::format("the password needs at least {} characters", console::kMinPasswordLength));
+  if (password.size() < auth::kMinPasswordLength)
+    throw std::runtime_error(fmt::format("the password needs at least {} characters", auth::kMinPasswordLength));
   if (terminal && readSecretLine("again: ", terminal) != password)
     throw std::runtime_error("the two passwords differ; nothing was made");
-  std::cout << console::hashPassword(password) << "\n";
+  std::cout << auth::hashPassword(password) << "\n";
   if (terminal)
     std::cerr << "put it in the config file:\n  [console]\n  password_hash = <the line above>\n"
                  "then restart the relay.\n";

@@ -15,7 +15,7 @@
 //   MALLOC=glibc json_readers ...     glibc's malloc defaults, not the relay's
 //
 // Readers:
-//   json_scan parseBatch   ingest::parseBatch: the validating scan, the
+//   json_scan parseBatch   batch::parseBatch: the validating scan, the
 //                          outline of the batch, its summary decoded (what
 //                          ingest runs on every POST);
 //   json_scan isValid      the scan alone, as json::isValid runs it (with
@@ -53,7 +53,7 @@
 #include <vector>
 
 #include "common/json_scan.h"
-#include "ingest/payload.h"
+#include "batch/payload.h"
 
 namespace {
 
@@ -235,7 +235,7 @@ std::vector<Reader> readers() {
   return {
       {"json_scan parseBatch",
        [](const Body& body) -> Verdict {
-         const auto parsed = mews::ingest::parseBatch(body.text);
+         const auto parsed = mews::batch::parseBatch(body.text);
          return parsed.ok() ? Verdict{} : parsed.error();
        }},
       {"json_scan isValid",

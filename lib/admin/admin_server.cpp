@@ -18,13 +18,13 @@
 #include <map>
 #include <mutex>
 
-#include "admin/credential.h"
-#include "admin/request_guard.h"
+#include "auth/credential.h"
+#include "auth/request_guard.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
-#include "ingest/head_gate.h"
-#include "ingest/server_socket.h"
+#include "http/head_gate.h"
+#include "http/server_socket.h"
 #include "journal/operator.h"
 
 namespace mews::admin {
@@ -46,7 +46,7 @@ struct AdminServer::Shared {
   std::string credential;
   std::function<void()> on_requeued;
   std::function<std::string()> render_metrics;
-  HostRule host_rule;  // the bound address and port: set once bound, before the first request
+  auth::HostRule host_rule;  // the bound address and port: set once bound, before the first request
   std::shared_ptr<console::Console> console;
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
@@ -145,7 +145,7 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     // A browser always sends a Host; a supervisor's HTTP/1.0 probe may not, and
     // may read health and metrics without one. The operator's API wants one.
     const bool probe = !request.has("Host") && (found == routes().end() || found->access == Access::Anyone);
-    if (!probe && !hostAllowed(request.get("Host", ""), shared_->host_rule))
+    if (!probe && !auth::hostAllowed(request.get("Host", ""), shared_->host_rule))
       return refuse(request, response, path, HTTPResponse::HTTP_MISDIRECTED_REQUEST,
                     "the Host header does not name this listener");
     if (found == routes().end()) return send(response, HTTPResponse::HTTP_NOT_FOUND, errorJson("no such endpoint"));
@@ -153,11 +153,11 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       if (request.has("Origin"))
         return refuse(request, response, path, HTTPResponse::HTTP_FORBIDDEN,
                       "the admin API does not answer browsers (the request carries an Origin)");
-      if (!credentialMatches(request.get("Authorization", ""), shared_->credential)) {
+      if (!auth::credentialMatches(request.get("Authorization", ""), shared_->credential)) {
         response.set("WWW-Authenticate", "Bearer");
         return refuse(request, response, path, HTTPResponse::HTTP_UNAUTHORIZED,
                       "the operator's credential is required: Authorization: Bearer <the content of " +
-                          credentialPath(shared_->settings.journal.path) + ">");
+                          auth::credentialPath(shared_->settings.journal.path) + ">");
       }
     }
     const std::string& method = request.getMethod();
@@ -368,7 +368,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   const Poco::Net::SocketAddress address(settings.admin.listen);
   host_ = address.host().toString();
   tls_ = !settings.admin.tls_certificate.empty();
-  Poco::Net::ServerSocket socket = ingest::serverSocket(settings.admin.tls_certificate, settings.admin.tls_private_key);
+  Poco::Net::ServerSocket socket = http::serverSocket(settings.admin.tls_certificate, settings.admin.tls_private_key);
   socket.bind(address, true);
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
@@ -385,12 +385,12 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   }
   // Plain: a thread only for a whole head (ingest/head_gate.h), so clients
   // that trickle bytes cannot hold the workers that /readyz and the CLI need.
-  workers_ = std::make_unique<ingest::WorkerPool>(kWorkers, kQueued);
-  ingest::HeadGate::Limits limits;
+  workers_ = std::make_unique<http::WorkerPool>(kWorkers, kQueued);
+  http::HeadGate::Limits limits;
   limits.head_timeout = kHeadTimeout;
   limits.idle_timeout = kHeadTimeout;
   limits.max_waiting = kMaxWaitingHeads;
-  ingest::HeadGate::Events events;
+  http::HeadGate::Events events;
   events.head_expired = [](const std::string& remote) {
     log::warn("admin", "request refused",
               {{"status", "408"}, {"remote", remote}, {"reason", "request head not received in time"}});
@@ -399,7 +399,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
     log::warn("admin", "request refused", {{"status", "400"}, {"remote", remote}, {"reason", reason}});
   };
   Poco::Net::HTTPRequestHandlerFactory::Ptr factory = new AdminFactory(shared_);
-  events.ready = [this, params, factory](std::shared_ptr<ingest::GateConnection> connection) {
+  events.ready = [this, params, factory](std::shared_ptr<http::GateConnection> connection) {
     const bool queued = workers_->post([params, factory, connection] {
       try {
         Poco::Net::HTTPServerConnection(connection->socket, params, factory).run();
@@ -410,7 +410,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
     });
     if (!queued) refuseBusy(connection->socket);
   };
-  gate_ = std::make_unique<ingest::HeadGate>(std::move(socket), limits, std::move(events));
+  gate_ = std::make_unique<http::HeadGate>(std::move(socket), limits, std::move(events));
 }
 
 AdminServer::~AdminServer() {

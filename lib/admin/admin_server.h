@@ -51,10 +51,10 @@
 namespace Poco::Net {
 class HTTPServer;
 }
-namespace mews::ingest {
+namespace mews::http {
 class HeadGate;
 class WorkerPool;
-}  // namespace mews::ingest
+}  // namespace mews::http
 
 namespace mews::admin {
 
@@ -80,8 +80,8 @@ class AdminServer {
 
  private:
   std::shared_ptr<Shared> shared_;
-  std::unique_ptr<ingest::HeadGate> gate_;         // plain HTTP
-  std::unique_ptr<ingest::WorkerPool> workers_;    // plain HTTP
+  std::unique_ptr<http::HeadGate> gate_;           // plain HTTP
+  std::unique_ptr<http::WorkerPool> workers_;      // plain HTTP
   std::unique_ptr<Poco::Net::HTTPServer> server_;  // TLS
   std::string host_;
   std::uint16_t port_ = 0;

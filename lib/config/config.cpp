@@ -24,9 +24,9 @@
 #include <set>
 #include <sstream>
 
+#include "auth/password.h"
 #include "common/text.h"
 #include "common/url.h"
-#include "console/password.h"
 #include "journal/postgres.h"
 
 namespace mews::config {
@@ -313,14 +313,14 @@ const std::vector<KeySpec>& keySpecs() {
        "the console operator's password hash, from `mews-relay console-password`; enables the console",
        [](Settings& s, TargetSettings*, std::string_view v) {
          std::string error;
-         if (!v.empty() && !console::parsePasswordHash(v, error)) throw ValueError{error};
+         if (!v.empty() && !auth::parsePasswordHash(v, error)) throw ValueError{error};
          s.console.password_hash = v;
        }},
       {"console", "password", "secret", "", kSecret | kRestart,
        "instead of password_hash: the password itself, from the environment (${system.env.NAME}); 12+ characters",
        [](Settings& s, TargetSettings*, std::string_view v) {
-         if (!v.empty() && v.size() < console::kMinPasswordLength)
-           throw ValueError{fmt::format("needs at least {} characters", console::kMinPasswordLength)};
+         if (!v.empty() && v.size() < auth::kMinPasswordLength)
+           throw ValueError{fmt::format("needs at least {} characters", auth::kMinPasswordLength)};
          s.console.password = v;
        }},
       {"console", "session_lifetime", "duration 5m..30d", "8h", kRestart,

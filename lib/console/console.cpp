@@ -12,6 +12,7 @@
 #include <map>
 #include <tuple>
 
+#include "auth/secrets.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -80,9 +81,9 @@ std::string plural(std::int64_t count, std::string_view one, std::string_view ma
 
 }  // namespace
 
-admin::HostRule consoleHostRule(const config::Settings& settings) {
-  const auto listen = admin::parseHost(settings.admin.listen);
-  admin::HostRule rule;
+auth::HostRule consoleHostRule(const config::Settings& settings) {
+  const auto listen = auth::parseHost(settings.admin.listen);
+  auth::HostRule rule;
   rule.listen_host = listen ? listen->name : std::string();
   rule.any_address = true;
   rule.names = settings.console.host_names;
@@ -148,16 +149,16 @@ Console::Console(ConsoleSources sources)
   const auto& console = settings_.console;
   if (!console.password_hash.empty()) {
     std::string error;
-    auto hash = parsePasswordHash(console.password_hash, error);
+    auto hash = auth::parsePasswordHash(console.password_hash, error);
     if (!hash) throw std::runtime_error("[console] password_hash: " + error);
-    credential_ = Credential::fromHash(std::move(*hash));
+    credential_ = auth::Credential::fromHash(std::move(*hash));
     // The console's credential is its own: refuse a hash a webhook token would match.
     for (const auto& token : settings_.server.tokens)
       if (credential_->verify(token))
         throw std::runtime_error(
             "[console] password_hash: is the hash of a webhook token; choose a password of its own");
   } else if (!console.password.empty()) {
-    credential_ = Credential::fromSecret(console.password);
+    credential_ = auth::Credential::fromSecret(console.password);
   }
   samples_.push_back({started_ms_, rejectionCounts()});
 }
@@ -207,7 +208,7 @@ void Console::handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServe
 void Console::route(Request& r) {
   if (r.path == "/" || r.path == "/console") return r.redirect("/console/");
   // DNS rebinding: a foreign name in Host means a page elsewhere is talking to us.
-  if (!admin::hostAllowed(r.http.get("Host", ""), host_rule_)) {
+  if (!auth::hostAllowed(r.http.get("Host", ""), host_rule_)) {
     log::warn("console", "request refused: host not accepted", {{"remote", r.remote}});
     return r.send(HTTPResponse::HTTP_MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
                   "this host name is not accepted; use the relay's address or add the name to [console] "
@@ -264,7 +265,7 @@ void Console::route(Request& r) {
     if (const auto raw = Poco::URI(r.http.getURI()).getRawQuery(); !raw.empty()) next += "?" + raw;
     return r.redirect("/console/sign-in?next=" + web::urlEncode(safeNext(next)));
   }
-  if (r.post && !equalSecrets(r.form.get("csrf").value_or(""), session->csrf)) {
+  if (r.post && !auth::equalSecrets(r.form.get("csrf").value_or(""), session->csrf)) {
     log::warn("console", "post refused: CSRF token missing or wrong", {{"path", r.path}, {"remote", r.remote}});
     return r.html(HTTPResponse::HTTP_FORBIDDEN, pages::message({"Refused"}, "Refused",
                                                                "The form's security token is missing or out of date. "
@@ -327,7 +328,7 @@ void Console::signedIn(Request& r, const Session& session) {
 void Console::signInPage(Request& r, const std::string& error, int status) {
   // The form's own token, also set as a cookie: a sign-in must be posted from
   // this page (login CSRF), on top of the Origin check.
-  const std::string nonce = randomHex(16);
+  const std::string nonce = auth::randomHex(16);
   r.response.add("Set-Cookie", fmt::format("{}={}; Path=/console/sign-in; Max-Age=900; HttpOnly; SameSite=Strict{}",
                                            kNonceCookie, nonce, tls_ ? "; Secure" : ""));
   pages::Chrome chrome{"Sign in"};
@@ -340,7 +341,7 @@ void Console::signInPage(Request& r, const std::string& error, int status) {
 void Console::signInPost(Request& r) {
   // The form's token first: a post without it guesses nothing and costs the address nothing.
   const std::string nonce = r.form.get("nonce").value_or("");
-  if (nonce.empty() || !equalSecrets(nonce, r.cookie(kNonceCookie).value_or(""))) {
+  if (nonce.empty() || !auth::equalSecrets(nonce, r.cookie(kNonceCookie).value_or(""))) {
     log::warn("console", "sign-in refused: form token missing or expired", {{"remote", r.remote}});
     return signInPage(r, "The sign-in form had expired. Please sign in again.", HTTPResponse::HTTP_FORBIDDEN);
   }

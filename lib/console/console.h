@@ -5,7 +5,7 @@
 //   - sessions, CSRF tokens and the sign-in rate limit (console/sessions.*),
 //   - the operator credential (console/password.*),
 //   - the Origin rule and HTML escaping (console/web.*; the Host rule is
-//     admin/request_guard.h's, set by consoleHostRule()),
+//     auth/request_guard.h's, set by consoleHostRule()),
 //   - the SVG charts (console/chart.*) and the embedded static files
 //     (console/assets/*).
 //
@@ -49,10 +49,10 @@
 #include <thread>
 #include <vector>
 
-#include "admin/request_guard.h"
+#include "auth/password.h"
+#include "auth/request_guard.h"
 #include "common/clock.h"
 #include "config/config.h"
-#include "console/password.h"
 #include "console/sessions.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"
@@ -78,7 +78,7 @@ struct ConsoleSources {
 // The Host headers the console answers to: loopback names with any port (an
 // SSH tunnel's local end may use any), any address literal, the admin
 // listener's own host, and [console] host_names.
-admin::HostRule consoleHostRule(const config::Settings& settings);
+auth::HostRule consoleHostRule(const config::Settings& settings);
 
 class Console {
  public:
@@ -145,9 +145,9 @@ class Console {
   std::function<void()> on_requeued_;
   const ingest::IngestMetrics* ingest_;
   std::function<std::vector<delivery::TargetSnapshot>()> targets_;
-  std::optional<Credential> credential_;
+  std::optional<auth::Credential> credential_;
   bool tls_;
-  admin::HostRule host_rule_;  // which Host headers the console answers to
+  auth::HostRule host_rule_;  // which Host headers the console answers to
   std::int64_t started_ms_;
   SessionStore sessions_;
   SignInLimiter limiter_;

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <map>
 
+#include "batch/payload.h"
 #include "common/clock.h"
 #include "common/text.h"
 #include "console/chart.h"
 #include "console/web.h"
-#include "ingest/payload.h"
 #include "journal/queue.h"
 
 namespace mews::console::pages {
@@ -408,7 +408,7 @@ std::string detail(const Chrome& chrome, const Detail& view) {
                                           escape(shortened(d.attempts.back().row.response_excerpt, 200))));
   } else {
     body += fmt::format("<dt>Event types</dt><dd>{}</dd>",
-                        eventChips(text::joinList(ingest::eventTypes(d.payload, d.event_seq))));
+                        eventChips(text::joinList(batch::eventTypes(d.payload, d.event_seq))));
   }
   body += fmt::format("<dt>Received</dt><dd>{}</dd>", timeText(d.received_at, view.now_ms));
   body += fmt::format("<dt>Attempts spent</dt><dd>{}</dd>", d.attempts_spent);

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 
-#include "console/password.h"
+#include "auth/password.h"
+#include "auth/secrets.h"
 
 namespace mews::console {
 namespace {
@@ -24,7 +25,7 @@ void SessionStore::dropExpired(std::int64_t now_ms) {
 }
 
 Session SessionStore::create(std::int64_t now_ms) {
-  Session session{randomHex(32), randomHex(32), now_ms, now_ms + lifetime_ms_};
+  Session session{auth::randomHex(32), auth::randomHex(32), now_ms, now_ms + lifetime_ms_};
   std::lock_guard lock(mutex_);
   dropExpired(now_ms);
   while (entries_.size() >= capacity_) {
@@ -33,13 +34,13 @@ Session SessionStore::create(std::int64_t now_ms) {
     });
     entries_.erase(oldest);
   }
-  entries_[sha256Hex(session.id)] = Entry{session, {}, 1};
+  entries_[auth::sha256Hex(session.id)] = Entry{session, {}, 1};
   return session;
 }
 
 std::optional<Session> SessionStore::find(std::string_view id, std::int64_t now_ms) {
   if (id.empty()) return std::nullopt;
-  const std::string key = sha256Hex(id);
+  const std::string key = auth::sha256Hex(id);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
@@ -51,13 +52,13 @@ std::optional<Session> SessionStore::find(std::string_view id, std::int64_t now_
 }
 
 bool SessionStore::end(std::string_view id) {
-  const std::string key = sha256Hex(id);
+  const std::string key = auth::sha256Hex(id);
   std::lock_guard lock(mutex_);
   return entries_.erase(key) != 0;
 }
 
 int SessionStore::addAction(std::string_view session_id, ActionResult result) {
-  const std::string key = sha256Hex(session_id);
+  const std::string key = auth::sha256Hex(session_id);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
   if (it == entries_.end()) return 0;
@@ -68,7 +69,7 @@ int SessionStore::addAction(std::string_view session_id, ActionResult result) {
 }
 
 std::optional<ActionResult> SessionStore::action(std::string_view session_id, int number) const {
-  const std::string key = sha256Hex(session_id);
+  const std::string key = auth::sha256Hex(session_id);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;

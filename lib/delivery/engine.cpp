@@ -7,11 +7,11 @@
 
 #include <fmt/format.h>
 
+#include "batch/body.h"
+#include "batch/routing.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
-#include "delivery/body.h"
-#include "delivery/routing.h"
 #include "delivery/signature.h"
 
 namespace mews::delivery {
@@ -369,7 +369,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
     std::optional<journal::StoredBatch> batch;
     try {
       batch = journal::loadBatch(reader, item.due.batch_id);
-      item.body = buildBody(batch->kind, batch->body, item.due.event_seq, item.config->settings);
+      item.body = batch::buildBody(batch->kind, batch->body, item.due.event_seq, item.config->settings);
     } catch (const journal::StorageError& e) {
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
@@ -385,7 +385,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       Judged judged = judge(item, unsent, AttemptResult::Kind::Unbuildable, now_ms);
       if (batch)
         judged.attempt.dead_letter_event_types =
-            deadLetterEventTypes(item.config->settings, batch->body, item.due.event_seq);
+            batch::deadLetterEventTypes(item.config->settings, batch->body, item.due.event_seq);
       record(std::move(judged));
       continue;
     }
@@ -408,7 +408,7 @@ void DeliveryEngine::maintain(std::int64_t now_ms) {
     target.next_expire_ms = now_ms + kExpireEveryMs;
     const config::TargetSettings& settings = target.config->settings;
     const std::string name = settings.name;
-    const auto types = deadLetterTypes(settings);
+    const auto types = batch::deadLetterTypes(settings);
     const std::int64_t cutoff = now_ms - settings.max_age.count();
     const auto expired = writer_
                              .submit([name, types, cutoff, now_ms](journal::Journal& journal) {
@@ -555,7 +555,7 @@ void DeliveryEngine::deliver(WorkItem& item) {
   // that would parse the whole batch again for each of its events, on the
   // thread every acknowledgement waits for.
   if (judged.attempt.outcome == journal::AttemptOutcome::Dead)
-    judged.attempt.dead_letter_event_types = deadLetterEventTypes(settings, item.body, std::nullopt);
+    judged.attempt.dead_letter_event_types = batch::deadLetterEventTypes(settings, item.body, std::nullopt);
   item.target->metrics->attempt_seconds.observe(std::chrono::duration<double>(attempt.duration).count());
   record(std::move(judged));
 }

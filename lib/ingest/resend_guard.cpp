@@ -1,11 +1,9 @@
 #include "ingest/resend_guard.h"
 
-#include <Poco/DigestEngine.h>
-#include <Poco/SHA2Engine.h>
-
 #include <mutex>
 #include <unordered_map>
 
+#include "auth/secrets.h"
 #include "journal/resends.h"
 
 namespace mews::ingest {
@@ -31,16 +29,6 @@ struct ResendGuard::Notes {
   }
 };
 
-namespace {
-
-std::string sha256Hex(std::string_view bytes) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(bytes.data(), static_cast<unsigned>(bytes.size()));
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
-
-}  // namespace
-
 ResendGuard::ResendGuard(journal::JournalLocation journal, Millis window, std::int64_t now_ms)
     : journal_(std::move(journal)), window_(window), notes_(std::make_shared<Notes>()) {
   if (!enabled()) return;
@@ -61,7 +49,7 @@ std::optional<ResendGuard::Repeat> ResendGuard::mayRepeat(std::string_view body,
     const std::lock_guard lock(notes_->mutex);
     if (notes_->until_ms.empty()) return std::nullopt;  // the usual case: no hashing at all
   }
-  std::string digest = sha256Hex(body);
+  std::string digest = auth::sha256Hex(body);
   if (!notes_->noted(digest, now_ms)) return std::nullopt;
   return Repeat{std::move(digest), now_ms - window_.count()};
 }
@@ -70,7 +58,7 @@ journal::JournalWriter::Job ResendGuard::lateCommitJob(std::shared_future<journa
                                                        std::shared_ptr<const std::atomic<std::int64_t>> inserted_id,
                                                        std::string_view body, std::int64_t received_ms,
                                                        std::int64_t answered_ms) const {
-  return [insert = std::move(insert), inserted_id = std::move(inserted_id), digest = sha256Hex(body),
+  return [insert = std::move(insert), inserted_id = std::move(inserted_id), digest = auth::sha256Hex(body),
           until = received_ms + window_.count(), answered_ms, notes = notes_](journal::Journal& journal) {
     std::int64_t batch_id = 0;
     if (insert.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {

@@ -21,20 +21,36 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "auth/token.h"
+#include "batch/payload.h"
+#include "batch/routing.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/snapshot.h"
-#include "delivery/routing.h"
-#include "ingest/connection_guard.h"
-#include "ingest/framing.h"
-#include "ingest/head_gate.h"
-#include "ingest/payload.h"
+#include "http/connection_guard.h"
+#include "http/framing.h"
+#include "http/head_gate.h"
+#include "http/server_socket.h"
 #include "ingest/resend_guard.h"
-#include "ingest/server_socket.h"
-#include "ingest/token.h"
 #include "journal/resends.h"
 
 namespace mews::ingest {
+
+// The listener's pieces (lib/http) and the token check (lib/auth), used
+// throughout this file.
+using auth::queryParameter;
+using auth::TokenSet;
+using http::ChunkedDecoder;
+using http::ConnectionGuard;
+using http::decideFraming;
+using http::Framing;
+using http::GateConnection;
+using http::HeaderField;
+using http::HeadGate;
+using http::RawHead;
+using http::readHead;
+using http::serverSocket;
+using http::WorkerPool;
 
 using Poco::Net::HTTPResponse;
 
@@ -295,14 +311,14 @@ class IngestHandler {
         return reject(response, Rejection::Malformed, "malformed chunked body: " + framing_error, Body::Unread);
     }
     shared_.guard->endBody(entry_);
-    auto parsed = parseBatch(batch.body);
+    auto parsed = batch::parseBatch(batch.body);
     // The body was read exactly to its end: the connection may serve the next request.
     if (!parsed.ok()) return reject(response, Rejection::Malformed, parsed.error(), Body::Consumed);
 
     batch.received_at_ms = shared_.clock.wallMillis();
     batch.content_type = request.getContentType();
     batch.summary = std::move(std::get<0>(parsed.result));
-    batch.deliveries = delivery::planDeliveries(batch.summary, current_->settings.targets);
+    batch.deliveries = batch::planDeliveries(batch.summary, current_->settings.targets);
     const std::size_t event_count = batch.summary.events.size();
     const auto kind = static_cast<std::size_t>(batch.summary.kind);
     const auto repeat = shared_.resends->mayRepeat(batch.body, batch.received_at_ms);
@@ -568,7 +584,7 @@ class GatedRequest {
     char bytes[kQuickHead];
     const ssize_t got = ::recv(ready.fd, bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
     if (got <= 0) return false;
-    const std::size_t end = headEnd(std::string_view(bytes, static_cast<std::size_t>(got)));
+    const std::size_t end = http::headEnd(std::string_view(bytes, static_cast<std::size_t>(got)));
     if (end == 0) return false;  // the gate waits for the rest, with the deadline
     connection_->head_size = end;
     return true;
@@ -582,7 +598,7 @@ class GatedRequest {
     const int fd = connection_->impl->sockfd();
     if (::recv(fd, bytes.data(), size, MSG_PEEK) != static_cast<ssize_t>(size)) return Next::Close;
     const auto read = readHead(bytes);
-    if (const auto* error = std::get_if<HeadError>(&read)) return refuse(entry, error->status, error->reason);
+    if (const auto* error = std::get_if<http::HeadError>(&read)) return refuse(entry, error->status, error->reason);
     const RawHead& raw = std::get<RawHead>(read);
     connection_->impl->limitReads(size);
     Poco::Net::HTTPServerResponseImpl response(session);

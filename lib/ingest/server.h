@@ -56,8 +56,8 @@
 
 #include "common/clock.h"
 #include "config/config.h"
-#include "ingest/connection_guard.h"
-#include "ingest/head_gate.h"
+#include "http/connection_guard.h"
+#include "http/head_gate.h"
 #include "journal/writer.h"
 #include "metrics/metrics.h"
 
@@ -132,11 +132,11 @@ class IngestServer {
  private:
   // Plain HTTP: the head gate and its workers.
   void gateConnections(Poco::Net::ServerSocket socket, Poco::AutoPtr<Poco::Net::HTTPServerParams> params,
-                       const ConnectionGuard::Limits& limits);
+                       const http::ConnectionGuard::Limits& limits);
 
   std::shared_ptr<Shared> shared_;
-  std::unique_ptr<HeadGate> gate_;
-  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<http::HeadGate> gate_;
+  std::unique_ptr<http::WorkerPool> workers_;
   // TLS: Poco's TCPServer, a thread per connection.
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::TCPServer> server_;

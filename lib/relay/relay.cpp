@@ -44,7 +44,7 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
-  credential_ = std::make_unique<admin::CredentialFile>(sqlite ? settings_.journal.path : std::string());
+  credential_ = std::make_unique<auth::CredentialFile>(sqlite ? settings_.journal.path : std::string());
   console_ = std::make_shared<console::Console>(
       console::ConsoleSources{settings_, *writer_, clock, [engine = delivery_.get()] { engine->wake(); },
                               &ingest_->metrics(), [engine = delivery_.get()] { return engine->targets(); }});

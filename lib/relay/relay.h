@@ -22,7 +22,7 @@
 #include <memory>
 
 #include "admin/admin_server.h"
-#include "admin/credential.h"
+#include "auth/credential.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "console/console.h"
@@ -57,7 +57,7 @@ class Relay {
 
   config::Settings settings_;  // as started: what restart-only keys still hold
   std::unique_ptr<journal::JournalLock> lock_;
-  std::unique_ptr<admin::CredentialFile> credential_;  // removed at stop, before the lock is released
+  std::unique_ptr<auth::CredentialFile> credential_;  // removed at stop, before the lock is released
   std::unique_ptr<journal::JournalWriter> writer_;
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;

@@ -21,9 +21,9 @@
 
 #include "common/json_scan.h"
 #include "config/config.h"
-#include "delivery/body.h"
-#include "delivery/routing.h"
-#include "ingest/payload.h"
+#include "batch/body.h"
+#include "batch/routing.h"
+#include "batch/payload.h"
 
 namespace {
 
@@ -33,16 +33,16 @@ void require(bool condition) {
   if (!condition) std::abort();
 }
 
-std::size_t eventsMembers(const mews::ingest::BatchOutline& outline) {
+std::size_t eventsMembers(const mews::batch::BatchOutline& outline) {
   return static_cast<std::size_t>(
       std::count_if(outline.members.begin(), outline.members.end(), [](const auto& m) { return m.is_events; }));
 }
 
 // `built` reads back as a General batch whose events are `chosen` of
 // `outline`'s, in order, with the same bytes, discriminators and ids.
-void requireEvents(const std::string& built, const mews::ingest::BatchOutline& outline,
+void requireEvents(const std::string& built, const mews::batch::BatchOutline& outline,
                    const std::vector<std::size_t>& chosen) {
-  const auto reread = mews::ingest::outlineBatch(built);
+  const auto reread = mews::batch::outlineBatch(built);
   require(reread.ok());
   const auto& back = reread.value();
   require(back.kind == BatchKind::General);
@@ -62,8 +62,8 @@ void requireEvents(const std::string& built, const mews::ingest::BatchOutline& o
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
-  const auto outlined = mews::ingest::outlineBatch(body);
-  const auto parsed = mews::ingest::parseBatch(body);
+  const auto outlined = mews::batch::outlineBatch(body);
+  const auto parsed = mews::batch::parseBatch(body);
   require(outlined.ok() == parsed.ok());
   if (!parsed.ok()) {
     require(!parsed.error().empty() && parsed.error().find('\n') == std::string::npos);
@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     list[2].mode = mews::config::DeliveryMode::Event;
     return list;
   }();
-  const auto planned = mews::delivery::planDeliveries(summary, targets);
+  const auto planned = mews::batch::planDeliveries(summary, targets);
   // `*` takes every batch that carries an event, and every unknown one (routing.h;
   // regressions/payload/general-no-events.json: a General webhook with no events plans nothing).
   const bool carries = !summary.events.empty() || summary.kind == BatchKind::Unknown;
@@ -94,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& delivery : planned) {
     const auto& target =
         *std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.name == delivery.target; });
-    const std::string built = mews::delivery::buildBody(summary.kind, body, delivery.event_seq, target);
+    const std::string built = mews::batch::buildBody(summary.kind, body, delivery.event_seq, target);
     if (summary.kind != BatchKind::General || (!delivery.event_seq && target.acceptsAllEvents())) {
       require(built == body);
       continue;

@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "admin/credential.h"
+#include "auth/credential.h"
 #include "relay/relay.h"
 #include "support/operator_fixture.h"
 #include "support/sink.h"
@@ -139,7 +139,7 @@ TEST_CASE("a dead letter of such a batch replays, and the replay carries the sam
   const auto replayed =
       test::adminRequest(admin_port, "POST", fmt::format("/admin/replay?ids={}", fmt::join(dead_ids, ",")),
                          {{"Host", fmt::format("127.0.0.1:{}", admin_port)},
-                          {"Authorization", "Bearer " + admin::readCredential(journal)}});
+                          {"Authorization", "Bearer " + auth::readCredential(journal)}});
   REQUIRE(replayed.status == 200);
   CHECK(replayed.body == fmt::format(R"({{"count":{}}})", dead));
   REQUIRE(test::waitUntil(

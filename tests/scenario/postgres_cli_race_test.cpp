@@ -17,7 +17,7 @@
 #include <functional>
 #include <thread>
 
-#include "ingest/payload.h"
+#include "batch/payload.h"
 #include "journal/journal.h"
 #include "journal/operator.h"
 #include "journal/queue.h"
@@ -37,7 +37,7 @@ std::int64_t oneDelivery(Journal& journal, const std::string& target) {
   batch.received_at_ms = kNowMs - 60'000;
   batch.content_type = "application/json";
   batch.body = test::sample("general.json");
-  batch.summary = ingest::parseBatch(batch.body).value();
+  batch.summary = batch::parseBatch(batch.body).value();
   batch.deliveries = {{target, std::nullopt}};
   Transaction transaction(journal.db());
   const std::int64_t batch_id = journal.insertBatch(batch);

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "delivery/body.h"
+#include "batch/body.h"
 #include "support/test_support.h"
 
 using namespace mews;
@@ -19,26 +19,24 @@ config::TargetSettings target(config::DeliveryMode mode, std::vector<std::string
 
 TEST_CASE("unfiltered batches go byte for byte") {
   const std::string general = test::sample("general.json");
-  CHECK(delivery::buildBody(BatchKind::General, general, std::nullopt, target(config::DeliveryMode::Batch, {})) ==
+  CHECK(batch::buildBody(BatchKind::General, general, std::nullopt, target(config::DeliveryMode::Batch, {})) ==
         general);
   // A filter that every event passes changes nothing either.
-  CHECK(
-      delivery::buildBody(BatchKind::General, general, std::nullopt,
-                          target(config::DeliveryMode::Batch, {"ServiceOrderUpdated", "ResourceUpdated", "MessageAdded",
-                                                               "CustomerAdded", "CustomerUpdated"})) == general);
+  CHECK(batch::buildBody(BatchKind::General, general, std::nullopt,
+                         target(config::DeliveryMode::Batch, {"ServiceOrderUpdated", "ResourceUpdated", "MessageAdded",
+                                                              "CustomerAdded", "CustomerUpdated"})) == general);
   const std::string integration = test::sample("integration.json");
-  CHECK(delivery::buildBody(BatchKind::Integration, integration, std::nullopt,
-                            target(config::DeliveryMode::Batch, {"IntegrationCreated"})) == integration);
-  CHECK(delivery::buildBody(BatchKind::Integration, integration, 0, target(config::DeliveryMode::Event, {})) ==
+  CHECK(batch::buildBody(BatchKind::Integration, integration, std::nullopt,
+                         target(config::DeliveryMode::Batch, {"IntegrationCreated"})) == integration);
+  CHECK(batch::buildBody(BatchKind::Integration, integration, 0, target(config::DeliveryMode::Event, {})) ==
         integration);
-  CHECK(delivery::buildBody(BatchKind::Unknown, "{ \"x\" : 1 }", std::nullopt,
-                            target(config::DeliveryMode::Event, {})) == "{ \"x\" : 1 }");
+  CHECK(batch::buildBody(BatchKind::Unknown, "{ \"x\" : 1 }", std::nullopt, target(config::DeliveryMode::Event, {})) ==
+        "{ \"x\" : 1 }");
 }
 
 TEST_CASE("a filtered batch keeps the top-level members and the matching events only, as received") {
-  const std::string body =
-      delivery::buildBody(BatchKind::General, test::sample("general.json"), std::nullopt,
-                          target(config::DeliveryMode::Batch, {"CustomerAdded", "CustomerUpdated"}));
+  const std::string body = batch::buildBody(BatchKind::General, test::sample("general.json"), std::nullopt,
+                                            target(config::DeliveryMode::Batch, {"CustomerAdded", "CustomerUpdated"}));
   CHECK(
       body ==
       R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
@@ -48,13 +46,13 @@ TEST_CASE("a filtered batch keeps the top-level members and the matching events 
 
 TEST_CASE("event mode: a General webhook with one event, the event as received") {
   const std::string body =
-      delivery::buildBody(BatchKind::General, test::sample("general.json"), 2, target(config::DeliveryMode::Event, {}));
+      batch::buildBody(BatchKind::General, test::sample("general.json"), 2, target(config::DeliveryMode::Event, {}));
   CHECK(
       body ==
       R"({"EnterpriseId":"851df8c8-90f2-4c4a-8e01-a4fc46b25178","IntegrationId":"c8bee838-7fb1-4f4e-8fac-ac87008b2f90",)"
       R"("Events":[{ "Discriminator": "MessageAdded", "Value": { "Id": "4bfe4675-98a9-4428-9ea9-ae5300dbaa93" } }]})");
-  CHECK_THROWS(delivery::buildBody(BatchKind::General, test::sample("general.json"), 9,
-                                   target(config::DeliveryMode::Event, {})));
+  CHECK_THROWS(
+      batch::buildBody(BatchKind::General, test::sample("general.json"), 9, target(config::DeliveryMode::Event, {})));
 }
 
 namespace {
@@ -80,37 +78,37 @@ TEST_CASE("filtered and per-event bodies are made of the received bytes, whateve
   REQUIRE(kOdd.find(kOddEvent2) != std::string::npos);
   // Filtered: every top-level member in its order with its bytes (the name's
   // escape kept), Events holding the matching events' bytes.
-  CHECK(delivery::buildBody(BatchKind::General, kOdd, std::nullopt,
-                            target(config::DeliveryMode::Batch, {"CustomerAdded", "C"})) ==
+  CHECK(batch::buildBody(BatchKind::General, kOdd, std::nullopt,
+                         target(config::DeliveryMode::Batch, {"CustomerAdded", "C"})) ==
         R"({"Extr\u0061":[1.0, -0, 1E+2],"IntegrationId":null,"Events":[)" + kOddEvent1 + "," + kOddEvent2 +
             R"(],"EnterpriseId":"e\u002d1"})");
-  CHECK(delivery::buildBody(BatchKind::General, kOdd, std::nullopt, target(config::DeliveryMode::Batch, {"Nothing"})) ==
+  CHECK(batch::buildBody(BatchKind::General, kOdd, std::nullopt, target(config::DeliveryMode::Batch, {"Nothing"})) ==
         R"({"Extr\u0061":[1.0, -0, 1E+2],"IntegrationId":null,"Events":[],"EnterpriseId":"e\u002d1"})");
   // Per event: the documented envelope around the event's own bytes.
   const std::vector<std::string> events{kOddEvent0, kOddEvent1, kOddEvent2};
   for (std::size_t seq = 0; seq < events.size(); ++seq) {
     CAPTURE(seq);
-    CHECK(delivery::buildBody(BatchKind::General, kOdd, static_cast<std::int64_t>(seq),
-                              target(config::DeliveryMode::Event, {})) ==
+    CHECK(batch::buildBody(BatchKind::General, kOdd, static_cast<std::int64_t>(seq),
+                           target(config::DeliveryMode::Event, {})) ==
           R"({"EnterpriseId":"e\u002d1","IntegrationId":null,"Events":[)" + events[seq] + "]}");
   }
   // An unfiltered target still gets the exact bytes.
-  CHECK(delivery::buildBody(BatchKind::General, kOdd, std::nullopt, target(config::DeliveryMode::Batch, {})) == kOdd);
+  CHECK(batch::buildBody(BatchKind::General, kOdd, std::nullopt, target(config::DeliveryMode::Batch, {})) == kOdd);
 }
 
 TEST_CASE("a repeated Events member: the last counts, and the one it shadows is not sent filtered") {
   const std::string body =
       R"({"Events":[{"Discriminator":"Secret"}],"a":1,"Events":[{"Discriminator":"A"},{"Discriminator":"B"}]})";
-  CHECK(delivery::buildBody(BatchKind::General, body, std::nullopt, target(config::DeliveryMode::Batch, {"B"})) ==
+  CHECK(batch::buildBody(BatchKind::General, body, std::nullopt, target(config::DeliveryMode::Batch, {"B"})) ==
         R"({"a":1,"Events":[{"Discriminator":"B"}]})");
-  CHECK(delivery::buildBody(BatchKind::General, body, 0, target(config::DeliveryMode::Event, {})) ==
+  CHECK(batch::buildBody(BatchKind::General, body, 0, target(config::DeliveryMode::Event, {})) ==
         R"({"Events":[{"Discriminator":"A"}]})");
 }
 
 TEST_CASE("a stored body that no longer reads as its kind is an error, never a guess") {
   const auto each = target(config::DeliveryMode::Event, {});
-  CHECK_THROWS(delivery::buildBody(BatchKind::General, "{\"Events\":[{\"Discriminator\":\"A\"}", 0, each));
-  CHECK_THROWS(delivery::buildBody(BatchKind::General, R"({"Events":"none"})", 0, each));
-  CHECK_THROWS(delivery::buildBody(BatchKind::General, R"({"Events":[{"Discriminator":"A"}]})", -1, each));
-  CHECK_THROWS(delivery::buildBody(BatchKind::General, R"({"Events":[{"Discriminator":"A"}]})", 1, each));
+  CHECK_THROWS(batch::buildBody(BatchKind::General, "{\"Events\":[{\"Discriminator\":\"A\"}", 0, each));
+  CHECK_THROWS(batch::buildBody(BatchKind::General, R"({"Events":"none"})", 0, each));
+  CHECK_THROWS(batch::buildBody(BatchKind::General, R"({"Events":[{"Discriminator":"A"}]})", -1, each));
+  CHECK_THROWS(batch::buildBody(BatchKind::General, R"({"Events":[{"Discriminator":"A"}]})", 1, each));
 }

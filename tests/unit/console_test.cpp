@@ -7,14 +7,15 @@
 #include <algorithm>
 #include <regex>
 
+#include "auth/password.h"
 #include "config/config.h"
 #include "console/chart.h"
-#include "console/password.h"
 #include "console/sessions.h"
 #include "console/web.h"
 
 using namespace mews;
 using namespace mews::console;
+using namespace mews::auth;
 
 TEST_CASE("password hashes: PBKDF2 with the parameters in the line, verified; malformed lines refused") {
   const std::string line = hashPassword("correct horse battery", kMinIterations);

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "ingest/framing.h"
+#include "http/framing.h"
 
-using namespace mews::ingest;
+using namespace mews::http;
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <array>
 #include <thread>
 
-#include "ingest/payload.h"
+#include "batch/payload.h"
 #include "journal/journal.h"
 #include "journal/migrations.h"
 #include "journal/queue.h"
@@ -22,7 +22,7 @@ IncomingBatch batchOf(const std::string& body, std::vector<PlannedDelivery> deli
   batch.received_at_ms = 1'795'860'000'123;
   batch.content_type = "application/json";
   batch.body = body;
-  batch.summary = ingest::parseBatch(body).value();
+  batch.summary = batch::parseBatch(body).value();
   batch.deliveries = std::move(deliveries);
   return batch;
 }

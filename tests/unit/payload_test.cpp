@@ -1,13 +1,13 @@
 #include <doctest/doctest.h>
 
-#include "ingest/payload.h"
+#include "batch/payload.h"
 #include "support/test_support.h"
 
 using namespace mews;
 using journal::BatchKind;
 
 TEST_CASE("the General webhook sample: five events of five kinds") {
-  const auto parsed = ingest::parseBatch(test::sample("general.json"));
+  const auto parsed = batch::parseBatch(test::sample("general.json"));
   REQUIRE(parsed.ok());
   const auto& batch = parsed.value();
   CHECK(batch.kind == BatchKind::General);
@@ -22,7 +22,7 @@ TEST_CASE("the General webhook sample: five events of five kinds") {
 }
 
 TEST_CASE("the Integration webhook sample: one action") {
-  const auto parsed = ingest::parseBatch(test::sample("integration.json"));
+  const auto parsed = batch::parseBatch(test::sample("integration.json"));
   REQUIRE(parsed.ok());
   const auto& batch = parsed.value();
   CHECK(batch.kind == BatchKind::Integration);
@@ -33,14 +33,14 @@ TEST_CASE("the Integration webhook sample: one action") {
 }
 
 TEST_CASE("a 500-event batch keeps every event in order") {
-  const auto parsed = ingest::parseBatch(test::generalBatch(500));
+  const auto parsed = batch::parseBatch(test::generalBatch(500));
   REQUIRE(parsed.ok());
   REQUIRE(parsed.value().events.size() == 500);
   CHECK(parsed.value().events[499].entity_id == "00000000-0000-0000-0000-000000000499");
 }
 
 TEST_CASE("new discriminators and odd values pass through") {
-  const auto parsed = ingest::parseBatch(
+  const auto parsed = batch::parseBatch(
       R"({"Events":[{"Discriminator":"SomethingNew2030","Value":{"Id":17}},{"Discriminator":"X","Value":null}]})");
   REQUIRE(parsed.ok());
   CHECK(parsed.value().kind == BatchKind::General);
@@ -53,7 +53,7 @@ TEST_CASE("objects of other shapes are unknown, never refused") {
   for (const char* body : {R"({})", R"({"Hello":"world"})", R"({"Events":"not an array"})", R"({"Events":[1,2]})",
                            R"({"Events":[{"Value":{}}]})", R"({"Action":"X"})", R"({"Action":7,"Data":{}})"}) {
     CAPTURE(body);
-    const auto parsed = ingest::parseBatch(body);
+    const auto parsed = batch::parseBatch(body);
     REQUIRE(parsed.ok());
     CHECK(parsed.value().kind == BatchKind::Unknown);
     CHECK(parsed.value().events.empty());
@@ -86,7 +86,7 @@ TEST_CASE("anything that is not one JSON object is refused with a reason") {
            {R"({"a":--1})", "not valid JSON"},
        }) {
     CAPTURE(c.body);
-    const auto parsed = ingest::parseBatch(c.body);
+    const auto parsed = batch::parseBatch(c.body);
     REQUIRE_FALSE(parsed.ok());
     CHECK(parsed.error().find(c.reason) != std::string::npos);
     CHECK(parsed.error().find('\n') == std::string::npos);
@@ -94,19 +94,19 @@ TEST_CASE("anything that is not one JSON object is refused with a reason") {
 }
 
 TEST_CASE("huge numbers are valid JSON: accepted, the batch still read") {
-  const auto parsed = ingest::parseBatch(
+  const auto parsed = batch::parseBatch(
       R"({"EnterpriseId":"e","Events":[{"Discriminator":"A","Value":{"Id":"x","Amount":123456789012345678901234567890}}],"Rate":1e999,"Neg":-1E-999})");
   REQUIRE(parsed.ok());
   CHECK(parsed.value().kind == BatchKind::General);
   CHECK(parsed.value().events.size() == 1);
   CHECK(parsed.value().enterprise_id == "e");
-  CHECK(ingest::parseBatch(R"({"s":"1e999 \"2e999\"","n":9e9999})").ok());
+  CHECK(batch::parseBatch(R"({"s":"1e999 \"2e999\"","n":9e9999})").ok());
 }
 
 TEST_CASE("nesting up to the limit is accepted") {
-  const std::size_t depth = ingest::kMaxDepth - 1;
+  const std::size_t depth = batch::kMaxDepth - 1;
   const std::string body = "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
-  CHECK(ingest::parseBatch(body).ok());
+  CHECK(batch::parseBatch(body).ok());
 }
 
 namespace {
@@ -145,7 +145,7 @@ TEST_CASE("every text RFC 8259 calls JSON and common parsers accept is accepted 
   for (const auto& value : values) {
     const std::string body = inObject(value);
     CAPTURE(body);
-    const auto parsed = ingest::parseBatch(body);
+    const auto parsed = batch::parseBatch(body);
     CHECK(parsed.ok());
     if (!parsed.ok()) CAPTURE(parsed.error());
   }
@@ -156,11 +156,11 @@ TEST_CASE("every text RFC 8259 calls JSON and common parsers accept is accepted 
       "\xef\xbb\xbf{}",  // a UTF-8 byte order mark (RFC 8259 8.1 lets a parser ignore it)
       "\xef\xbb\xbf {\"Events\":[]}",
       "{\"\xc3\xa9\":1,\"\\u00e9\":2}",
-      nested(ingest::kMaxDepth),
+      nested(batch::kMaxDepth),
   };
   for (const auto& body : documents) {
     CAPTURE(body);
-    CHECK(ingest::parseBatch(body).ok());
+    CHECK(batch::parseBatch(body).ok());
   }
 }
 
@@ -272,13 +272,13 @@ TEST_CASE("what is not one JSON text is refused, each class with its reason (n_ 
       {"\"\\ud800\"", "not a JSON object"},
       {"1e999", "not a JSON object"},
       {"[1,]", "not valid JSON"},
-      {nested(ingest::kMaxDepth + 1), "deeper than 256"},
+      {nested(batch::kMaxDepth + 1), "deeper than 256"},
       {"{\"a\":" + std::string(100000, '['), "deeper than 256"},
   };
   for (const Case& c : cases) {
     const std::string shown = c.body.substr(0, 300);
     CAPTURE(shown);
-    const auto parsed = ingest::parseBatch(c.body);
+    const auto parsed = batch::parseBatch(c.body);
     REQUIRE_FALSE(parsed.ok());
     CAPTURE(parsed.error());
     CHECK(parsed.error().find(c.reason) != std::string::npos);
@@ -287,7 +287,7 @@ TEST_CASE("what is not one JSON text is refused, each class with its reason (n_ 
 }
 
 TEST_CASE("names and values are read with their escapes decoded; the last of a repeated name counts") {
-  const auto parsed = ingest::parseBatch(
+  const auto parsed = batch::parseBatch(
       R"({"Enterprise\u0049d":"e\u002d1","Even\u0074s":[{"Discriminator":"Customer\u0041dded",)"
       R"("Value":{"Id":"\u00e9\ud800\ud83d\ude00"}},{"Discriminator":"X","Discriminator":"Y","Value":{"Id":"a"},"Value":7}]})");
   REQUIRE(parsed.ok());
@@ -301,7 +301,7 @@ TEST_CASE("names and values are read with their escapes decoded; the last of a r
   CHECK(batch.events[1].discriminator == "Y");
   CHECK_FALSE(batch.events[1].entity_id.has_value());
   // As JavaScript, Python, Jackson and .NET read a repeated name: the last one.
-  const auto repeated = ingest::parseBatch(R"({"Events":[{"Discriminator":"A"}],"Events":"none"})");
+  const auto repeated = batch::parseBatch(R"({"Events":[{"Discriminator":"A"}],"Events":"none"})");
   REQUIRE(repeated.ok());
   CHECK(repeated.value().kind == BatchKind::Unknown);
 }

@@ -7,28 +7,28 @@
 
 #include <filesystem>
 
-#include "admin/credential.h"
-#include "admin/request_guard.h"
+#include "auth/credential.h"
+#include "auth/request_guard.h"
 #include "config/config.h"
 #include "console/console.h"
 #include "support/test_support.h"
 
 using namespace mews;
-using admin::credentialMatches;
-using admin::hostAllowed;
+using auth::credentialMatches;
+using auth::hostAllowed;
 
 namespace {
 
 // The admin API's rule (admin_server.cpp): the bound address and port.
-admin::HostRule adminRule(const std::string& bound_host, std::uint16_t port = 9090) {
-  admin::HostRule rule;
+auth::HostRule adminRule(const std::string& bound_host, std::uint16_t port = 9090) {
+  auth::HostRule rule;
   rule.listen_host = bound_host;
   rule.port = port;
   return rule;
 }
 
 // The console's rule, as the console builds it from its settings.
-admin::HostRule consoleRule(const std::string& admin_listen) {
+auth::HostRule consoleRule(const std::string& admin_listen) {
   config::Settings settings;
   settings.admin.listen = admin_listen;
   settings.console.host_names = {"relay.hotel.lan"};
@@ -40,7 +40,7 @@ struct HostCase {
   bool allowed;
 };
 
-void checkHosts(const admin::HostRule& rule, const std::vector<HostCase>& cases) {
+void checkHosts(const auth::HostRule& rule, const std::vector<HostCase>& cases) {
   for (const auto& [header, allowed] : cases) {
     CAPTURE(header);
     CHECK(hostAllowed(header, rule) == allowed);
@@ -152,34 +152,34 @@ TEST_CASE("credential: Bearer and exactly the credential") {
 TEST_CASE("credential file: fresh, 0640, replaces a stale one, read back, removed") {
   test::TempDir dir;
   const std::string journal = dir.file("relay.db");
-  const std::string path = admin::credentialPath(journal);
+  const std::string path = auth::credentialPath(journal);
   CHECK(path == journal + ".admin");
   test::writeFile(path, "stale");
   std::filesystem::permissions(path, std::filesystem::perms::all);
   std::string first;
   {
-    const admin::CredentialFile credential(journal);
+    const auth::CredentialFile credential(journal);
     first = credential.value();
     CHECK(first.size() == 64);
     CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
     struct stat info {};
     REQUIRE(::stat(path.c_str(), &info) == 0);
     CHECK((info.st_mode & 07777) == 0640);
-    CHECK(admin::readCredential(journal) == first);
+    CHECK(auth::readCredential(journal) == first);
   }
   CHECK_FALSE(std::filesystem::exists(path));
-  const admin::CredentialFile second(journal);
+  const auth::CredentialFile second(journal);
   CHECK(second.value() != first);
 
   test::TempDir other;
   try {
-    (void)admin::readCredential(other.file("relay.db"));
+    (void)auth::readCredential(other.file("relay.db"));
     FAIL("read a credential that is not there");
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find(other.file("relay.db.admin")) != std::string::npos);
     CHECK(std::string(e.what()).find("No such file") != std::string::npos);
   }
   test::writeFile(other.file("relay.db.admin"), "short\n");
-  CHECK_THROWS_WITH_AS((void)admin::readCredential(other.file("relay.db")),
+  CHECK_THROWS_WITH_AS((void)auth::readCredential(other.file("relay.db")),
                        doctest::Contains("is not what a relay writes"), std::runtime_error);
 }

@@ -5,9 +5,9 @@
 
 #include <algorithm>
 
+#include "batch/payload.h"
+#include "batch/routing.h"
 #include "config/config.h"
-#include "delivery/routing.h"
-#include "ingest/payload.h"
 #include "support/test_support.h"
 
 using namespace mews;
@@ -32,10 +32,10 @@ std::string errorOf(const std::string& targets) {
 }
 
 std::vector<std::string> routedTo(const std::string& body, const config::Settings& settings) {
-  auto parsed = ingest::parseBatch(body);
+  auto parsed = batch::parseBatch(body);
   REQUIRE(parsed.ok());
   std::vector<std::string> names;
-  for (const auto& planned : delivery::planDeliveries(std::get<0>(parsed.result), settings.targets))
+  for (const auto& planned : batch::planDeliveries(std::get<0>(parsed.result), settings.targets))
     names.push_back(planned.target);
   std::sort(names.begin(), names.end());  // targets come in the INI reader's order
   return names;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "delivery/routing.h"
+#include "batch/routing.h"
 
 using namespace mews;
 
@@ -27,7 +27,7 @@ TEST_CASE("batch mode: one delivery when any event matches") {
   const auto all = target("all", config::DeliveryMode::Batch, {});
   const auto customers = target("crm", config::DeliveryMode::Batch, {"CustomerAdded"});
   const auto rooms = target("rooms", config::DeliveryMode::Batch, {"ResourceUpdated"});
-  const auto planned = delivery::planDeliveries(general({"CustomerAdded", "CustomerUpdated"}), {all, customers, rooms});
+  const auto planned = batch::planDeliveries(general({"CustomerAdded", "CustomerUpdated"}), {all, customers, rooms});
   REQUIRE(planned.size() == 2);
   CHECK(planned[0].target == "all");
   CHECK_FALSE(planned[0].event_seq.has_value());
@@ -36,7 +36,7 @@ TEST_CASE("batch mode: one delivery when any event matches") {
 
 TEST_CASE("event mode: one delivery per matching event") {
   const auto per_event = target("pe", config::DeliveryMode::Event, {"B", "C"});
-  const auto planned = delivery::planDeliveries(general({"A", "B", "C", "B"}), {per_event});
+  const auto planned = batch::planDeliveries(general({"A", "B", "C", "B"}), {per_event});
   REQUIRE(planned.size() == 3);
   CHECK(planned[0].event_seq == 1);
   CHECK(planned[1].event_seq == 2);
@@ -47,10 +47,9 @@ TEST_CASE("integration webhooks match on Action") {
   journal::BatchSummary summary;
   summary.kind = journal::BatchKind::Integration;
   summary.events.push_back({"IntegrationCreated", std::nullopt});
-  const auto planned =
-      delivery::planDeliveries(summary, {target("a", config::DeliveryMode::Batch, {"IntegrationCreated"}),
-                                         target("b", config::DeliveryMode::Batch, {"IntegrationDeleted"}),
-                                         target("c", config::DeliveryMode::Event, {})});
+  const auto planned = batch::planDeliveries(summary, {target("a", config::DeliveryMode::Batch, {"IntegrationCreated"}),
+                                                       target("b", config::DeliveryMode::Batch, {"IntegrationDeleted"}),
+                                                       target("c", config::DeliveryMode::Event, {})});
   REQUIRE(planned.size() == 2);
   CHECK(planned[0].target == "a");
   CHECK(planned[1].target == "c");
@@ -60,9 +59,9 @@ TEST_CASE("integration webhooks match on Action") {
 TEST_CASE("unknown batches go whole to targets with events = * only") {
   journal::BatchSummary unknown;
   const auto planned =
-      delivery::planDeliveries(unknown, {target("all-batch", config::DeliveryMode::Batch, {}),
-                                         target("all-event", config::DeliveryMode::Event, {}),
-                                         target("filtered", config::DeliveryMode::Batch, {"CustomerAdded"})});
+      batch::planDeliveries(unknown, {target("all-batch", config::DeliveryMode::Batch, {}),
+                                      target("all-event", config::DeliveryMode::Event, {}),
+                                      target("filtered", config::DeliveryMode::Batch, {"CustomerAdded"})});
   REQUIRE(planned.size() == 2);
   CHECK(planned[0].target == "all-batch");
   CHECK(planned[1].target == "all-event");
@@ -70,8 +69,8 @@ TEST_CASE("unknown batches go whole to targets with events = * only") {
 }
 
 TEST_CASE("a batch that matches no target plans nothing") {
-  CHECK(delivery::planDeliveries(general({"A"}), {target("x", config::DeliveryMode::Batch, {"B"})}).empty());
-  CHECK(delivery::planDeliveries(general({}), {target("x", config::DeliveryMode::Batch, {})}).empty());
+  CHECK(batch::planDeliveries(general({"A"}), {target("x", config::DeliveryMode::Batch, {"B"})}).empty());
+  CHECK(batch::planDeliveries(general({}), {target("x", config::DeliveryMode::Batch, {})}).empty());
 }
 
 TEST_CASE("a dead letter names the event types its target wanted, read from the stored body") {
@@ -79,10 +78,10 @@ TEST_CASE("a dead letter names the event types its target wanted, read from the 
       R"({"Events":[{"Discriminator":"CustomerAdded","Value":{"Id":"a"}},)"
       R"({"Discriminator":"Customer\u0055pdated","Value":{"Id":"b"}},)"
       R"({"Discriminator":"CustomerAdded","Value":{"Id":"c"}},{"Discriminator":"ResourceUpdated","Value":{}}]})";
-  const auto all = delivery::deadLetterTypes(target("all", config::DeliveryMode::Batch, {}));
+  const auto all = batch::deadLetterTypes(target("all", config::DeliveryMode::Batch, {}));
   const auto customers =
-      delivery::deadLetterTypes(target("crm", config::DeliveryMode::Batch, {"CustomerAdded", "CustomerUpdated"}));
-  const auto each = delivery::deadLetterTypes(target("each", config::DeliveryMode::Event, {}));
+      batch::deadLetterTypes(target("crm", config::DeliveryMode::Batch, {"CustomerAdded", "CustomerUpdated"}));
+  const auto each = batch::deadLetterTypes(target("each", config::DeliveryMode::Event, {}));
   // Distinct, in the order received; names decoded.
   CHECK(all(body, std::nullopt) == "CustomerAdded,CustomerUpdated,ResourceUpdated");
   CHECK(customers(body, std::nullopt) == "CustomerAdded,CustomerUpdated");

@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "ingest/token.h"
+#include "auth/token.h"
 
-using namespace mews::ingest;
+using namespace mews::auth;
 
 TEST_CASE("any configured token is accepted, nothing else") {
   const TokenSet tokens({"first-token-aaaaaaaaaa", "second-token-bbbbbbbbb"});

@@ -10,7 +10,7 @@
 
 #include <string>
 
-namespace mews::ingest {
+namespace mews::http {
 
 // A plain socket when `certificate` is empty, else a TLS server socket with
 // that chain and `private_key` (PEM files). Neither is bound yet. Throws
@@ -18,4 +18,4 @@ namespace mews::ingest {
 // match, so that a bad one fails start-up.
 Poco::Net::ServerSocket serverSocket(const std::string& certificate, const std::string& private_key);
 
-}  // namespace mews::ingest
+}  // namespace mews::http

@@ -1,11 +1,11 @@
-#include "ingest/framing.h"
+#include "http/framing.h"
 
 #include <algorithm>
 #include <limits>
 
 #include "common/text.h"
 
-namespace mews::ingest {
+namespace mews::http {
 
 namespace {
 
@@ -244,4 +244,4 @@ bool ChunkedDecoder::trailerByte(char c) {
   return true;
 }
 
-}  // namespace mews::ingest
+}  // namespace mews::http

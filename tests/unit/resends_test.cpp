@@ -5,7 +5,7 @@
 // was stored (and delivered) twice without a failing test.
 #include <doctest/doctest.h>
 
-#include "ingest/payload.h"
+#include "batch/payload.h"
 #include "journal/journal.h"
 #include "journal/resends.h"
 #include "support/test_support.h"
@@ -22,7 +22,7 @@ std::int64_t insertLate(Journal& journal, const std::string& body, const std::st
   batch.received_at_ms = kReceivedMs;
   batch.content_type = "application/json";
   batch.body = body;
-  batch.summary = ingest::parseBatch(body).value();
+  batch.summary = batch::parseBatch(body).value();
   batch.deliveries = {{"pms", std::nullopt}};
   Transaction transaction(journal.db());
   const std::int64_t id = journal.insertBatch(batch);
@@ -42,9 +42,9 @@ TEST_CASE("a late commit is found by its body, with and without an IntegrationId
   const std::string integration =
       R"({"EnterpriseId":"e1","Events":[{"Discriminator":"ResourceUpdated","Value":{"Id":"r1"}}]})";
   // The sample names its IntegrationId; the other has none.
-  const auto general_integration = ingest::parseBatch(general).value().integration_id;
+  const auto general_integration = batch::parseBatch(general).value().integration_id;
   REQUIRE(general_integration.has_value());
-  REQUIRE_FALSE(ingest::parseBatch(integration).value().integration_id.has_value());
+  REQUIRE_FALSE(batch::parseBatch(integration).value().integration_id.has_value());
   const std::int64_t general_id = insertLate(journal, general, "digest-general");
   const std::int64_t integration_id = insertLate(journal, integration, "digest-integration");
 
@@ -69,7 +69,7 @@ TEST_CASE("a late commit answers one post: the same bytes after it are a new not
   const auto location = test::journalAt(dir.file("once.db"));
   Journal journal(location, {});
   const std::string general = test::sample("general.json");
-  const auto integration_id = ingest::parseBatch(general).value().integration_id;
+  const auto integration_id = batch::parseBatch(general).value().integration_id;
   const std::int64_t first = insertLate(journal, general, "digest");
   const std::int64_t second = insertLate(journal, general, "digest");
   {

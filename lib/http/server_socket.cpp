@@ -1,9 +1,9 @@
-#include "ingest/server_socket.h"
+#include "http/server_socket.h"
 
 #include <Poco/Net/Context.h>
 #include <Poco/Net/SecureServerSocket.h>
 
-namespace mews::ingest {
+namespace mews::http {
 
 Poco::Net::ServerSocket serverSocket(const std::string& certificate, const std::string& private_key) {
   if (certificate.empty()) return Poco::Net::ServerSocket();
@@ -14,4 +14,4 @@ Poco::Net::ServerSocket serverSocket(const std::string& certificate, const std::
   return Poco::Net::SecureServerSocket(context);
 }
 
-}  // namespace mews::ingest
+}  // namespace mews::http

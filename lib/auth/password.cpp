@@ -1,32 +1,20 @@
-#include "console/password.h"
+#include "auth/password.h"
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <fmt/format.h>
 #include <charconv>
 #include <stdexcept>
 #include <vector>
 
-namespace mews::console {
+#include "auth/secrets.h"
+
+namespace mews::auth {
 namespace {
 
 constexpr std::string_view kScheme = "pbkdf2-sha256";
 constexpr std::size_t kSaltBytes = 16;
 constexpr std::size_t kHashBytes = 32;
-
-std::string toHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const unsigned char byte : bytes) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 0x0f];
-  }
-  return out;
-}
 
 std::optional<std::string> fromHex(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
@@ -46,20 +34,6 @@ std::string derive(std::string_view password, std::string_view salt, int iterati
                         reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()), iterations,
                         EVP_sha256(), static_cast<int>(out.size()), reinterpret_cast<unsigned char*>(out.data())) != 1)
     throw std::runtime_error("PBKDF2 failed (OpenSSL)");
-  return out;
-}
-
-std::string randomBytes(std::size_t count) {
-  std::string out(count, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(count)) != 1)
-    throw std::runtime_error("the random generator failed (OpenSSL RAND_bytes)");
-  return out;
-}
-
-std::string sha256(std::string_view text) {
-  std::string out(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(),
-         reinterpret_cast<unsigned char*>(out.data()));
   return out;
 }
 
@@ -99,18 +73,6 @@ std::optional<PasswordHash> parsePasswordHash(std::string_view text, std::string
   return hash;
 }
 
-std::string randomHex(std::size_t bytes) {
-  return toHex(randomBytes(bytes));
-}
-
-std::string sha256Hex(std::string_view text) {
-  return toHex(sha256(text));
-}
-
-bool equalSecrets(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 Credential Credential::fromHash(PasswordHash hash) {
   Credential credential;
   credential.hash_ = std::move(hash);
@@ -129,4 +91,4 @@ bool Credential::verify(std::string_view attempt) const {
   return !secret_digest_.empty() && equalSecrets(sha256(attempt), secret_digest_);
 }
 
-}  // namespace mews::console
+}  // namespace mews::auth

@@ -42,7 +42,7 @@
 
 #include "common/units.h"
 
-namespace mews::ingest {
+namespace mews::http {
 
 using HeaderField = std::pair<std::string_view, std::string_view>;  // name, value
 
@@ -109,4 +109,4 @@ class ChunkedDecoder {
   std::string error_;
 };
 
-}  // namespace mews::ingest
+}  // namespace mews::http

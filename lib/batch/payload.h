@@ -31,7 +31,7 @@
 #include "common/units.h"
 #include "journal/records.h"
 
-namespace mews::ingest {
+namespace mews::batch {
 
 inline constexpr std::size_t kMaxDepth = json::kMaxDepth;
 
@@ -78,4 +78,4 @@ Parsed<journal::BatchSummary> parseBatch(std::string_view body);
 // Empty for an unknown kind or a body this reader refuses.
 std::vector<std::string> eventTypes(std::string_view body, std::optional<std::int64_t> event_seq = std::nullopt);
 
-}  // namespace mews::ingest
+}  // namespace mews::batch

@@ -1,22 +1,22 @@
-#include "delivery/body.h"
+#include "batch/body.h"
 
 #include <stdexcept>
 
+#include "batch/payload.h"
 #include "common/json_scan.h"
-#include "ingest/payload.h"
 
-namespace mews::delivery {
+namespace mews::batch {
 namespace {
 
-ingest::BatchOutline outlineStored(const std::string& body) {
-  auto outlined = ingest::outlineBatch(body);
+batch::BatchOutline outlineStored(const std::string& body) {
+  auto outlined = batch::outlineBatch(body);
   if (!outlined.ok()) throw std::runtime_error("stored batch body does not parse: " + outlined.error());
   if (outlined.value().kind != journal::BatchKind::General)
     throw std::runtime_error("stored batch body is no longer a General webhook");
   return std::move(std::get<0>(outlined.result));
 }
 
-std::string oneEvent(const ingest::BatchOutline& outline, std::int64_t seq) {
+std::string oneEvent(const batch::BatchOutline& outline, std::int64_t seq) {
   if (seq < 0 || static_cast<std::size_t>(seq) >= outline.events.size())
     throw std::runtime_error("stored batch has no event at that position");
   std::string out = "{";
@@ -28,20 +28,20 @@ std::string oneEvent(const ingest::BatchOutline& outline, std::int64_t seq) {
 }
 
 // The same test routing made at ingest, on the decoded discriminator.
-bool wanted(const config::TargetSettings& target, const ingest::BatchOutline::Event& event) {
+bool wanted(const config::TargetSettings& target, const batch::BatchOutline::Event& event) {
   if (event.discriminator.find('\\') == std::string_view::npos) return target.accepts(event.discriminator);
   return target.accepts(json::decode(event.discriminator));
 }
 
 // An Events member before the last one: every reader uses the last, but its
 // bytes are still in the body, events of any type included.
-bool hasShadowedEvents(const ingest::BatchOutline& outline) {
+bool hasShadowedEvents(const batch::BatchOutline& outline) {
   for (std::size_t m = 0; m < outline.members.size(); ++m)
     if (outline.members[m].is_events && m != outline.events_member) return true;
   return false;
 }
 
-std::string filtered(const ingest::BatchOutline& outline, const config::TargetSettings& target) {
+std::string filtered(const batch::BatchOutline& outline, const config::TargetSettings& target) {
   std::string out = "{";
   for (std::size_t m = 0; m < outline.members.size(); ++m) {
     const auto& member = outline.members[m];
@@ -74,7 +74,7 @@ std::string buildBody(journal::BatchKind kind, const std::string& stored_body, s
   if (kind != journal::BatchKind::General) return stored_body;
   if (!event_seq && target.acceptsAllEvents()) return stored_body;
 
-  const ingest::BatchOutline outline = outlineStored(stored_body);
+  const batch::BatchOutline outline = outlineStored(stored_body);
   if (event_seq) return oneEvent(outline, *event_seq);
   bool all_match = true;
   for (const auto& event : outline.events) all_match = all_match && wanted(target, event);
@@ -84,4 +84,4 @@ std::string buildBody(journal::BatchKind kind, const std::string& stored_body, s
   return filtered(outline, target);
 }
 
-}  // namespace mews::delivery
+}  // namespace mews::batch

@@ -1,7 +1,6 @@
-#include "admin/credential.h"
+#include "auth/credential.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,24 +10,12 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace mews::admin {
+#include "auth/secrets.h"
+
+namespace mews::auth {
 namespace {
 
 constexpr std::size_t kRandomBytes = 32;
-
-std::string randomHex() {
-  std::array<unsigned char, kRandomBytes> bytes{};
-  std::size_t filled = 0;
-  while (filled < bytes.size()) {
-    const ssize_t got = ::getrandom(bytes.data() + filled, bytes.size() - filled, 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw std::runtime_error(fmt::format("cannot make the admin credential: {}", std::strerror(errno)));
-    filled += static_cast<std::size_t>(got);
-  }
-  std::string hex;
-  for (const auto byte : bytes) hex += fmt::format("{:02x}", byte);
-  return hex;
-}
 
 // Closes the descriptor on every path out.
 struct Descriptor {
@@ -45,7 +32,7 @@ std::string credentialPath(const std::string& journal_path) {
 }
 
 CredentialFile::CredentialFile(const std::string& journal_path)
-    : path_(journal_path.empty() ? std::string() : credentialPath(journal_path)), value_(randomHex()) {
+    : path_(journal_path.empty() ? std::string() : credentialPath(journal_path)), value_(randomHex(kRandomBytes)) {
   if (path_.empty()) return;
   auto fail = [&](std::string_view what) {
     return std::runtime_error(fmt::format("cannot {} the admin credential {}: {}", what, path_, std::strerror(errno)));
@@ -86,4 +73,4 @@ std::string readCredential(const std::string& journal_path) {
   return value;
 }
 
-}  // namespace mews::admin
+}  // namespace mews::auth

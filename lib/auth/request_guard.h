@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mews::admin {
+namespace mews::auth {
 
 // A Host header ("host[:port]", IPv6 in brackets), checked: the name
 // lowercased (IPv6 without brackets), the port 1..65535 when one is given.
@@ -58,4 +58,4 @@ bool hostAllowed(std::string_view host_header, const HostRule& rule);
 // (non-empty) credential. Takes the same time wherever the two first differ.
 bool credentialMatches(std::string_view authorization_header, std::string_view credential);
 
-}  // namespace mews::admin
+}  // namespace mews::auth

@@ -1,4 +1,4 @@
-#include "admin/request_guard.h"
+#include "auth/request_guard.h"
 
 #include <Poco/Net/IPAddress.h>
 
@@ -7,9 +7,10 @@
 #include <charconv>
 #include <string>
 
+#include "auth/secrets.h"
 #include "common/text.h"
 
-namespace mews::admin {
+namespace mews::auth {
 namespace {
 
 std::optional<Poco::Net::IPAddress> addressOf(const std::string& name) {
@@ -75,11 +76,7 @@ bool credentialMatches(std::string_view authorization_header, std::string_view c
   if (credential.empty() || authorization_header.substr(0, kScheme.size()) != kScheme) return false;
   const auto presented = authorization_header.substr(kScheme.size());
   // The credential's length is no secret (64 hex digits); its content is.
-  if (presented.size() != credential.size()) return false;
-  unsigned char difference = 0;
-  for (std::size_t i = 0; i < credential.size(); ++i)
-    difference |= static_cast<unsigned char>(presented[i] ^ credential[i]);
-  return difference == 0;
+  return equalSecrets(presented, credential);
 }
 
-}  // namespace mews::admin
+}  // namespace mews::auth

@@ -20,7 +20,7 @@
 #include "journal/queue.h"
 #include "journal/records.h"
 
-namespace mews::delivery {
+namespace mews::batch {
 
 std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
                                                      const std::vector<config::TargetSettings>& targets);
@@ -33,4 +33,4 @@ std::string deadLetterEventTypes(const config::TargetSettings& target, std::stri
 // The same, bound to `target`, for the journal (expiry by max_age reads the stored batches).
 journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target);
 
-}  // namespace mews::delivery
+}  // namespace mews::batch

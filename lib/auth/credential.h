@@ -17,7 +17,7 @@
 
 #include <string>
 
-namespace mews::admin {
+namespace mews::auth {
 
 // "<journal>.admin"
 std::string credentialPath(const std::string& journal_path);
@@ -44,4 +44,4 @@ class CredentialFile {
 // naming the file and the reason (e.g. permission denied: not an operator).
 std::string readCredential(const std::string& journal_path);
 
-}  // namespace mews::admin
+}  // namespace mews::auth

@@ -1,11 +1,11 @@
-#include "delivery/routing.h"
+#include "batch/routing.h"
 
 #include <algorithm>
 
+#include "batch/payload.h"
 #include "common/text.h"
-#include "ingest/payload.h"
 
-namespace mews::delivery {
+namespace mews::batch {
 
 std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary& summary,
                                                      const std::vector<config::TargetSettings>& targets) {
@@ -32,7 +32,7 @@ std::vector<journal::PlannedDelivery> planDeliveries(const journal::BatchSummary
 std::string deadLetterEventTypes(const config::TargetSettings& target, std::string_view body,
                                  std::optional<std::int64_t> event_seq) {
   std::vector<std::string> named;
-  for (auto& type : ingest::eventTypes(body, event_seq))
+  for (auto& type : batch::eventTypes(body, event_seq))
     if (target.accepts(type) && std::find(named.begin(), named.end(), type) == named.end())
       named.push_back(std::move(type));
   return text::joinList(named);
@@ -44,4 +44,4 @@ journal::DeadLetterTypes deadLetterTypes(const config::TargetSettings& target) {
   };
 }
 
-}  // namespace mews::delivery
+}  // namespace mews::batch

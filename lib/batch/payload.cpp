@@ -1,10 +1,10 @@
-#include "ingest/payload.h"
+#include "batch/payload.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-namespace mews::ingest {
+namespace mews::batch {
 namespace {
 
 using journal::BatchKind;
@@ -240,4 +240,4 @@ std::vector<std::string> eventTypes(std::string_view body, std::optional<std::in
   return types;
 }
 
-}  // namespace mews::ingest
+}  // namespace mews::batch

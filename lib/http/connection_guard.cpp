@@ -1,4 +1,4 @@
-#include "ingest/connection_guard.h"
+#include "http/connection_guard.h"
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <string_view>
 
-namespace mews::ingest {
+namespace mews::http {
 
 namespace {
 
@@ -253,4 +253,4 @@ void ConnectionGuard::reportRefused(std::chrono::steady_clock::time_point now) {
   refused_reported_at_ = now;
 }
 
-}  // namespace mews::ingest
+}  // namespace mews::http

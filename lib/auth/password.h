@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-namespace mews::console {
+namespace mews::auth {
 
 inline constexpr int kDefaultIterations = 600'000;  // OWASP's figure for PBKDF2-HMAC-SHA256 (2023)
 inline constexpr int kMinIterations = 100'000;
@@ -34,16 +34,6 @@ std::string hashPassword(std::string_view password, int iterations = kDefaultIte
 // Parses the format above; on failure returns nullopt and says why in `error`.
 std::optional<PasswordHash> parsePasswordHash(std::string_view text, std::string& error);
 
-// `bytes` random bytes from OpenSSL's CSPRNG as lowercase hex (2 * bytes
-// characters). Throws std::runtime_error when the generator fails.
-std::string randomHex(std::size_t bytes);
-
-// SHA-256 of `text` as lowercase hex.
-std::string sha256Hex(std::string_view text);
-
-// Constant-time equality of two strings of equal length (false otherwise).
-bool equalSecrets(std::string_view a, std::string_view b);
-
 class Credential {
  public:
   static Credential fromHash(PasswordHash hash);
@@ -57,4 +47,4 @@ class Credential {
   std::string secret_digest_;  // SHA-256 of the environment secret
 };
 
-}  // namespace mews::console
+}  // namespace mews::auth

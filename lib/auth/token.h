@@ -3,12 +3,11 @@
 // exit), so neither timing nor length tells a caller how close a guess was.
 #pragma once
 
-#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace mews::ingest {
+namespace mews::auth {
 
 class TokenSet {
  public:
@@ -16,9 +15,7 @@ class TokenSet {
   [[nodiscard]] bool accepts(std::string_view presented) const;
 
  private:
-  using Digest = std::array<unsigned char, 32>;
-  static Digest digest(std::string_view text);
-  std::vector<Digest> digests_;
+  std::vector<std::string> digests_;  // SHA-256 of each token
 };
 
 // The value of `name` in a raw query string ("a=1&token=x"), percent-decoded.
@@ -26,4 +23,4 @@ class TokenSet {
 // read from exactly one place.
 std::string queryParameter(std::string_view query, std::string_view name);
 
-}  // namespace mews::ingest
+}  // namespace mews::auth

@@ -65,7 +65,7 @@
 #include <thread>
 #include <vector>
 
-namespace mews::ingest {
+namespace mews::http {
 
 class ConnectionGuard {
  public:
@@ -161,4 +161,4 @@ class ConnectionGuard {
   std::thread thread_;
 };
 
-}  // namespace mews::ingest
+}  // namespace mews::http

@@ -1,4 +1,4 @@
-#include "ingest/head_gate.h"
+#include "http/head_gate.h"
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -16,7 +16,7 @@
 #include "common/json.h"
 #include "common/log.h"
 
-namespace mews::ingest {
+namespace mews::http {
 
 namespace {
 
@@ -349,4 +349,4 @@ void HeadGate::expire(std::chrono::steady_clock::time_point now) {
   }
 }
 
-}  // namespace mews::ingest
+}  // namespace mews::http

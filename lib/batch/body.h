@@ -27,11 +27,11 @@
 #include "config/config.h"
 #include "journal/records.h"
 
-namespace mews::delivery {
+namespace mews::batch {
 
 // Throws std::runtime_error when the stored body no longer reads as it did at
 // ingest (a corrupted journal row) or has no event at `event_seq`.
 std::string buildBody(journal::BatchKind kind, const std::string& stored_body, std::optional<std::int64_t> event_seq,
                       const config::TargetSettings& target);
 
-}  // namespace mews::delivery
+}  // namespace mews::batch

@@ -49,7 +49,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace mews::ingest {
+namespace mews::http {
 
 // A stream socket whose reads can be capped: Poco reads a head through a
 // buffer of its own, and without the cap would take the body's first bytes
@@ -167,4 +167,4 @@ class HeadGate {
   std::thread thread_;
 };
 
-}  // namespace mews::ingest
+}  // namespace mews::http
