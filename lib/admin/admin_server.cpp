@@ -369,7 +369,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   host_ = address.host().toString();
   tls_ = !settings.admin.tls_certificate.empty();
   Poco::Net::ServerSocket socket = http::serverSocket(settings.admin.tls_certificate, settings.admin.tls_private_key);
-  socket.bind(address, true);
+  socket.bind(address, true, false);  // never SO_REUSEPORT (see ingest/server.cpp)
   socket.listen(64);
   port_ = socket.address().port();  // not TCPServer::port(): see ingest/server.cpp
   shared_->host_rule.listen_host = host_;

@@ -562,6 +562,8 @@ class GatedRequest {
       // spared two thread hand-offs through the gate.
       while (next == Next::KeepAlive && nextHeadArrived()) next = serve(*session, *entry);
     } catch (const Poco::Exception& e) {
+      // Wherever the request stopped, the connection cannot serve another.
+      next = Next::Close;
       log::debug("ingest", "connection ended", {{"error", e.displayText()}});
     }
     // Before the socket can be closed: the watchdog never shuts down a reused descriptor.
@@ -622,6 +624,9 @@ class GatedRequest {
     IngestHandler handler(*shared_, entry, session, &raw, true);
     handler.serve(*request, response);
     if (handler.lingerWanted()) return Next::Linger;
+    // Not answered (the client went away mid-request): where its bytes end is
+    // unknown, so nothing more is read from it.
+    if (!response.sent()) return Next::Close;
     return params_->getKeepAlive() && response.getKeepAlive() && !guard.stopping() ? Next::KeepAlive : Next::Close;
   }
 
@@ -727,7 +732,10 @@ IngestServer::IngestServer(const config::Settings& settings, journal::JournalWri
   };
   shared_->guard = std::make_unique<ConnectionGuard>(limits, std::move(events));
   Poco::Net::ServerSocket socket = serverSocket(server.tls_certificate, server.tls_private_key);
-  socket.bind(Poco::Net::SocketAddress(server.listen), true);
+  // SO_REUSEADDR (a restart binds at once), never SO_REUSEPORT, which Poco's
+  // one-flag bind() also sets: a second relay would bind the same port and
+  // quietly take part of the posts into its own journal.
+  socket.bind(Poco::Net::SocketAddress(server.listen), true, false);
   socket.listen(1024);
   // Read the bound port here, from our own socket: TCPServer::port() is an
   // inline accessor whose member offsets differ in a TSan build of this code

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "journal/sqlite.h"
 
 namespace mews::journal {
 
@@ -37,6 +38,22 @@ class ForeignKeysOff {
   }
   ForeignKeysOff(const ForeignKeysOff&) = delete;
   ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+
+  // Before the step: a row whose parent is gone already (written with
+  // foreign keys off: a DELETE in the sqlite3 shell) would be blamed on the
+  // step, which keeps every row. Refused, saying where and what to do.
+  void checkBefore(const Migration& migration) {
+    Statement violations(db_, "PRAGMA foreign_key_check");
+    if (!violations.step()) return;
+    const std::string table = violations.columnText(0);
+    std::int64_t rows = 1;
+    while (violations.step()) ++rows;
+    throw std::runtime_error(fmt::format(
+        "journal {}: {} row(s) (the first in {}) refer to a row that is gone, from before schema step {} ({}), which "
+        "keeps every row and cannot start with them; nothing changed. With the relay stopped, `sqlite3 {} 'PRAGMA "
+        "foreign_key_check'` lists them: delete them or restore what they refer to",
+        db_.where(), rows, table, migration.version, migration.name, db_.where()));
+  }
 
   // Before the COMMIT: the rebuilt tables still satisfy every foreign key.
   void check() {
@@ -86,7 +103,10 @@ int migrate(Connection& db, const std::vector<Migration>& migrations) {
   for (const auto& migration : migrations) {
     if (migration.version <= current) continue;
     std::optional<ForeignKeysOff> rebuild;
-    if (!postgres && migration.sql.substr(0, kForeignKeysOff.size()) == kForeignKeysOff) rebuild.emplace(db);
+    if (!postgres && migration.sql.substr(0, kForeignKeysOff.size()) == kForeignKeysOff) {
+      rebuild.emplace(db);
+      rebuild->checkBefore(migration);
+    }
     Transaction transaction(db);
     if (postgres) {
       // Another process may have applied it while this one waited for the lock.
@@ -96,7 +116,16 @@ int migrate(Connection& db, const std::vector<Migration>& migrations) {
     db.exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)");
-    db.exec(migration.sql);
+    try {
+      db.exec(migration.sql);
+    } catch (const SqliteError& e) {
+      // Named by its step, not by the first bytes of its SQL (a comment).
+      const std::string what = e.what();
+      const auto failed = what.rfind(" failed: ");
+      throw SqliteError(e.code(), fmt::format("journal {}: schema step {} ({}) failed, nothing changed: {}", db.where(),
+                                              migration.version, migration.name,
+                                              failed == std::string::npos ? what : what.substr(failed + 9)));
+    }
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
         .bind(1, std::int64_t{migration.version})
         .bind(2, migration.name)

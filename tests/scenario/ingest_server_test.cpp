@@ -335,3 +335,20 @@ TEST_CASE("below the free-disk watermark the relay still starts, answers 503 and
   journal::Journal journal(dir.file("relay.db"), {0, true});
   CHECK(journal.count("batches") == 0);
 }
+
+TEST_CASE("a second relay cannot bind a port the first one listens on (no SO_REUSEPORT)") {
+  test::TempDir dir;
+  auto first = test::startRelay(test::relayConfig(dir.file("first.db")));
+  // The same ingest port, a free admin port: refused at start.
+  const std::string same_ingest = test::relayConfig(dir.file("second.db"));
+  std::string ini = same_ingest;
+  ini.replace(ini.find("listen = 127.0.0.1:0"), 20, fmt::format("listen = 127.0.0.1:{}", first->ingestPort()));
+  CHECK_THROWS(test::startRelay(ini));
+  // The same admin port, a free ingest port.
+  ini = same_ingest;
+  const auto admin = ini.find("listen = 127.0.0.1:0", ini.find("[admin]"));
+  ini.replace(admin, 20, fmt::format("listen = 127.0.0.1:{}", test::adminPort(*first)));
+  CHECK_THROWS(test::startRelay(ini));
+  // The first one still gets every post.
+  CHECK(test::httpRequest(first->ingestPort(), "POST", test::kIngestUri, test::generalBatch(1)).status == 202);
+}

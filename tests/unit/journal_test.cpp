@@ -70,6 +70,8 @@ TEST_CASE("a failing migration leaves the previous version intact" * doctest::te
   const std::vector<Migration> broken{kTwoMigrations[0],
                                       {2, "broken", "ALTER TABLE a ADD COLUMN z; SELECT * FROM nope;"}};
   CHECK_THROWS_AS(migrate(db, broken), SqliteError);
+  // Named by its step, not by the first bytes of its SQL.
+  CHECK_THROWS_WITH(migrate(db, broken), doctest::Contains("schema step 2 (broken) failed, nothing changed: "));
   CHECK(schemaVersion(db) == 1);
   CHECK_THROWS(db.exec("SELECT z FROM a"));
 }
@@ -338,4 +340,25 @@ TEST_CASE("schema 6 rebuilds a schema 5 journal's id tables with every row; new 
   journal.db().exec("DELETE FROM batches WHERE id = 3");
   CHECK(journal.insertBatch(batchOf(test::generalBatch(1))) == 4);
   CHECK(journal.db().queryInt("SELECT max(id) FROM deliveries") == 4);
+}
+
+TEST_CASE("schema 6 refuses a journal that already holds a row without its parent, saying where" *
+          doctest::test_suite("sqlite")) {
+  test::TempDir dir;
+  const std::string path = dir.file("orphan.db");
+  {
+    Database db(path, Database::Mode::ReadWrite);
+    const std::vector<Migration> up_to_5(embeddedMigrations().begin(), embeddedMigrations().begin() + 5);
+    REQUIRE(migrate(db, up_to_5) == 5);
+    // As a DELETE in the sqlite3 shell leaves it (foreign keys are off there).
+    db.exec("PRAGMA foreign_keys = OFF");
+    db.exec(
+        "INSERT INTO deliveries (batch_id, target, state, created_at, due_at, updated_at) VALUES"
+        " (99, 'pms', 'pending', 'c', 'd', 'u')");
+  }
+  CHECK_THROWS_WITH(Journal(test::journalAt(path), {}),
+                    doctest::Contains("1 row(s) (the first in deliveries) refer to a row that is gone"));
+  Database db(path, Database::Mode::ReadWrite);
+  CHECK(schemaVersion(db) == 5);
+  CHECK(db.queryInt("SELECT count(*) FROM deliveries") == 1);
 }
