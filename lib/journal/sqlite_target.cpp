@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "journal/files.h"
+#include "journal/high_water.h"
 #include "journal/writer.h"
 
 namespace mews::journal {
@@ -65,6 +66,9 @@ class SqliteWriteTarget : public WriteTarget {
   void opened();
   std::string settle();
   std::int64_t highestBatch();
+  // The ids given out, kept beside the journal (high_water.h).
+  void adoptHighWater();
+  void recordHighWater();
   static int walHook(void* self, sqlite3* db, const char* name, int pages);
   // Written in place by another process: detach() with what to tell.
   std::string rewritten(const std::string& changes);
@@ -94,6 +98,9 @@ class SqliteWriteTarget : public WriteTarget {
   // hold (the batches from there on are not in the database file yet).
   std::int64_t last_batch_ = 0;
   std::int64_t wal_first_batch_ = 1;
+  // What "<journal>.ids" holds, and the last failure to write it (logged once).
+  HighWater high_water_;
+  std::string logged_high_water_error_;
 };
 
 }  // namespace
@@ -157,6 +164,8 @@ std::string SqliteWriteTarget::checkLock() {
 void SqliteWriteTarget::opened() {
   checkpointed_ = false;
   sqlite3_wal_hook(journal_->sqlite().handle(), &SqliteWriteTarget::walHook, this);
+  // Before the files are settled: raising the sequences is a write of our own.
+  adoptHighWater();
   last_batch_ = highestBatch();
   journal_->files().settle(journal_->sqlite(), false);
   // A -wal with frames from before (a crash) may hold any batch.
@@ -170,7 +179,36 @@ std::string SqliteWriteTarget::settle() {
   last_batch_ = highestBatch();
   // Restarted in this transaction: everything up to the last one is in the database file.
   if (journal_->files().takeWalRestart()) wal_first_batch_ = before + 1;
+  recordHighWater();
   return {};
+}
+
+void SqliteWriteTarget::adoptHighWater() {
+  try {
+    if (const auto recorded = readHighWater(options_.path); recorded && raiseSequences(*journal_, *recorded))
+      log::warn(
+          "journal",
+          "the journal is older than the one this relay served last (a backup put back?); its ids go on above "
+          "those given out before, so no webhook-id or dead-letter id names two things",
+          {{"batches_given_out_up_to", std::to_string(recorded->batches)}, {"file", highWaterPath(options_.path)}});
+    high_water_ = currentHighWater(*journal_);
+  } catch (const std::exception& e) {
+    log::warn("journal", "cannot read the journal's ids file; ids go on from the journal alone", {{"error", e.what()}});
+  }
+}
+
+void SqliteWriteTarget::recordHighWater() {
+  try {
+    const HighWater now = currentHighWater(*journal_);
+    if (now == high_water_) return;
+    writeHighWater(options_.path, now);
+    high_water_ = now;
+    logged_high_water_error_.clear();
+  } catch (const std::exception& e) {
+    log::errorOnce(logged_high_water_error_, e.what(), "journal",
+                   "cannot record the ids given out beside the journal; a backup put back later could give them again",
+                   {{"error", e.what()}});
+  }
 }
 
 std::int64_t SqliteWriteTarget::highestBatch() {

@@ -871,3 +871,36 @@ TEST_CASE("an attempt whose record cannot be written stays in flight, and is rec
   relay.reset();
   CHECK(sink.requests().size() == 1);
 }
+
+TEST_CASE("a journal put back from a backup gives no id out twice: batch ids go on above those acknowledged") {
+  test::TempDir dir;
+  const std::string journal = dir.file("relay.db");
+  const std::string ini = test::relayConfig(journal);
+  const auto postedId = [](relay::Relay& relay) {
+    const auto answer = test::httpRequest(relay.ingestPort(), "POST", test::kIngestUri, test::generalBatch(1));
+    REQUIRE(answer.status == 202);
+    std::smatch match;
+    REQUIRE(std::regex_search(answer.body, match, std::regex(R"("batch":(\d+))")));
+    return std::stoll(match[1]);
+  };
+  {
+    auto relay = test::startRelay(ini);
+    CHECK(postedId(*relay) == 1);
+    relay->stop();
+  }
+  // The backup an operator takes (the relay stopped: the -wal is checkpointed).
+  fs::copy_file(journal, dir.file("backup.db"));
+  {
+    auto relay = test::startRelay(ini);
+    CHECK(postedId(*relay) == 2);
+    CHECK(postedId(*relay) == 3);  // acknowledged, webhook-id msg_<journal>_3
+    relay->stop();
+  }
+  // Put back as the README says: the relay stopped, the backup at the path.
+  for (const char* suffix : {"-wal", "-shm"}) fs::remove(journal + suffix);
+  fs::copy_file(dir.file("backup.db"), journal, fs::copy_options::overwrite_existing);
+  auto relay = test::startRelay(ini);
+  CHECK(postedId(*relay) == 4);  // not 2 again
+  CHECK(test::readFile(journal + ".ids")
+            .rfind(test::queryText(journal, "SELECT value FROM meta WHERE key = 'journal_id'") + " 4 ", 0) == 0);
+}
