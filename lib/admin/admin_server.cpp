@@ -345,6 +345,9 @@ constexpr int kWorkers = 4;
 constexpr std::size_t kQueued = 64;
 constexpr std::size_t kMaxWaitingHeads = 256;
 constexpr std::chrono::milliseconds kHeadTimeout{10'000};
+// A request body up to this waits in the gate with its head (a sign-in form, an
+// operator's request): a trickled body cannot hold one of the kWorkers either.
+constexpr std::size_t kWholeBodyUpTo = 64 * 1024;
 
 // More whole requests than the queue holds (on the gate's thread: never blocks).
 void refuseBusy(Poco::Net::StreamSocket& socket) {
@@ -390,6 +393,7 @@ AdminServer::AdminServer(const config::Settings& settings, journal::JournalWrite
   limits.head_timeout = kHeadTimeout;
   limits.idle_timeout = kHeadTimeout;
   limits.max_waiting = kMaxWaitingHeads;
+  limits.whole_body_up_to = kWholeBodyUpTo;
   http::HeadGate::Events events;
   events.head_expired = [](const std::string& remote) {
     log::warn("admin", "request refused",

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
@@ -115,7 +117,10 @@ struct HeadGate::Waiting {
 };
 
 HeadGate::HeadGate(Poco::Net::ServerSocket listening, Limits limits, Events events)
-    : listening_(std::move(listening)), limits_(limits), events_(std::move(events)), peek_(limits.max_head + 1) {
+    : listening_(std::move(listening)),
+      limits_(limits),
+      events_(std::move(events)),
+      peek_(limits.max_head + limits.whole_body_up_to + 1) {
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_ < 0 || wake_ < 0) throw std::runtime_error(fmt::format("cannot create epoll: {}", std::strerror(errno)));
@@ -289,6 +294,8 @@ void HeadGate::onEvent(int fd, std::uint32_t events, std::chrono::steady_clock::
   waiting.sent = true;
   const std::string_view bytes(peek_.data(), static_cast<std::size_t>(got));
   if (const std::size_t end = headEnd(bytes); end > 0 && end <= limits_.max_head) {
+    // A small body still on its way: wait for it here (the head's deadline).
+    if (const std::size_t body = smallBody(bytes.substr(0, end)); bytes.size() < end + body) return;
     std::shared_ptr<GateConnection> connection = std::move(waiting.connection);
     (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
     waiting_.erase(found);
@@ -307,6 +314,27 @@ void HeadGate::onEvent(int fd, std::uint32_t events, std::chrono::steady_clock::
     if (events_.head_refused) events_.head_refused(waiting.connection->remote, reason);
     return answer(waiting, answerText("400 Bad Request", reason), now);
   }
+}
+
+std::size_t HeadGate::smallBody(std::string_view head) const {
+  if (limits_.whole_body_up_to == 0) return 0;
+  constexpr std::string_view kName = "content-length:";
+  for (std::size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
+    const std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - (at + 2));
+    if (line.size() <= kName.size()) continue;
+    bool named = true;
+    for (std::size_t i = 0; i < kName.size() && named; ++i)
+      named = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))) == kName[i];
+    if (!named) continue;
+    std::uint64_t length = 0;
+    std::string_view digits = line.substr(kName.size());
+    while (!digits.empty() && (digits.front() == ' ' || digits.front() == '\t')) digits.remove_prefix(1);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
+    // Anything odd is the framing check's to refuse, after the hand-off.
+    if (ec != std::errc{} || length > limits_.whole_body_up_to) return 0;
+    return static_cast<std::size_t>(length);
+  }
+  return 0;
 }
 
 void HeadGate::answer(Waiting& waiting, std::string_view response, std::chrono::steady_clock::time_point now) {

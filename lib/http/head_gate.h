@@ -113,6 +113,10 @@ class HeadGate {
     std::chrono::milliseconds idle_timeout{5'000};
     std::size_t max_head = 32 * 1024;
     std::size_t max_waiting = 1024;
+    // A request whose Content-Length is at most this waits here for its whole
+    // body too, with the head's deadline (the admin listener's forms and
+    // requests are small: a trickled body then holds no thread either); 0: off.
+    std::size_t whole_body_up_to = 0;
   };
 
   struct Events {
@@ -164,6 +168,8 @@ class HeadGate {
   std::vector<std::pair<std::shared_ptr<GateConnection>, Phase>> resumed_;
   std::unordered_map<int, std::unique_ptr<Waiting>> waiting_;  // reactor thread only
   std::vector<char> peek_;
+  // The body length to wait for after `head` (Limits::whole_body_up_to), or 0.
+  [[nodiscard]] std::size_t smallBody(std::string_view head) const;
   std::thread thread_;
 };
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/password.h"
 #include "relay/relay.h"
 #include "support/raw_client.h"
 #include "support/test_support.h"
@@ -142,5 +143,32 @@ TEST_CASE("connections trickling into the admin listener: /readyz and the operat
                            {{"Host", fmt::format("127.0.0.1:{}", admin)}, {"Authorization", "Bearer " + credential}});
     CHECK(purge.status == 200);
     CHECK(std::chrono::steady_clock::now() - started < 1s);
+  }
+}
+
+TEST_CASE("whole heads with bodies that trickle into the admin listener: /readyz still answers within 1 s") {
+  test::TempDir dir;
+  // The console on: its sign-in form reads the body it is sent.
+  auto relay = test::startRelay(test::relayConfig(
+      dir.file("relay.db"), "[console]\npassword = " + std::string(auth::kMinPasswordLength, 'p') + "\n"));
+  const std::uint16_t admin = test::adminPort(*relay);
+  // More than the listener's 4 threads: each a whole head, then its body a byte a second.
+  std::vector<std::unique_ptr<RawClient>> trickling;
+  for (int i = 0; i < 8; ++i) {
+    trickling.push_back(std::make_unique<RawClient>(admin));
+    trickling.back()->send(
+        fmt::format("POST /console/sign-in HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nOrigin: http://127.0.0.1:{0}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\n",
+                    admin));
+  }
+  const Trickler trickler(trickling, 1000ms);
+  std::this_thread::sleep_for(300ms);
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    const auto started = std::chrono::steady_clock::now();
+    const auto ready = test::adminRequest(admin, "GET", "/readyz", {{"Host", fmt::format("127.0.0.1:{}", admin)}});
+    CHECK(ready.status == 200);
+    CHECK(std::chrono::steady_clock::now() - started < 1s);
+    std::this_thread::sleep_for(500ms);
   }
 }
