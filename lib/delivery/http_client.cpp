@@ -85,6 +85,13 @@ Poco::Timespan timespanOf(std::chrono::milliseconds time) {
   return Poco::Timespan(std::max<std::int64_t>(time.count(), 1) * 1000);
 }
 
+// A watched socket's own send and receive timeouts are a backstop this much
+// past the deadline: the watchdog (deadline.h) ends the attempt at the
+// deadline by shutting the socket down, which Poco reads as the end of the
+// answer, keeping what arrived (the response excerpt); a socket timeout firing
+// first would throw inside the read and lose it.
+constexpr std::chrono::milliseconds kSocketBackstop{1000};
+
 template <class Session>
 class WatchedSession final : public Session, public PooledSession {
  public:
@@ -96,7 +103,8 @@ class WatchedSession final : public Session, public PooledSession {
   void connect(const Poco::Net::SocketAddress& address) override {
     if (deadline) {
       const Poco::Timespan left = timespanOf(deadline->remaining());
-      this->setTimeout(left, left, left);
+      const Poco::Timespan backstop = timespanOf(deadline->remaining() + kSocketBackstop);
+      this->setTimeout(left, backstop, backstop);  // the connect is not watched yet
     }
     Session::connect(address);
     if (deadline) deadline->watch(this->socket());
@@ -160,12 +168,13 @@ HttpAttempt TargetClient::postOnce(const Poco::URI& uri, const std::string& body
   bool reusable = false;
   try {
     const Poco::Timespan left = timespanOf(deadline.remaining());
-    session.setTimeout(left, left, left);  // for a connection opened now
+    const Poco::Timespan backstop = timespanOf(deadline.remaining() + kSocketBackstop);
+    session.setTimeout(left, backstop, backstop);  // for a connection opened now
     if (session.connected()) {
       // A kept-alive connection: watched as it is (Poco reconnects through
       // WatchedSession::connect if the server has closed it meanwhile).
-      session.socket().setSendTimeout(left);
-      session.socket().setReceiveTimeout(left);
+      session.socket().setSendTimeout(backstop);
+      session.socket().setReceiveTimeout(backstop);
       deadline.watch(session.socket());
     }
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathEtc(),
