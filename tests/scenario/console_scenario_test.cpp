@@ -377,7 +377,8 @@ TEST_CASE("a Replay of ticked dead letters that are gone since the page was show
   // What is still there replays as ticked.
   const Answer replayed = op.post("/console/replay", "id=2");
   CHECK(replayed.status == 303);
-  CHECK(test::queryInt(journal, "SELECT state = 'pending' FROM deliveries WHERE id = 2") == 1);
+  // Replayed: waiting again, or already tried (nothing listens on its target's port).
+  CHECK(test::queryInt(journal, "SELECT state != 'dead' FROM deliveries WHERE id = 2") == 1);
 }
 
 TEST_CASE("replay and purge of a filter: the confirmation counts, the change does exactly that") {
