@@ -1,7 +1,9 @@
 // The SQLite side of the journal writer (writer.h): the file, its lock, and
 // what to do when they change under the relay.
 #include <fmt/format.h>
+
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "common/log.h"
@@ -262,6 +264,7 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
       log::error("journal", "journal files are no longer those at the journal's path; saving what the relay holds",
                  {{"path", options_.path}, {"change", changes}});
   }
+  std::optional<std::string> save_error;
   try {
     saved_copy_ = saveCopy(journal_->sqlite(), options_.path, wallMillis());
   } catch (const SqliteError& e) {
@@ -270,21 +273,19 @@ std::string SqliteWriteTarget::detach(const std::string& changes, const std::str
     if (in_place &&
         (e.primary() == SQLITE_CORRUPT || e.primary() == SQLITE_NOTADB || e.code() == SQLITE_IOERR_SHORT_READ))
       return refuseDamaged(e.what(), batches);
-    log::errorOnce(
-        logged_save_error_, "failing", "journal",
-        "cannot save the journal the relay holds; retrying at each write (do not stop the relay: it holds the "
-        "only copy)",
-        {{"path", options_.path}, {"error", e.what()}});
-    return kCannotSave;
+    save_error = e.what();
   } catch (const std::exception& e) {
+    save_error = e.what();
+  }
+  if (save_error) {
     // The open connection is now the only copy: keep it, and try again at the
-    // next group (after space was freed, say).
-    // Logged once until a save succeeds (each attempt names a new file).
+    // next group (after space was freed, say). Logged once until a save
+    // succeeds (each attempt names a new file).
     log::errorOnce(
         logged_save_error_, "failing", "journal",
         "cannot save the journal the relay holds; retrying at each write (do not stop the relay: it holds the "
         "only copy)",
-        {{"path", options_.path}, {"error", e.what()}});
+        {{"path", options_.path}, {"error", *save_error}});
     return kCannotSave;
   }
   logged_save_error_.clear();
