@@ -14,7 +14,7 @@
 namespace mews::cli {
 namespace {
 
-constexpr std::size_t kStep = 500;
+using journal::kReplayStep;
 
 std::vector<std::int64_t> idsFrom(const std::vector<std::string>& positionals) {
   std::vector<std::int64_t> ids;
@@ -91,11 +91,11 @@ int runReplay(const GlobalOptions& options, const std::vector<std::string>& args
     }
     // In steps, so that a replay of thousands neither holds the writer long nor
     // stays silent on a terminal.
-    const bool progress = !flags.has("--json") && isatty(STDERR_FILENO) && ids.size() > kStep;
-    for (std::size_t start = 0; start < ids.size(); start += kStep) {
+    const bool progress = !flags.has("--json") && isatty(STDERR_FILENO) && ids.size() > kReplayStep;
+    for (std::size_t start = 0; start < ids.size(); start += kReplayStep) {
       const std::vector<std::int64_t> step(
           ids.begin() + static_cast<std::ptrdiff_t>(start),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kStep)));
+          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kReplayStep)));
       count += applyChange(settings,
                            {[step, now, dry_run, to](journal::Journal& journal) {
                               if (to) return journal::retargetDeadLetters(journal, step, *to, now, dry_run);

@@ -32,7 +32,7 @@ namespace {
 constexpr std::string_view kSessionCookie = "mews_console";
 constexpr std::string_view kNonceCookie = "mews_console_sign_in";
 constexpr std::size_t kMaxFormBytes = 64 * 1024;
-constexpr std::size_t kReplayStep = 500;  // dead letters per writer job, as the CLI
+using journal::kReplayStep;
 constexpr int kPageSize = 50;
 constexpr std::int64_t kActivityBucketMs = 5 * 60 * 1000;
 constexpr int kActivityBuckets = 24 * 12;  // the last 24 h in 5-minute buckets

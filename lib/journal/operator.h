@@ -4,6 +4,7 @@
 // writer, or the CLI's own connection when no relay runs; see lock.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -80,6 +81,10 @@ struct DeadLetterDetail {
 std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id);
 
 // --- writes ---------------------------------------------------------------
+// Dead letters replayed per writer job by the CLI and the console alike: a
+// replay of thousands neither holds the writer long nor stays silent.
+inline constexpr std::size_t kReplayStep = 500;
+
 // Dead letters back to the queue with a fresh attempt budget and max_age
 // window, same webhook-id. Rows no longer dead (already replayed) are skipped.
 // Returns how many were (or, with dry_run, would be) requeued.
