@@ -7,7 +7,8 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/text.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 
 namespace mews::cli {

@@ -11,7 +11,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/units.h"
-#include "journal/operator.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 
 namespace mews::cli {

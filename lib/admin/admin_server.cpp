@@ -25,7 +25,8 @@
 #include "common/text.h"
 #include "http/head_gate.h"
 #include "http/server_socket.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 
 namespace mews::admin {
 

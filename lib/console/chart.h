@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "journal/operator.h"
+#include "journal/reports.h"
 
 namespace mews::console {
 

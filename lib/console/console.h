@@ -56,7 +56,8 @@
 #include "console/sessions.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 #include "journal/writer.h"
 
 namespace Poco::Net {

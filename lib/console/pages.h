@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "console/sessions.h"
-#include "journal/operator.h"
+#include "journal/reports.h"
 
 namespace mews::console::pages {
 

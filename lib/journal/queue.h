@@ -1,7 +1,7 @@
 // The delivery queue: what a delivery row's state is, how it may change, and
 // the SQL behind each change. The delivery engine, the operator's commands and
 // the metrics page read and write the deliveries, attempts, dead_letters and
-// target_state tables through this module and journal/operator.h only. Reads
+// target_state tables through this module, journal/moves.h and journal/reports.h only. Reads
 // take a read-only Journal; writes run inside the writer's transaction
 // (JournalWriter jobs).
 //
@@ -34,7 +34,7 @@
 //    retry_wait --requeueInReceiveOrder--> retry_wait, due at once in receive
 //        order: the circuit opened, the probe paces them from here.
 //
-//   The operator's moves (journal/operator.h; through the serving relay's
+//   The operator's moves (journal/moves.h; through the serving relay's
 //   writer, or the CLI's own connection when none runs):
 //    dead --replayDeadLetters--> pending: `replay ID`, `replay --dead`; a fresh
 //        attempt budget and max_age window, the same webhook-id.

@@ -1,6 +1,6 @@
 // The journal's SQL, the same for every backend: a connection, a prepared
 // statement, a transaction. The queue (queue.h), the operator's verbs
-// (operator.h) and the ingest insert are written once against these; each
+// (moves.h, reports.h) and the ingest insert are written once against these; each
 // backend (sqlite.h, postgres.h) supplies a Connection and a Cursor.
 //
 // The SQL the shared code writes is the common subset of SQLite 3.40 and

@@ -2,7 +2,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "journal/operator.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 #include "journal/records.h"
 #include "metrics/metrics.h"

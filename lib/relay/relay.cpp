@@ -8,7 +8,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "common/url.h"
-#include "journal/operator.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 #include "relay/metrics_page.h"
 

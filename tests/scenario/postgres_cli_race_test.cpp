@@ -19,7 +19,8 @@
 
 #include "batch/payload.h"
 #include "journal/journal.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 #include "support/test_support.h"
 

@@ -9,7 +9,8 @@
 
 #include "journal/journal.h"
 #include "journal/migrations.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 #include "support/test_support.h"
 
 using namespace mews;

@@ -5,7 +5,8 @@
 
 #include "common/clock.h"
 #include "journal/journal.h"
-#include "journal/operator.h"
+#include "journal/moves.h"
+#include "journal/reports.h"
 #include "journal/queue.h"
 #include "support/test_support.h"
 

@@ -1,7 +1,8 @@
-// What the operator's commands read and change: per-target status, the dead
-// letters, replays and purges. SQL only; the CLI formats, the admin listener
-// transports. Writes run inside a writer transaction (the serving process's
-// writer, or the CLI's own connection when no relay runs; see lock.h).
+// The operator's read models: per-target status, journal totals, the dead
+// letters (listed, one whole, keyset pages for the console), deliveries and
+// their attempts, the console's figures. SQL only, on a reader connection;
+// the CLI formats, the admin listener and the console show. The changes an
+// operator makes are moves.h.
 #pragma once
 
 #include <cstddef>
@@ -80,23 +81,8 @@ struct DeadLetterDetail {
 };
 std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id);
 
-// --- writes ---------------------------------------------------------------
-// Dead letters replayed per writer job by the CLI and the console alike: a
-// replay of thousands neither holds the writer long nor stays silent.
-inline constexpr std::size_t kReplayStep = 500;
-
-// Dead letters back to the queue with a fresh attempt budget and max_age
-// window, same webhook-id. Rows no longer dead (already replayed) are skipped.
-// Returns how many were (or, with dry_run, would be) requeued.
-std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
-                               bool dry_run);
 // Ids among `ids` that are not dead letters (for the error message).
 std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids);
-
-// Re-sends batches received in [since, until) to `target` again, delivered
-// ones included (a target that lost its data). Work in flight is left alone.
-std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
-                            std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run);
 
 // --- a target removed from the configuration --------------------------------
 // What the journal still holds for targets that are not in `configured`: work
@@ -110,24 +96,7 @@ struct UnknownTargetWork {
 };
 std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector<std::string>& configured);
 
-// Dead letters back to the queue for target `to` instead of their own, with a
-// fresh attempt budget and the same webhook-id; the letter follows (its target
-// becomes `to`). Rows no longer dead are skipped. Returns how many.
-std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
-                                 std::int64_t now_ms, bool dry_run);
-// Every waiting or dead delivery of `from` moves to `to`, due now with a fresh
-// budget, same webhook-id. Work in flight is left alone.
-std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
-                          bool dry_run);
-// Deletes every waiting or dead delivery of `from` (and its dead letters).
-// Work in flight is left alone.
-std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run);
-
-// Deletes dead letters (and their dead deliveries, so retention can prune the
-// batches) that died before `died_before_ms` (all when empty).
-std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
-
-// --- the console's reads and writes (lib/console) ---------------------------
+// --- the console's reads (lib/console) --------------------------------------
 // Reads take a read-only connection; every list is keyset-paginated (a
 // hundred thousand dead letters page as fast as ten): never OFFSET, never all.
 
@@ -224,9 +193,5 @@ std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity
 // Batches received since `since_ms`: an index-only count (batches_received_events);
 // the events would need each batch's row, 2 KB bodies and all.
 std::int64_t batchesSince(Journal& reader, std::int64_t since_ms);
-
-// Deletes the matching dead letters that died at or before `as_of_ms` (and
-// their dead deliveries, as purgeDeadLetters does). Returns how many letters.
-std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run);
 
 }  // namespace mews::journal

@@ -1,47 +1,26 @@
-#include "journal/operator.h"
+#include "journal/reports.h"
 
 #include <fmt/format.h>
+
 #include <algorithm>
 
-#include "common/clock.h"
 #include "journal/migrations.h"
+#include "journal/operator_sql.h"
 #include "journal/queue.h"
 
 namespace mews::journal {
 namespace {
 
 using enum DeliveryState;
-
-std::string iso(std::int64_t ms) {
-  return formatIsoMillis(ms);
-}
+using detail::bindWhere;
+using detail::iso;
+using detail::removedTargetWork;
+using detail::Where;
+using detail::whereFor;
 
 std::optional<std::int64_t> optionalInt(const Statement& statement, int column) {
   if (statement.columnIsNull(column)) return std::nullopt;
   return statement.columnInt(column);
-}
-
-// WHERE clause and binds for a dead-letter filter on table alias l.
-struct Where {
-  std::string sql = " WHERE 1 = 1";
-  std::vector<std::string> binds;
-};
-
-Where whereFor(const DeadLetterFilter& filter) {
-  Where where;
-  if (filter.target) {
-    where.sql += " AND l.target = ?";
-    where.binds.push_back(*filter.target);
-  }
-  if (filter.since_ms) {
-    where.sql += " AND l.died_at >= ?";
-    where.binds.push_back(iso(*filter.since_ms));
-  }
-  if (filter.until_ms) {
-    where.sql += " AND l.died_at < ?";
-    where.binds.push_back(iso(*filter.until_ms));
-  }
-  return where;
 }
 
 DeadLetter readLetter(const Statement& row) {
@@ -84,18 +63,19 @@ const std::string& letterColumns() {
   return sql;
 }
 
-std::int64_t requeue(Journal& journal, const std::vector<std::int64_t>& delivery_ids, std::int64_t now_ms) {
-  static const std::string sql = fmt::format(
-      "UPDATE deliveries SET state = {}, attempts = 0, due_at = ?1, age_from = ?1, updated_at = ?1"
-      " WHERE id = ?2 AND state = {}",
-      sqlStates({Pending}), sqlStates({Dead}));
-  Statement update(journal.db(), sql);
-  std::int64_t moved = 0;
-  for (const auto id : delivery_ids) {
-    update.bind(1, iso(now_ms)).bind(2, id).run();
-    moved += journal.db().changes();
-  }
-  return moved;
+constexpr const char* kOlderThan = " AND l.died_at <= ? AND (l.died_at < ? OR l.id < ?)";
+constexpr const char* kNewerThan = " AND l.died_at >= ? AND (l.died_at > ? OR l.id > ?)";
+
+int bindCursor(Statement& statement, int index, const DeadLetterCursor& cursor) {
+  statement.bind(index, cursor.died_at).bind(index + 1, cursor.died_at).bind(index + 2, cursor.id);
+  return index + 3;
+}
+
+bool anyBeyond(Journal& reader, const Where& where, const DeadLetterCursor& cursor, bool newer) {
+  Statement exists(reader.db(),
+                   fmt::format("SELECT 1 FROM dead_letters l{}{} LIMIT 1", where.sql, newer ? kNewerThan : kOlderThan));
+  bindCursor(exists, bindWhere(exists, where), cursor);
+  return exists.step();
 }
 
 }  // namespace
@@ -131,7 +111,6 @@ std::vector<TargetStatus> targetStatus(Journal& reader, const std::vector<std::s
   }
   return out;
 }
-
 JournalTotals journalTotals(Journal& reader) {
   JournalTotals totals;
   totals.batches = reader.count("batches");
@@ -144,7 +123,6 @@ JournalTotals journalTotals(Journal& reader) {
   totals.schema_version = schemaVersion(reader.db());
   return totals;
 }
-
 std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter& filter) {
   const Where where = whereFor(filter);
   // No LIMIT for all: PostgreSQL refuses SQLite's LIMIT -1.
@@ -157,7 +135,6 @@ std::vector<DeadLetter> listDeadLetters(Journal& reader, const DeadLetterFilter&
   while (select.step()) letters.push_back(readLetter(select));
   return letters;
 }
-
 std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id) {
   Statement select(reader.db(), fmt::format("{} WHERE l.id = ?", letterColumns()));
   select.bind(1, id);
@@ -179,7 +156,6 @@ std::optional<DeadLetterDetail> showDeadLetter(Journal& reader, std::int64_t id)
   }
   return detail;
 }
-
 std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids) {
   std::vector<std::int64_t> unknown;
   Statement select(journal.db(), "SELECT 1 FROM dead_letters WHERE id = ?");
@@ -190,63 +166,6 @@ std::vector<std::int64_t> unknownDeadLetters(Journal& journal, const std::vector
   }
   return unknown;
 }
-
-std::int64_t replayDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, std::int64_t now_ms,
-                               bool dry_run) {
-  std::vector<std::int64_t> deliveries;
-  static const std::string sql = fmt::format(
-      "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id WHERE l.id = ? AND d.state = "
-      "{}",
-      sqlStates({Dead}));
-  Statement select(journal.db(), sql);
-  for (const auto id : ids) {
-    select.bind(1, id);
-    if (select.step()) deliveries.push_back(select.columnInt(0));
-    select.reset();
-  }
-  if (dry_run) return static_cast<std::int64_t>(deliveries.size());
-  return requeue(journal, deliveries, now_ms);
-}
-
-std::int64_t replayReceived(Journal& journal, const std::string& target, std::int64_t since_ms,
-                            std::optional<std::int64_t> until_ms, std::int64_t now_ms, bool dry_run) {
-  static const std::string window = fmt::format(
-      " FROM deliveries d JOIN batches b ON b.id = d.batch_id WHERE d.target = ?1 AND b.received_at >= ?2"
-      " AND b.received_at < ?3 AND d.state != {}",
-      sqlStates({InFlight}));
-  // The state again outside the subquery: on PostgreSQL the CLI writes beside
-  // the relay (READ COMMITTED), and a row the relay claimed meanwhile is
-  // re-checked against the outer WHERE only (its new version is in_flight).
-  static const std::string requeue_window = fmt::format(
-      "UPDATE deliveries SET state = {}, attempts = 0, due_at = ?4, age_from = ?4, updated_at = ?4"
-      " WHERE id IN (SELECT d.id{}) AND state != {}",
-      sqlStates({Pending}), window, sqlStates({InFlight}));
-  const std::string until = until_ms ? iso(*until_ms) : std::string("9999");
-  if (dry_run) {
-    Statement count(journal.db(), "SELECT count(*)" + window);
-    count.bind(1, target).bind(2, iso(since_ms)).bind(3, until);
-    return count.step() ? count.columnInt(0) : 0;
-  }
-  journal.db().prepare(requeue_window).bind(1, target).bind(2, iso(since_ms)).bind(3, until).bind(4, iso(now_ms)).run();
-  return journal.db().changes();
-}
-
-std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run) {
-  const std::string cutoff = died_before_ms ? iso(*died_before_ms) : std::string("9999");
-  Statement count(journal.db(), "SELECT count(*) FROM dead_letters WHERE died_at < ?");
-  count.bind(1, cutoff);
-  const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
-  if (dry_run) return letters;
-  // The dead deliveries go too (their attempts and letters cascade); a letter
-  // already replayed keeps its delivery, which is live work again.
-  static const std::string delete_dead = fmt::format(
-      "DELETE FROM deliveries WHERE state = {} AND id IN (SELECT delivery_id FROM dead_letters WHERE died_at < ?)",
-      sqlStates({Dead}));
-  journal.db().prepare(delete_dead).bind(1, cutoff).run();
-  journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
-  return letters;
-}
-
 std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector<std::string>& configured) {
   // The distinct targets one index seek at a time (deliveries_queue leads with
   // target): a handful of targets, however many deliveries.
@@ -275,133 +194,6 @@ std::vector<UnknownTargetWork> unknownTargets(Journal& reader, const std::vector
   }
   return found;
 }
-
-std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
-                                 std::int64_t now_ms, bool dry_run) {
-  static const std::string select_sql = fmt::format(
-      "SELECT l.delivery_id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id"
-      " WHERE l.id = ? AND d.state = {}",
-      sqlStates({Dead}));
-  static const std::string move_sql = fmt::format(
-      "UPDATE deliveries SET target = ?1, state = {}, attempts = 0, due_at = ?2, age_from = ?2,"
-      " updated_at = ?2 WHERE id = ?3 AND state = {}",
-      sqlStates({Pending}), sqlStates({Dead}));
-  Statement select(journal.db(), select_sql);
-  Statement move(journal.db(), move_sql);
-  Statement letter(journal.db(), "UPDATE dead_letters SET target = ?1 WHERE delivery_id = ?2");
-  std::int64_t moved = 0;
-  for (const auto id : ids) {
-    select.bind(1, id);
-    const bool dead = select.step();
-    const std::int64_t delivery = dead ? select.columnInt(0) : 0;
-    select.reset();
-    if (!dead) continue;
-    if (dry_run) {
-      ++moved;
-      continue;
-    }
-    move.bind(1, to).bind(2, iso(now_ms)).bind(3, delivery).run();
-    if (journal.db().changes() == 0) continue;
-    letter.bind(1, to).bind(2, delivery).run();
-    ++moved;
-  }
-  return moved;
-}
-
-namespace {
-
-// The work of a removed target that replay --from and purge --from act on:
-// waiting and dead, never in flight (a relay may be sending it).
-const std::string& removedTargetWork() {
-  static const std::string sql =
-      fmt::format(" FROM deliveries WHERE target = ?1 AND state IN {}", sqlStates({Pending, RetryWait, Dead}));
-  return sql;
-}
-
-}  // namespace
-
-// --- the console's reads and writes ------------------------------------------
-
-namespace {
-
-// WHERE clause and binds for a console query on dead_letters alias l: the
-// CLI's filter (target, time window) plus the reason.
-Where whereFor(const DeadLetterQuery& query) {
-  Where where = whereFor(DeadLetterFilter{query.target, query.since_ms, query.until_ms});
-  if (query.reason) {
-    where.sql += " AND l.reason = ?";
-    where.binds.push_back(*query.reason);
-  }
-  return where;
-}
-
-// Keyset condition: rows strictly after (older) or before (newer) the cursor
-// in the order died_at DESC, id DESC. The first term is a range on the died_at
-// indexes; the second breaks ties on the rowid.
-constexpr const char* kOlderThan = " AND l.died_at <= ? AND (l.died_at < ? OR l.id < ?)";
-constexpr const char* kNewerThan = " AND l.died_at >= ? AND (l.died_at > ? OR l.id > ?)";
-
-int bindWhere(Statement& statement, const Where& where) {
-  int index = 1;
-  for (const auto& value : where.binds) statement.bind(index++, value);
-  return index;
-}
-
-int bindCursor(Statement& statement, int index, const DeadLetterCursor& cursor) {
-  statement.bind(index, cursor.died_at).bind(index + 1, cursor.died_at).bind(index + 2, cursor.id);
-  return index + 3;
-}
-
-bool anyBeyond(Journal& reader, const Where& where, const DeadLetterCursor& cursor, bool newer) {
-  Statement exists(reader.db(),
-                   fmt::format("SELECT 1 FROM dead_letters l{}{} LIMIT 1", where.sql, newer ? kNewerThan : kOlderThan));
-  bindCursor(exists, bindWhere(exists, where), cursor);
-  return exists.step();
-}
-
-}  // namespace
-
-std::int64_t retargetWork(Journal& journal, const std::string& from, const std::string& to, std::int64_t now_ms,
-                          bool dry_run) {
-  const std::string& which = removedTargetWork();
-  if (dry_run) {
-    Statement count(journal.db(), "SELECT count(*)" + which);
-    count.bind(1, from);
-    return count.step() ? count.columnInt(0) : 0;
-  }
-  journal.db()
-      .prepare("UPDATE dead_letters SET target = ?2 WHERE delivery_id IN (SELECT id" + which + ")")
-      .bind(1, from)
-      .bind(2, to)
-      .run();
-  journal.db()
-      .prepare(fmt::format("UPDATE deliveries SET target = ?2, state = {}, attempts = 0, due_at = ?3, age_from = ?3,"
-                           " updated_at = ?3 WHERE id IN (SELECT id{}) AND state IN {}",
-                           sqlStates({Pending}), which, sqlStates({Pending, RetryWait, Dead})))
-      .bind(1, from)
-      .bind(2, to)
-      .bind(3, iso(now_ms))
-      .run();
-  return journal.db().changes();
-}
-
-std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run) {
-  const std::string& which = removedTargetWork();
-  if (dry_run) {
-    Statement count(journal.db(), "SELECT count(*)" + which);
-    count.bind(1, from);
-    return count.step() ? count.columnInt(0) : 0;
-  }
-  // Dead letters and attempts cascade with their deliveries.
-  // The states outside the subquery too (see replayReceived): never a row claimed meanwhile.
-  journal.db()
-      .prepare(fmt::format("DELETE FROM deliveries WHERE id IN (SELECT id{}) AND state IN {}", which,
-                           sqlStates({Pending, RetryWait, Dead})))
-      .bind(1, from)
-      .run();
-  return journal.db().changes();
-}
-
 DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
                                const std::optional<DeadLetterCursor>& older_than,
                                const std::optional<DeadLetterCursor>& newer_than, int limit) {
@@ -428,14 +220,12 @@ DeadLetterPage pageDeadLetters(Journal& reader, const DeadLetterQuery& query,
   page.has_newer = backwards ? more : (older_than.has_value() && anyBeyond(reader, where, first, true));
   return page;
 }
-
 std::int64_t countDeadLetters(Journal& reader, const DeadLetterQuery& query) {
   const Where where = whereFor(query);
   Statement count(reader.db(), "SELECT count(*) FROM dead_letters l" + where.sql);
   bindWhere(count, where);
   return count.step() ? count.columnInt(0) : 0;
 }
-
 std::vector<std::int64_t> deadLetterIdsMatching(Journal& reader, const DeadLetterQuery& query) {
   const Where where = whereFor(query);
   Statement select(reader.db(), "SELECT l.id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id" +
@@ -445,14 +235,12 @@ std::vector<std::int64_t> deadLetterIdsMatching(Journal& reader, const DeadLette
   while (select.step()) ids.push_back(select.columnInt(0));
   return ids;
 }
-
 std::optional<std::int64_t> deliveryOfDeadLetter(Journal& reader, std::int64_t dead_letter_id) {
   Statement select(reader.db(), "SELECT delivery_id FROM dead_letters WHERE id = ?");
   select.bind(1, dead_letter_id);
   if (!select.step()) return std::nullopt;
   return select.columnInt(0);
 }
-
 std::vector<std::pair<std::int64_t, std::string>> lastResponses(Journal& reader,
                                                                 const std::vector<std::int64_t>& delivery_ids) {
   // The newest attempt of a delivery: the largest id in its attempts_delivery range.
@@ -467,7 +255,6 @@ std::vector<std::pair<std::int64_t, std::string>> lastResponses(Journal& reader,
   }
   return out;
 }
-
 std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t delivery_id) {
   Statement select(reader.db(),
                    "SELECT d.id, d.batch_id, d.event_seq, d.target, d.state, d.attempts, d.created_at, d.due_at,"
@@ -499,7 +286,6 @@ std::optional<DeliveryDetail> deliveryDetail(Journal& reader, std::int64_t deliv
   detail.attempts = attemptsOf(reader, delivery_id);
   return detail;
 }
-
 std::vector<std::pair<std::int64_t, DeliveryState>> deliveryStates(Journal& reader,
                                                                    const std::vector<std::int64_t>& ids) {
   constexpr std::size_t kChunk = 500;
@@ -514,7 +300,6 @@ std::vector<std::pair<std::int64_t, DeliveryState>> deliveryStates(Journal& read
   }
   return states;
 }
-
 std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::string>& targets) {
   // Counts are ranges of deliveries_queue (target, state, id); the oldest
   // waiting row is the smallest id of three ranges (ids grow with created_at).
@@ -552,7 +337,6 @@ std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::st
   }
   return out;
 }
-
 std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity(Journal& reader, std::int64_t since_ms,
                                                                                  std::int64_t bucket_ms, int buckets) {
   Statement select(reader.db(),
@@ -577,32 +361,10 @@ std::vector<std::pair<std::string, std::vector<ActivityBucket>>> attemptActivity
   }
   return out;
 }
-
 std::int64_t batchesSince(Journal& reader, std::int64_t since_ms) {
   Statement select(reader.db(), "SELECT count(*) FROM batches WHERE received_at >= ?");
   select.bind(1, iso(since_ms));
   return select.step() ? select.columnInt(0) : 0;
-}
-
-std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run) {
-  Where where = whereFor(query);
-  where.sql += " AND l.died_at <= ?";
-  where.binds.push_back(iso(as_of_ms));
-  Statement count(journal.db(), "SELECT count(*) FROM dead_letters l" + where.sql);
-  bindWhere(count, where);
-  const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
-  if (dry_run) return letters;
-  // As purgeDeadLetters: the dead deliveries go (their attempts and letters
-  // cascade); a letter already replayed keeps its delivery, which is live work.
-  Statement deliveries(journal.db(), "DELETE FROM deliveries WHERE state = " + sqlStates({Dead}) +
-                                         " AND id IN (SELECT l.delivery_id FROM dead_letters l" + where.sql + ")");
-  bindWhere(deliveries, where);
-  deliveries.run();
-  Statement rest(journal.db(),
-                 "DELETE FROM dead_letters WHERE id IN (SELECT l.id FROM dead_letters l" + where.sql + ")");
-  bindWhere(rest, where);
-  rest.run();
-  return letters;
 }
 
 }  // namespace mews::journal
