@@ -14,7 +14,6 @@ namespace {
 using enum DeliveryState;
 using detail::bindWhere;
 using detail::iso;
-using detail::removedTargetWork;
 using detail::Where;
 using detail::whereFor;
 
