@@ -20,6 +20,7 @@
 #include "auth/credential.h"
 #include "cli.h"
 #include "common/clock.h"
+#include "common/form.h"
 #include "common/json_scan.h"
 #include "common/text.h"
 #include "common/units.h"
@@ -131,6 +132,12 @@ bool isConfigured(const config::Settings& settings, const std::string& name) {
                      [&](const config::TargetSettings& target) { return target.name == name; });
 }
 
+std::vector<std::string> targetNames(const config::Settings& settings) {
+  std::vector<std::string> names;
+  for (const auto& target : settings.targets) names.push_back(target.name);
+  return names;
+}
+
 journal::Journal openReader(const config::Settings& settings) {
   if (settings.journal.location().backend() == journal::Backend::Postgres)
     return journal::Journal(settings.journal.location(), {0, true});
@@ -209,31 +216,56 @@ std::int64_t viaAdmin(const std::string& journal_path, const std::string& admin_
 }
 
 // One transaction of this process's own connection.
-std::int64_t applyDirectly(const journal::JournalLocation& location, const Change& change) {
+template <class Apply>
+std::int64_t applyDirectly(const journal::JournalLocation& location, Apply apply) {
   journal::Journal journal(location, {});
   journal::Transaction transaction(journal.db());
-  const std::int64_t count = change.direct(journal);
+  const std::int64_t count = apply(journal);
   transaction.commit();
   return count;
 }
 
-}  // namespace
-
-std::int64_t applyChange(const config::Settings& settings, const Change& change, bool& via_relay) {
+// Directly when this process may write the journal, else through the relay.
+template <class Apply>
+std::int64_t applyChange(const config::Settings& settings, std::string_view admin_path, const form::Pairs& request,
+                         Apply apply, bool& via_relay) {
   // PostgreSQL serializes writers itself, and every change is a guarded
   // UPDATE or DELETE (journal/queue.h): the CLI writes beside a running relay,
   // which sees the change at its next pass.
   if (settings.journal.location().backend() == journal::Backend::Postgres) {
     via_relay = false;
-    return applyDirectly(settings.journal.location(), change);
+    return applyDirectly(settings.journal.location(), apply);
   }
   if (!std::filesystem::exists(settings.journal.path))
     throw std::runtime_error(fmt::format("journal {} does not exist (has the relay run yet?)", settings.journal.path));
   journal::JournalLock lock(settings.journal.path);
   via_relay = !lock.held();
-  if (via_relay) return viaAdmin(settings.journal.path, change.admin_path);
+  if (via_relay) return viaAdmin(settings.journal.path, std::string(admin_path) + "?" + form::encode(request));
   // No relay runs: this process is the journal's only writer while it holds the lock.
-  return applyDirectly(settings.journal.location(), change);
+  return applyDirectly(settings.journal.location(), apply);
+}
+
+}  // namespace
+
+std::int64_t applyRequest(const config::Settings& settings, const journal::ReplayRequest& request, bool& via_relay) {
+  const std::int64_t now = SystemClock::instance().wallMillis();
+  return applyChange(
+      settings, journal::kReplayPath, journal::encode(request),
+      [&](journal::Journal& journal) {
+        const auto outcome = journal::apply(journal, request, now);
+        if (!outcome.unknown.empty())
+          throw std::runtime_error(fmt::format("no dead letter with id {} in {}", text::joinList(outcome.unknown),
+                                               settings.journal.location().display()));
+        return outcome.count;
+      },
+      via_relay);
+}
+
+std::int64_t applyRequest(const config::Settings& settings, const journal::PurgeRequest& request, bool& via_relay) {
+  const std::int64_t now = SystemClock::instance().wallMillis();
+  return applyChange(
+      settings, journal::kPurgePath, journal::encode(request),
+      [&](journal::Journal& journal) { return journal::apply(journal, request, now); }, via_relay);
 }
 
 }  // namespace mews::cli

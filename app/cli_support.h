@@ -4,13 +4,13 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "journal/journal.h"
+#include "journal/requests.h"
 
 namespace mews::cli {
 
@@ -47,14 +47,16 @@ bool isConfigured(const config::Settings& settings, const std::string& name);
 // A read-only view of the configured journal. Throws with the path when missing.
 journal::Journal openReader(const config::Settings& settings);
 
-// Runs a change: directly, in one transaction, while holding the journal lock
-// when no relay runs; otherwise by POSTing `admin_path` to the relay's admin
-// listener. Returns the count the change reports. Throws std::runtime_error
-// with the relay's reason on failure.
-struct Change {
-  std::function<std::int64_t(journal::Journal&)> direct;
-  std::string admin_path;  // with its query string
-};
-std::int64_t applyChange(const config::Settings& settings, const Change& change, bool& via_relay);
+// The names of the configured targets.
+std::vector<std::string> targetNames(const config::Settings& settings);
+
+// Runs an operator's request (journal/requests.h): directly, in one
+// transaction, while holding the journal lock when no relay runs (PostgreSQL:
+// always directly, beside any relay); otherwise by POSTing its encoding to the
+// relay's admin listener. Returns the count it reports. Throws
+// std::runtime_error with the reason (the relay's, or naming unknown dead
+// letters and the journal) on failure.
+std::int64_t applyRequest(const config::Settings& settings, const journal::ReplayRequest& request, bool& via_relay);
+std::int64_t applyRequest(const config::Settings& settings, const journal::PurgeRequest& request, bool& via_relay);
 
 }  // namespace mews::cli

@@ -7,9 +7,9 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/text.h"
-#include "journal/moves.h"
-#include "journal/reports.h"
 #include "journal/queue.h"
+#include "journal/reports.h"
+#include "journal/requests.h"
 
 namespace mews::cli {
 namespace {
@@ -124,65 +124,41 @@ int show(const GlobalOptions& options, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-// `dlq purge --json`, whichever purge it was.
-void printPurgeJson(std::int64_t count, bool dry_run, bool via_relay) {
-  std::cout << std::move(json::Writer()
-                             .beginObject()
-                             .field("purged", count)
-                             .field("dry_run", dry_run)
-                             .field("via_relay", via_relay)
-                             .endObject())
-                   .text()
-            << "\n";
-}
-
-// `dlq purge --from S`: the waiting and dead work of a target removed from the configuration.
-int purgeRemovedTarget(const GlobalOptions& options, const Flags& flags, const std::string& from) {
-  if (flags.value("--older-than")) throw UsageError("--from and --older-than do not go together");
-  const config::Settings settings = operatorSettings(options);
-  if (isConfigured(settings, from))
-    throw std::runtime_error(
-        fmt::format("target '{}' is in {}: its work is its own; remove the target and reload before purging its work",
-                    from, settings.source_file));
-  const bool dry_run = flags.has("--dry-run");
-  bool via_relay = false;
-  const std::int64_t count = applyChange(
-      settings,
-      {[from, dry_run](journal::Journal& journal) { return journal::purgeTargetWork(journal, from, dry_run); },
-       fmt::format("/admin/purge?from={}{}", from, dry_run ? "&dry_run=1" : "")},
-      via_relay);
-  if (flags.has("--json"))
-    printPurgeJson(count, dry_run, via_relay);
-  else
-    std::cout << fmt::format("{} {} deliver{} of {}{}\n", dry_run ? "would purge" : "purged", count,
-                             count == 1 ? "y" : "ies", from, via_relay ? " (through the running relay)" : "");
-  return kExitOk;
-}
-
 int purge(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {"--older-than", "--from"}, {"--dry-run", "--json"});
   expectNoArguments(flags.positionals());
-  if (const auto from = flags.value("--from")) return purgeRemovedTarget(options, flags, *from);
-  std::optional<std::int64_t> older_than;
-  if (const auto value = flags.value("--older-than")) older_than = parseDurationArg("--older-than", *value);
-  const bool dry_run = flags.has("--dry-run");
-  std::optional<std::int64_t> cutoff;
-  if (older_than) cutoff = SystemClock::instance().wallMillis() - *older_than;
-  std::string admin_path = "/admin/purge?";
-  if (older_than) admin_path += fmt::format("older_than_ms={}&", *older_than);
-  if (dry_run) admin_path += "dry_run=1";
+  const auto from = flags.value("--from");
+  if (from && flags.value("--older-than")) throw UsageError("--from and --older-than do not go together");
+  journal::PurgeRequest request;
+  request.dry_run = flags.has("--dry-run");
+  if (from) {
+    request.what = journal::PurgeRequest::RemovedTargetWork{*from};
+  } else {
+    journal::DeadLetterQuery query;
+    if (const auto value = flags.value("--older-than"))
+      query.until_ms = SystemClock::instance().wallMillis() - parseDurationArg("--older-than", *value);
+    request.what = journal::PurgeRequest::DeadLetters{query};
+  }
   const config::Settings settings = operatorSettings(options);
+  if (const auto refused = journal::refusalByTargets(request, targetNames(settings), "in " + settings.source_file))
+    throw std::runtime_error(*refused);
   bool via_relay = false;
-  const std::int64_t count = applyChange(
-      settings,
-      {[cutoff, dry_run](journal::Journal& journal) { return journal::purgeDeadLetters(journal, cutoff, dry_run); },
-       admin_path},
-      via_relay);
-  if (flags.has("--json"))
-    printPurgeJson(count, dry_run, via_relay);
-  else
-    std::cout << fmt::format("{} {} dead letter{}{}\n", dry_run ? "would purge" : "purged", count,
-                             count == 1 ? "" : "s", via_relay ? " (through the running relay)" : "");
+  const std::int64_t count = applyRequest(settings, request, via_relay);
+  if (flags.has("--json")) {
+    std::cout << std::move(json::Writer()
+                               .beginObject()
+                               .field("purged", count)
+                               .field("dry_run", request.dry_run)
+                               .field("via_relay", via_relay)
+                               .endObject())
+                     .text()
+              << "\n";
+    return kExitOk;
+  }
+  const std::string what = from ? fmt::format("deliver{} of {}", count == 1 ? "y" : "ies", *from)
+                                : fmt::format("dead letter{}", count == 1 ? "" : "s");
+  std::cout << fmt::format("{} {} {}{}\n", request.dry_run ? "would purge" : "purged", count, what,
+                           via_relay ? " (through the running relay)" : "");
   return kExitOk;
 }
 

@@ -8,14 +8,12 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/text.h"
-#include "journal/moves.h"
-#include "journal/reports.h"
 #include "journal/queue.h"
+#include "journal/reports.h"
+#include "journal/requests.h"
 
 namespace mews::cli {
 namespace {
-
-using journal::kReplayStep;
 
 std::vector<std::int64_t> idsFrom(const std::vector<std::string>& positionals) {
   std::vector<std::int64_t> ids;
@@ -30,100 +28,86 @@ std::vector<std::int64_t> idsFrom(const std::vector<std::string>& positionals) {
   return ids;
 }
 
+// The request the flags say, checked against the configuration file.
+journal::ReplayRequest requestFrom(const Flags& flags, const config::Settings& settings, std::int64_t now) {
+  journal::ReplayRequest request;
+  request.to = flags.value("--to");
+  request.dry_run = flags.has("--dry-run");
+  if (const auto from = flags.value("--from")) {
+    if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
+      throw UsageError("--from takes no --target, --since or --until");
+    request.what = journal::ReplayRequest::RemovedTargetWork{*from};
+  } else if (!flags.positionals().empty()) {
+    if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
+      throw UsageError("--target, --since and --until go with --dead or --received-since");
+    auto ids = idsFrom(flags.positionals());
+    if (ids.empty()) throw UsageError("no ids given");
+    request.what = journal::ReplayRequest::DeadLetterIds{std::move(ids)};
+  } else if (flags.has("--dead")) {
+    journal::DeadLetterQuery query;
+    query.target = flags.value("--target");
+    if (const auto since = flags.value("--since")) query.since_ms = parseTimeArg("--since", *since, now);
+    if (const auto until = flags.value("--until")) query.until_ms = parseTimeArg("--until", *until, now);
+    request.what = journal::ReplayRequest::DeadLettersMatching{query, {}};
+  } else {
+    journal::ReplayRequest::Received window;
+    const auto target = flags.value("--target");
+    if (!target) throw UsageError("--received-since needs --target T");
+    window.target = *target;
+    window.since_ms = parseTimeArg("--received-since", *flags.value("--received-since"), now);
+    if (const auto until = flags.value("--until")) window.until_ms = parseTimeArg("--until", *until, now);
+    request.what = window;
+  }
+  if (const auto refused = journal::refusalByTargets(request, targetNames(settings), "in " + settings.source_file))
+    throw std::runtime_error(*refused);
+  return request;
+}
+
 int runReplay(const GlobalOptions& options, const std::vector<std::string>& args) {
   const Flags flags(args, {"--target", "--since", "--until", "--received-since", "--to", "--from"},
                     {"--dead", "--dry-run", "--json"});
   const bool dry_run = flags.has("--dry-run");
   const bool by_ids = !flags.positionals().empty();
-  const bool dead = flags.has("--dead");
   const bool received = flags.has("--received-since");
   const auto from = flags.value("--from");
   const auto to = flags.value("--to");
-  if (by_ids + dead + received + from.has_value() != 1)
+  if (by_ids + flags.has("--dead") + received + from.has_value() != 1)
     throw UsageError("say which: dead letter ids, --dead, --received-since TIME --target T, or --from S --to T");
   if (to && received) throw UsageError("--to goes with dead letter ids, --dead or --from");
   if (from && !to) throw UsageError("--from S needs --to T");
   const config::Settings settings = config::loadSettings(options.config_path, config::Secrets::Optional);
-  if (to && !isConfigured(settings, *to))
-    throw std::runtime_error(fmt::format("no target '{}' in {}", *to, settings.source_file));
-  const std::int64_t now = SystemClock::instance().wallMillis();
-  const std::string suffix = dry_run ? "&dry_run=1" : "";
-  const std::string to_suffix = to ? "&to=" + *to : "";
+  const journal::ReplayRequest request = requestFrom(flags, settings, SystemClock::instance().wallMillis());
 
+  std::vector<journal::ReplayRequest> steps;
+  {
+    auto reader = openReader(settings);
+    if (const auto* named = std::get_if<journal::ReplayRequest::DeadLetterIds>(&request.what)) {
+      // All or nothing across the steps: every id is checked before anything changes.
+      const auto unknown = journal::unknownDeadLetters(reader, named->ids);
+      if (!unknown.empty())
+        throw std::runtime_error(fmt::format("no dead letter with id {} in {}", text::joinList(unknown),
+                                             settings.journal.location().display()));
+    }
+    steps = journal::replaySteps(reader, request);
+  }
+  const bool progress = !flags.has("--json") && isatty(STDERR_FILENO) && steps.size() > 1;
   bool via_relay = false;
   std::int64_t count = 0;
-  if (from) {
-    if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
-      throw UsageError("--from takes no --target, --since or --until");
-    if (isConfigured(settings, *from))
-      throw std::runtime_error(
-          fmt::format("target '{}' is in {}: its work is its own; remove the target and reload before moving its work",
-                      *from, settings.source_file));
-    count = applyChange(settings,
-                        {[from = *from, to = *to, now, dry_run](journal::Journal& journal) {
-                           return journal::retargetWork(journal, from, to, now, dry_run);
-                         },
-                         fmt::format("/admin/replay?from={}&to={}{}", *from, *to, suffix)},
-                        via_relay);
-  } else if (by_ids || dead) {
-    std::vector<std::int64_t> ids;
-    if (by_ids) {
-      if (flags.value("--target") || flags.value("--since") || flags.value("--until"))
-        throw UsageError("--target, --since and --until go with --dead or --received-since");
-      ids = idsFrom(flags.positionals());
-      if (ids.empty()) throw UsageError("no ids given");
-    }
-    {
-      auto reader = openReader(settings);
-      if (by_ids) {
-        // All or nothing: every id is checked before anything changes.
-        const auto unknown = journal::unknownDeadLetters(reader, ids);
-        if (!unknown.empty())
-          throw std::runtime_error(fmt::format("no dead letter with id {} in {}", text::joinList(unknown),
-                                               settings.journal.location().display()));
-      } else {
-        journal::DeadLetterFilter filter;
-        filter.target = flags.value("--target");
-        if (const auto since = flags.value("--since")) filter.since_ms = parseTimeArg("--since", *since, now);
-        if (const auto until = flags.value("--until")) filter.until_ms = parseTimeArg("--until", *until, now);
-        for (const auto& letter : journal::listDeadLetters(reader, filter))
-          if (letter.state == journal::DeliveryState::Dead) ids.push_back(letter.id);
-      }
-    }
-    // In steps, so that a replay of thousands neither holds the writer long nor
-    // stays silent on a terminal.
-    const bool progress = !flags.has("--json") && isatty(STDERR_FILENO) && ids.size() > kReplayStep;
-    for (std::size_t start = 0; start < ids.size(); start += kReplayStep) {
-      const std::vector<std::int64_t> step(
-          ids.begin() + static_cast<std::ptrdiff_t>(start),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kReplayStep)));
-      count += applyChange(settings,
-                           {[step, now, dry_run, to](journal::Journal& journal) {
-                              if (to) return journal::retargetDeadLetters(journal, step, *to, now, dry_run);
-                              return journal::replayDeadLetters(journal, step, now, dry_run);
-                            },
-                            "/admin/replay?ids=" + text::joinList(step) + to_suffix + suffix},
-                           via_relay);
-      if (progress)
-        std::cerr << fmt::format("\r{} {}/{}", dry_run ? "checked" : "replayed", start + step.size(), ids.size());
-    }
-    if (progress) std::cerr << "\n";
-  } else {
-    const auto target = flags.value("--target");
-    if (!target) throw UsageError("--received-since needs --target T");
-    if (!isConfigured(settings, *target))
-      throw std::runtime_error(fmt::format("no target '{}' in {}", *target, settings.source_file));
-    const std::int64_t since = parseTimeArg("--received-since", *flags.value("--received-since"), now);
-    std::optional<std::int64_t> until;
-    if (const auto value = flags.value("--until")) until = parseTimeArg("--until", *value, now);
-    count = applyChange(settings,
-                        {[target = *target, since, until, now, dry_run](journal::Journal& journal) {
-                           return journal::replayReceived(journal, target, since, until, now, dry_run);
-                         },
-                         fmt::format("/admin/replay?received_since_ms={}&target={}", since, *target) +
-                             (until ? fmt::format("&until_ms={}", *until) : "") + suffix},
-                        via_relay);
+  const auto letters = [](const journal::ReplayRequest& step) -> std::size_t {
+    if (const auto* named = std::get_if<journal::ReplayRequest::DeadLetterIds>(&step.what)) return named->ids.size();
+    if (const auto* matching = std::get_if<journal::ReplayRequest::DeadLettersMatching>(&step.what))
+      return matching->among.size();
+    return 0;
+  };
+  std::size_t done = 0;
+  std::size_t total = 0;
+  for (const auto& step : steps) total += letters(step);
+  for (const auto& step : steps) {
+    count += applyRequest(settings, step, via_relay);
+    done += letters(step);
+    if (progress) std::cerr << fmt::format("\r{} {}/{}", dry_run ? "checked" : "replayed", done, total);
   }
+  if (progress) std::cerr << "\n";
   if (flags.has("--json")) {
     std::cout << std::move(json::Writer()
                                .beginObject()

@@ -14,19 +14,17 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 #include <algorithm>
-#include <charconv>
-#include <map>
 #include <mutex>
 
 #include "auth/credential.h"
 #include "auth/request_guard.h"
+#include "common/form.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "http/head_gate.h"
 #include "http/server_socket.h"
-#include "journal/moves.h"
-#include "journal/reports.h"
+#include "journal/requests.h"
 
 namespace mews::admin {
 
@@ -52,32 +50,16 @@ struct AdminServer::Shared {
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
 
-  [[nodiscard]] bool configured(const std::string& name) const {
+  [[nodiscard]] std::vector<std::string> targetNames() const {
     const std::lock_guard lock(targets_mutex);
-    return std::find(targets.begin(), targets.end(), name) != targets.end();
+    return targets;
   }
 };
 
 namespace {
 
 using Poco::Net::HTTPResponse;
-using Query = std::map<std::string, std::string>;
-
-std::optional<std::int64_t> number(const Query& query, const std::string& key) {
-  const auto it = query.find(key);
-  if (it == query.end()) return std::nullopt;
-  std::int64_t value = 0;
-  const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
-  if (ec != std::errc{} || end != it->second.data() + it->second.size())
-    throw std::invalid_argument(fmt::format("{} is not a number", key));
-  return value;
-}
-
-std::optional<std::string> text(const Query& query, const std::string& key) {
-  const auto it = query.find(key);
-  if (it == query.end()) return std::nullopt;
-  return it->second;
-}
+using Query = form::Pairs;
 
 std::string errorJson(std::string_view reason) {
   return std::move(json::Writer().beginObject().field("error", reason).endObject()).text();
@@ -103,7 +85,10 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     Query query;
     try {
       uri = Poco::URI(request.getURI());
-      for (const auto& [key, value] : uri.getQueryParameters()) query[key] = value;
+      // Poco refuses a bad percent-escape here, which form::parseUrlEncoded
+      // (made for browsers' forms) would keep as it is.
+      (void)uri.getQueryParameters();
+      query = form::parseUrlEncoded(uri.getRawQuery());
     } catch (const Poco::SyntaxException&) {
       // A bad percent-escape, say: the client's mistake, whoever the client is.
       return send(response, HTTPResponse::HTTP_BAD_REQUEST, errorJson("malformed request target"));
@@ -220,80 +205,22 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
     send(response, HTTPResponse::HTTP_OK, R"({"status":"ready"})");
   }
 
-  // Runs `job` on the writer and answers {"count": N}.
-  void apply(Poco::Net::HTTPServerResponse& response, journal::JournalWriter::Job job, bool requeues) const {
-    const auto outcome = shared_->writer.submit(std::move(job)).get();
-    if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, errorJson(outcome.error));
-    if (requeues && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
-    send(response, HTTPResponse::HTTP_OK, countJson(outcome.value));
-  }
-
+  // A request that cannot be read is a RequestError: 400 (handleRequest).
   void replay(Poco::Net::HTTPServerResponse& response, const Query& query) const {
-    const bool dry_run = query.count("dry_run") != 0;
+    const journal::ReplayRequest request = journal::decodeReplay(query);
+    if (const auto refused = journal::refusalByTargets(request, shared_->targetNames(), kRunning))
+      return send(response, HTTPResponse::HTTP_CONFLICT, errorJson(*refused));
     const std::int64_t now = shared_->clock.wallMillis();
-    const auto to = text(query, "to");
-    if (to && !shared_->configured(*to)) return notConfigured(response, *to);
-    if (const auto ids_text = text(query, "ids")) return replayIds(response, *ids_text, to, now, dry_run);
-    if (const auto since = number(query, "received_since_ms")) {
-      if (to) throw std::invalid_argument("to goes with ids or from, not with received_since_ms");
-      const auto target = text(query, "target");
-      if (!target) throw std::invalid_argument("target is required");
-      const auto until = number(query, "until_ms");
-      return apply(
-          response,
-          [target = *target, since = *since, until, now, dry_run](journal::Journal& journal) {
-            return journal::replayReceived(journal, target, since, until, now, dry_run);
-          },
-          !dry_run);
-    }
-    if (const auto from = text(query, "from")) {
-      if (!to) throw std::invalid_argument("from needs to");
-      if (shared_->configured(*from)) return stillConfigured(response, *from);
-      return apply(
-          response,
-          [from = *from, to = *to, now, dry_run](journal::Journal& journal) {
-            return journal::retargetWork(journal, from, to, now, dry_run);
-          },
-          !dry_run);
-    }
-    throw std::invalid_argument("say ids, received_since_ms or from");
-  }
-
-  // 409: `to` must be a target of the running configuration.
-  static void notConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
-    send(response, HTTPResponse::HTTP_CONFLICT,
-         errorJson(fmt::format("no target '{}' in the running configuration (reload it first?)", target)));
-  }
-
-  // 409: `from` must not be one (its work belongs to it while it is configured).
-  static void stillConfigured(Poco::Net::HTTPServerResponse& response, const std::string& target) {
-    send(response, HTTPResponse::HTTP_CONFLICT,
-         errorJson(fmt::format(
-             "target '{}' is in the running configuration: its work is its own; remove it and reload first", target)));
-  }
-
-  // All or nothing: an unknown id refuses the whole request (404, naming them).
-  // With `to`, the dead letters are re-targeted to it instead of replayed.
-  void replayIds(Poco::Net::HTTPServerResponse& response, const std::string& ids_text,
-                 const std::optional<std::string>& to, std::int64_t now, bool dry_run) const {
-    std::vector<std::int64_t> ids;
-    for (const auto& one : text::splitList(ids_text)) {
-      std::int64_t id = 0;
-      const auto [end, ec] = std::from_chars(one.data(), one.data() + one.size(), id);
-      if (ec != std::errc{} || end != one.data() + one.size()) throw std::invalid_argument("ids must be numbers");
-      ids.push_back(id);
-    }
-    if (ids.empty()) throw std::invalid_argument("ids names no id");
     auto unknown = std::make_shared<std::vector<std::int64_t>>();
     const auto outcome = shared_->writer
-                             .submit([ids, unknown, to, now, dry_run](journal::Journal& journal) -> std::int64_t {
-                               *unknown = journal::unknownDeadLetters(journal, ids);
-                               if (!unknown->empty()) return 0;
-                               if (to) return journal::retargetDeadLetters(journal, ids, *to, now, dry_run);
-                               return journal::replayDeadLetters(journal, ids, now, dry_run);
+                             .submit([request, unknown, now](journal::Journal& journal) {
+                               auto result = journal::apply(journal, request, now);
+                               *unknown = std::move(result.unknown);  // a job may run twice (journal/writer.h)
+                               return result.count;
                              })
                              .get();
     if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, errorJson(outcome.error));
+    // Named dead letters are all or nothing: an unknown id refused the whole request.
     if (!unknown->empty())
       return send(response, HTTPResponse::HTTP_NOT_FOUND,
                   std::move(json::Writer()
@@ -302,29 +229,24 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
                                 .field("unknown", *unknown)
                                 .endObject())
                       .text());
-    if (!dry_run && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
+    if (!request.dry_run && outcome.value > 0 && shared_->on_requeued) shared_->on_requeued();
     send(response, HTTPResponse::HTTP_OK, countJson(outcome.value));
   }
 
   void purge(Poco::Net::HTTPServerResponse& response, const Query& query) const {
-    const bool dry_run = query.count("dry_run") != 0;
-    if (const auto from = text(query, "from")) {
-      if (shared_->configured(*from)) return stillConfigured(response, *from);
-      return apply(
-          response,
-          [from = *from, dry_run](journal::Journal& journal) {
-            return journal::purgeTargetWork(journal, from, dry_run);
-          },
-          false);
-    }
-    const auto older_than = number(query, "older_than_ms");
-    std::optional<std::int64_t> cutoff;
-    if (older_than) cutoff = shared_->clock.wallMillis() - *older_than;
-    apply(
-        response,
-        [cutoff, dry_run](journal::Journal& journal) { return journal::purgeDeadLetters(journal, cutoff, dry_run); },
-        false);
+    const journal::PurgeRequest request = journal::decodePurge(query);
+    if (const auto refused = journal::refusalByTargets(request, shared_->targetNames(), kRunning))
+      return send(response, HTTPResponse::HTTP_CONFLICT, errorJson(*refused));
+    const auto outcome = shared_->writer
+                             .submit([request, now = shared_->clock.wallMillis()](journal::Journal& journal) {
+                               return journal::apply(journal, request, now);
+                             })
+                             .get();
+    if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, errorJson(outcome.error));
+    send(response, HTTPResponse::HTTP_OK, countJson(outcome.value));
   }
+
+  static constexpr const char* kRunning = "in the running configuration";
 
   std::shared_ptr<AdminServer::Shared> shared_;
 };

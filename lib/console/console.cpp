@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "auth/secrets.h"
+#include "common/form.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -22,6 +23,7 @@
 #include "console/web.h"
 #include "journal/journal.h"
 #include "journal/queue.h"
+#include "journal/requests.h"
 
 namespace mews::console {
 
@@ -32,14 +34,12 @@ namespace {
 constexpr std::string_view kSessionCookie = "mews_console";
 constexpr std::string_view kNonceCookie = "mews_console_sign_in";
 constexpr std::size_t kMaxFormBytes = 64 * 1024;
-using journal::kReplayStep;
 constexpr int kPageSize = 50;
 constexpr std::int64_t kActivityBucketMs = 5 * 60 * 1000;
 constexpr int kActivityBuckets = 24 * 12;  // the last 24 h in 5-minute buckets
 constexpr std::int64_t kActivityMaxAgeMs = 10'000;
 constexpr std::int64_t kHourMs = 3'600'000;
 constexpr auto kSampleEvery = std::chrono::seconds(60);
-constexpr std::string_view kReasons[] = {"rejected", "max_attempts", "max_age"};
 
 // Nothing inline, nothing from elsewhere: the pages' own stylesheet and script only.
 constexpr const char* kContentSecurityPolicy =
@@ -95,8 +95,8 @@ struct Console::Request {
   Poco::Net::HTTPServerRequest& http;
   Poco::Net::HTTPServerResponse& response;
   std::string path;
-  web::Params query;
-  web::Params form;
+  form::Params query;
+  form::Params form;
   bool post = false;
   std::string remote;
   std::int64_t now_ms = 0;
@@ -190,7 +190,7 @@ void Console::handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServe
   try {
     const Poco::URI uri(request.getURI());
     r.path = uri.getPath();
-    r.query = web::Params(web::parseUrlEncoded(uri.getRawQuery()));
+    r.query = form::Params(form::parseUrlEncoded(uri.getRawQuery()));
     r.post = request.getMethod() == Poco::Net::HTTPRequest::HTTP_POST;
     route(r);
   } catch (const journal::StorageError& e) {
@@ -244,7 +244,7 @@ void Console::route(Request& r) {
     if (body.size() > kMaxFormBytes)
       return r.html(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
                     pages::message({"Too large"}, "Too large", "The form is larger than the console accepts."));
-    r.form = web::Params(web::parseUrlEncoded(body));
+    r.form = form::Params(form::parseUrlEncoded(body));
   }
 
   if (r.path == "/console/sign-in") {
@@ -263,7 +263,7 @@ void Console::route(Request& r) {
                     pages::message({"Sign in first"}, "Sign in first", "Your session has ended; sign in again."));
     std::string next = r.path;
     if (const auto raw = Poco::URI(r.http.getURI()).getRawQuery(); !raw.empty()) next += "?" + raw;
-    return r.redirect("/console/sign-in?next=" + web::urlEncode(safeNext(next)));
+    return r.redirect("/console/sign-in?next=" + form::urlEncode(safeNext(next)));
   }
   if (r.post && !auth::equalSecrets(r.form.get("csrf").value_or(""), session->csrf)) {
     log::warn("console", "post refused: CSRF token missing or wrong", {{"path", r.path}, {"remote", r.remote}});
@@ -277,8 +277,9 @@ void Console::route(Request& r) {
 void Console::signedIn(Request& r, const Session& session) {
   const std::string& path = r.path;
   if (r.post) {
-    if (path == "/console/replay") return replaySelected(r, session);
-    if (path == "/console/replay-matching") return replayMatching(r, session);
+    // Both read one replay request (journal/requests.h): ticked ids, or the
+    // confirmation form's filter.
+    if (path == "/console/replay" || path == "/console/replay-matching") return replay(r, session);
     if (path == "/console/purge") return purge(r, session);
     if (path == "/console/sign-out") return signOut(r, session);
   } else {
@@ -510,7 +511,7 @@ namespace {
 // The list's filter from a query or a form. `errors` gets one line per value
 // that could not be read: a filter read in part would show, replay or purge
 // more than was asked for, so the caller answers 400 and does nothing.
-journal::DeadLetterQuery queryOf(const web::Params& params, std::int64_t now_ms, pages::Filter& shown,
+journal::DeadLetterQuery queryOf(const form::Params& params, std::int64_t now_ms, pages::Filter& shown,
                                  std::vector<std::string>& errors) {
   journal::DeadLetterQuery query;
   shown.target = params.get("target").value_or("");
@@ -519,7 +520,8 @@ journal::DeadLetterQuery queryOf(const web::Params& params, std::int64_t now_ms,
   shown.until = params.get("until").value_or("");
   if (!shown.target.empty()) query.target = shown.target;
   if (!shown.reason.empty()) {
-    if (std::find(std::begin(kReasons), std::end(kReasons), shown.reason) == std::end(kReasons))
+    if (std::find(std::begin(journal::kDeathReasons), std::end(journal::kDeathReasons), shown.reason) ==
+        std::end(journal::kDeathReasons))
       errors.push_back(fmt::format("Reason: '{}' is not rejected, max_attempts or max_age.", shown.reason));
     else
       query.reason = shown.reason;
@@ -564,7 +566,7 @@ std::string describe(const journal::DeadLetterQuery& query) {
 std::string cursorUrl(const pages::Filter& filter, std::string_view direction, const journal::DeadLetter& letter) {
   const std::string query = filter.query();
   return fmt::format("/console/dead-letters?{}{}{}_at={}&{}_id={}", query, query.empty() ? "" : "&", direction,
-                     web::urlEncode(letter.died_at), direction, letter.id);
+                     form::urlEncode(letter.died_at), direction, letter.id);
 }
 
 }  // namespace
@@ -649,10 +651,15 @@ void Console::confirmPage(Request& r, const Session& session) {
   view.count = view.purge ? journal::countDeadLetters(reader, query)
                           : static_cast<std::int64_t>(journal::deadLetterIdsMatching(reader, query).size());
   view.description = describe(query);
-  if (query.target) view.fields.emplace_back("target", *query.target);
-  if (query.reason) view.fields.emplace_back("reason", *query.reason);
-  if (query.since_ms) view.fields.emplace_back("since_ms", std::to_string(*query.since_ms));
-  view.fields.emplace_back("until_ms", std::to_string(*query.until_ms));
+  if (view.purge) {
+    journal::PurgeRequest request;
+    request.what = journal::PurgeRequest::DeadLetters{query};
+    view.fields = journal::encode(request);
+  } else {
+    journal::ReplayRequest request;
+    request.what = journal::ReplayRequest::DeadLettersMatching{query, {}};
+    view.fields = journal::encode(request);
+  }
   const std::string back = shown.query();
   view.back_url = "/console/dead-letters" + (back.empty() ? "" : "?" + back);
   pages::Chrome chrome{view.purge ? "Purge dead letters" : "Replay dead letters", session.csrf, "dead-letters",
@@ -711,28 +718,44 @@ void Console::statesApi(Request& r) {
 
 // --- changing ------------------------------------------------------------------
 
-std::int64_t Console::replayLetters(const std::vector<std::int64_t>& letter_ids,
+namespace {
+
+// The form without the console's own field: what is left is the request.
+form::Pairs requestPairs(const form::Params& form) {
+  form::Pairs pairs;
+  for (const auto& pair : form.pairs())
+    if (pair.first != "csrf") pairs.push_back(pair);
+  return pairs;
+}
+
+}  // namespace
+
+std::int64_t Console::replayLetters(const std::vector<journal::ReplayRequest>& steps,
                                     std::vector<std::int64_t>& delivery_ids) {
   std::int64_t moved = 0;
-  for (std::size_t start = 0; start < letter_ids.size(); start += kReplayStep) {
-    const std::vector<std::int64_t> step(
-        letter_ids.begin() + static_cast<std::ptrdiff_t>(start),
-        letter_ids.begin() + static_cast<std::ptrdiff_t>(std::min(letter_ids.size(), start + kReplayStep)));
+  for (const auto& step : steps) {
     auto deliveries = std::make_shared<std::vector<std::int64_t>>();
+    auto unknown = std::make_shared<std::vector<std::int64_t>>();
     const std::int64_t now = clock_.wallMillis();
     const auto outcome = writer_
-                             .submit([step, deliveries, now](journal::Journal& journal) {
+                             .submit([step, deliveries, unknown, now](journal::Journal& journal) {
                                deliveries->clear();  // a job may run twice (journal/writer.h)
-                               for (const auto id : step)
+                               const auto* named = std::get_if<journal::ReplayRequest::DeadLetterIds>(&step.what);
+                               const auto* matching =
+                                   std::get_if<journal::ReplayRequest::DeadLettersMatching>(&step.what);
+                               for (const auto id : named ? named->ids : matching->among)
                                  if (const auto delivery = journal::deliveryOfDeadLetter(journal, id))
                                    deliveries->push_back(*delivery);
-                               return journal::replayDeadLetters(journal, step, now, false);
+                               auto result = journal::apply(journal, step, now);
+                               *unknown = std::move(result.unknown);
+                               return result.count;
                              })
                              .get();
-    if (!outcome.committed()) {
+    if (!outcome.committed() || !unknown->empty()) {
       if (moved > 0 && on_requeued_) on_requeued_();
-      throw std::runtime_error(
-          fmt::format("the journal did not take the replay ({}); {} replayed before that", outcome.error, moved));
+      throw std::runtime_error(fmt::format(
+          "the journal did not take the replay ({}); {} replayed before that",
+          outcome.committed() ? "no dead letter " + text::joinList(*unknown) + " any more" : outcome.error, moved));
     }
     moved += outcome.value;
     for (const auto id : *deliveries)
@@ -742,81 +765,89 @@ std::int64_t Console::replayLetters(const std::vector<std::int64_t>& letter_ids,
   return moved;
 }
 
-void Console::replaySelected(Request& r, const Session& session) {
-  std::vector<std::int64_t> ids;
-  for (const auto& text : r.form.all("id"))
-    if (const auto id = positiveNumber(text)) ids.push_back(*id);
-  if (ids.empty())
+void Console::replay(Request& r, const Session& session) {
+  const pages::Chrome refused{"Not replayed", session.csrf, "dead-letters"};
+  if (r.path == "/console/replay" && r.form.all("id").empty())
     return r.html(HTTPResponse::HTTP_BAD_REQUEST,
                   pages::message({"Nothing selected", session.csrf, "dead-letters"}, "Nothing selected",
                                  "Tick the dead letters to replay first."));
-  // A page shown before a letter was delivered after a replay, or purged,
-  // names it still: refused whole, so that what is replayed is what was ticked
-  // (ids are never reused, so a gone letter's id names no other).
-  std::vector<std::int64_t> gone;
+  journal::ReplayRequest request;
+  try {
+    request = journal::decodeReplay(requestPairs(r.form));
+  } catch (const journal::RequestError& e) {
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message(refused, "Nothing was replayed", e.what()));
+  }
+  const auto* named = std::get_if<journal::ReplayRequest::DeadLetterIds>(&request.what);
+  const auto* matching = std::get_if<journal::ReplayRequest::DeadLettersMatching>(&request.what);
+  if ((!named && !matching) || request.dry_run)
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST,
+                  pages::message(refused, "Nothing was replayed",
+                                 "The console replays dead letters, ticked or matching a filter; the CLI does the "
+                                 "rest (mews-relay replay --help)."));
+  if (const auto conflict = journal::refusalByTargets(request, targetNames(), "in the running configuration"))
+    return r.html(HTTPResponse::HTTP_CONFLICT, pages::message(refused, "Nothing was replayed", *conflict));
+  std::vector<journal::ReplayRequest> steps;
   {
     journal::Journal reader(settings_.journal.location(), {0, true});
-    gone = journal::unknownDeadLetters(reader, ids);
+    // A page shown before a letter was delivered after a replay, or purged,
+    // names it still: refused whole, so that what is replayed is what was
+    // ticked (ids are never reused, so a gone letter's id names no other).
+    if (named) {
+      const auto gone = journal::unknownDeadLetters(reader, named->ids);
+      if (!gone.empty())
+        return r.html(HTTPResponse::HTTP_CONFLICT,
+                      pages::message(refused, "Nothing replayed",
+                                     fmt::format("No dead letter {} any more: delivered after a replay, or purged "
+                                                 "since the page was shown. Nothing was replayed; reload the list.",
+                                                 text::joinList(gone))));
+    }
+    steps = journal::replaySteps(reader, request);
   }
-  if (!gone.empty())
-    return r.html(HTTPResponse::HTTP_CONFLICT,
-                  pages::message({"Not replayed", session.csrf, "dead-letters"}, "Nothing replayed",
-                                 fmt::format("No dead letter {} any more: delivered after a replay, or purged since "
-                                             "the page was shown. Nothing was replayed; reload the list.",
-                                             text::joinList(gone))));
   ActionResult result;
   result.at_ms = r.now_ms;
-  result.count = replayLetters(ids, result.delivery_ids);
+  result.count = replayLetters(steps, result.delivery_ids);
   result.summary = fmt::format("Replayed {}", plural(result.count, "dead letter", "dead letters"));
-  if (result.count < static_cast<std::int64_t>(ids.size()))
-    result.summary += fmt::format(" ({} no longer dead)", static_cast<std::int64_t>(ids.size()) - result.count);
-  log::info("console", "replayed dead letters",
-            {{"count", std::to_string(result.count)}, {"asked", std::to_string(ids.size())}, {"remote", r.remote}});
-  r.redirect(fmt::format("/console/actions/{}", sessions_.addAction(session.id, std::move(result))));
-}
-
-void Console::replayMatching(Request& r, const Session& session) {
-  pages::Filter shown;
-  std::vector<std::string> errors;
-  const auto query = queryOf(r.form, r.now_ms, shown, errors);
-  if (!errors.empty())
-    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Nothing replayed", session.csrf, "dead-letters"},
-                                                                 "Nothing was replayed", joinedErrors(errors)));
-  std::vector<std::int64_t> ids;
-  {
-    journal::Journal reader(settings_.journal.location(), {0, true});
-    ids = journal::deadLetterIdsMatching(reader, query);
+  if (named && result.count < static_cast<std::int64_t>(named->ids.size()))
+    result.summary += fmt::format(" ({} no longer dead)", static_cast<std::int64_t>(named->ids.size()) - result.count);
+  if (matching) {
+    std::size_t read = 0;
+    for (const auto& step : steps)
+      read += std::get<journal::ReplayRequest::DeadLettersMatching>(step.what).among.size();
+    result.truncated = read > kMaxTrackedItems;
+    result.summary += " " + describe(matching->query);
   }
-  ActionResult result;
-  result.at_ms = r.now_ms;
-  result.count = replayLetters(ids, result.delivery_ids);
-  result.truncated = ids.size() > kMaxTrackedItems;
-  result.summary = fmt::format("Replayed {} {}", plural(result.count, "dead letter", "dead letters"), describe(query));
   log::info("console", "replayed dead letters", {{"count", std::to_string(result.count)}, {"remote", r.remote}});
   r.redirect(fmt::format("/console/actions/{}", sessions_.addAction(session.id, std::move(result))));
 }
 
 void Console::purge(Request& r, const Session& session) {
-  pages::Filter shown;
-  std::vector<std::string> errors;
-  const auto query = queryOf(r.form, r.now_ms, shown, errors);
-  if (!errors.empty())
-    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message({"Not purged", session.csrf, "dead-letters"},
-                                                                 "Nothing was purged", joinedErrors(errors)));
-  const std::int64_t as_of = query.until_ms.value_or(r.now_ms + 1) - 1;
+  const pages::Chrome refused{"Not purged", session.csrf, "dead-letters"};
+  journal::PurgeRequest request;
+  try {
+    request = journal::decodePurge(requestPairs(r.form));
+  } catch (const journal::RequestError& e) {
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST, pages::message(refused, "Nothing was purged", e.what()));
+  }
+  const auto* letters = std::get_if<journal::PurgeRequest::DeadLetters>(&request.what);
+  if (!letters || request.dry_run)
+    return r.html(HTTPResponse::HTTP_BAD_REQUEST,
+                  pages::message(refused, "Nothing was purged",
+                                 "The console purges dead letters matching a filter; the CLI does the rest "
+                                 "(mews-relay dlq purge --help)."));
   const auto outcome = writer_
-                           .submit([query, as_of](journal::Journal& journal) {
-                             return journal::purgeDeadMatching(journal, query, as_of, false);
+                           .submit([request, now = r.now_ms](journal::Journal& journal) {
+                             return journal::apply(journal, request, now);
                            })
                            .get();
   if (!outcome.committed())
-    return r.html(HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                  pages::message({"Not purged", session.csrf, "dead-letters"}, "Nothing was purged",
-                                 "The journal did not take the change: " + outcome.error));
+    return r.html(
+        HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+        pages::message(refused, "Nothing was purged", "The journal did not take the change: " + outcome.error));
   ActionResult result;
   result.at_ms = r.now_ms;
   result.count = outcome.value;
-  result.summary = fmt::format("Purged {} {}", plural(result.count, "dead letter", "dead letters"), describe(query));
+  result.summary =
+      fmt::format("Purged {} {}", plural(result.count, "dead letter", "dead letters"), describe(letters->query));
   log::info("console", "purged dead letters", {{"count", std::to_string(result.count)}, {"remote", r.remote}});
   r.redirect(fmt::format("/console/actions/{}", sessions_.addAction(session.id, std::move(result))));
 }

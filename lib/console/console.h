@@ -56,8 +56,8 @@
 #include "console/sessions.h"
 #include "delivery/engine.h"
 #include "ingest/server.h"
-#include "journal/moves.h"
 #include "journal/reports.h"
+#include "journal/requests.h"
 #include "journal/writer.h"
 
 namespace Poco::Net {
@@ -123,14 +123,13 @@ class Console {
   void confirmPage(Request& r, const Session& session);
   void actionPage(Request& r, const Session& session, int number);
   void statesApi(Request& r);
-  void replaySelected(Request& r, const Session& session);
-  void replayMatching(Request& r, const Session& session);
+  void replay(Request& r, const Session& session);
   void purge(Request& r, const Session& session);
   void signOut(Request& r, const Session& session);
 
-  // Replays `letter_ids` through the writer in steps; returns how many moved
-  // and fills `delivery_ids` with the deliveries they belong to.
-  std::int64_t replayLetters(const std::vector<std::int64_t>& letter_ids, std::vector<std::int64_t>& delivery_ids);
+  // Runs a replay's steps (journal::replaySteps) through the writer; returns
+  // how many moved and fills `delivery_ids` with the deliveries they belong to.
+  std::int64_t replayLetters(const std::vector<journal::ReplayRequest>& steps, std::vector<std::int64_t>& delivery_ids);
   [[nodiscard]] std::int64_t deadLetterTotal(journal::Journal& reader) const;
   ActivityCache activity(journal::Journal& reader, std::int64_t now_ms);
   std::vector<std::pair<std::string, std::uint64_t>> rejectionsSince(std::int64_t since_ms) const;

@@ -7,6 +7,7 @@
 
 #include "batch/payload.h"
 #include "common/clock.h"
+#include "common/form.h"
 #include "common/text.h"
 #include "console/chart.h"
 #include "console/web.h"
@@ -111,7 +112,7 @@ std::string Filter::query() const {
   std::string out;
   for (const auto& [name, value] : {std::pair{"target", &target}, std::pair{"reason", &reason},
                                     std::pair{"since", &since}, std::pair{"until", &until}})
-    if (!value->empty()) out += fmt::format("{}{}={}", out.empty() ? "" : "&", name, web::urlEncode(*value));
+    if (!value->empty()) out += fmt::format("{}{}={}", out.empty() ? "" : "&", name, form::urlEncode(*value));
   return out;
 }
 
@@ -181,13 +182,13 @@ std::string overview(const Chrome& chrome, const Overview& view) {
       if (q.last_error_at)
         last_error += "<br><span class=\"muted small\">" + timeText(*q.last_error_at, view.now_ms) + "</span>";
     }
-    const std::string target_link = "/console/dead-letters?target=" + web::urlEncode(q.target);
+    const std::string target_link = "/console/dead-letters?target=" + form::urlEncode(q.target);
     body += fmt::format(
         "<tr><th scope=\"row\"><a href=\"#chart-{}\">{}</a></th><td data-label=\"Circuit\">{}</td>"
         "<td class=\"num\" data-label=\"Pending\">{}</td><td class=\"num\" data-label=\"In flight\">{}</td>"
         "<td class=\"num\" data-label=\"Delivered 24 h\">{}</td><td class=\"num\" data-label=\"Dead letters\">{}</td>"
         "<td data-label=\"Oldest pending\">{}</td><td data-label=\"Last error\">{}</td></tr>",
-        escape(web::urlEncode(q.target)), escape(q.target), circuitBadge(row.circuit), q.pending, q.in_flight,
+        escape(form::urlEncode(q.target)), escape(q.target), circuitBadge(row.circuit), q.pending, q.in_flight,
         row.delivered_24h,
         q.dead > 0 ? fmt::format(R"(<a class="alert" href="{}">{}</a>)", escape(target_link), q.dead) : "0",
         oldest ? web::ageText(view.now_ms - *oldest) : "-", last_error);
@@ -221,7 +222,7 @@ std::string overview(const Chrome& chrome, const Overview& view) {
     }
     body += fmt::format(
         R"(<figure id="chart-{}"><figcaption><strong>{}</strong> {} sent, {} failed attempts</figcaption>{}</figure>)",
-        escape(web::urlEncode(row.queue.target)), escape(row.queue.target), delivered, failed,
+        escape(form::urlEncode(row.queue.target)), escape(row.queue.target), delivered, failed,
         activityChart(row.queue.target, row.chart, view.chart_start_ms, view.bucket_ms));
   }
   body += "</div></section>";

@@ -4,7 +4,6 @@
 //     answers, event types, target names, query parameters) goes through
 //     escape() before it reaches a page; nothing from a request is ever
 //     rendered as markup;
-//   - URL-encoded forms and query strings, and percent-encoding for links;
 //   - the Origin rule that stops cross-site posts (the Host rule against DNS
 //     rebinding is admin/request_guard.h's, shared with the admin API);
 //   - cookie reading, JSON pretty-printing, human-readable sizes and ages.
@@ -21,25 +20,6 @@ namespace mews::console::web {
 
 // &, <, >, " and ' as entities: safe in element text and in quoted attributes.
 std::string escape(std::string_view text);
-
-// Percent-encodes everything but unreserved characters (RFC 3986).
-std::string urlEncode(std::string_view text);
-
-// "a=1&b=x+y&a=2" -> {{"a","1"},{"b","x y"},{"a","2"}}; '+' is a space,
-// %XX decoded; malformed escapes are kept as they are.
-std::vector<std::pair<std::string, std::string>> parseUrlEncoded(std::string_view text);
-
-class Params {
- public:
-  Params() = default;
-  explicit Params(std::vector<std::pair<std::string, std::string>> values) : values_(std::move(values)) {}
-  // The first non-empty value of `name`.
-  [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
-  [[nodiscard]] std::vector<std::string> all(std::string_view name) const;
-
- private:
-  std::vector<std::pair<std::string, std::string>> values_;
-};
 
 // A post must come from the console's own page: Origin equal to
 // scheme://Host (browsers send Origin with every POST).

@@ -71,21 +71,6 @@ std::int64_t replayReceived(Journal& journal, const std::string& target, std::in
   journal.db().prepare(requeue_window).bind(1, target).bind(2, iso(since_ms)).bind(3, until).bind(4, iso(now_ms)).run();
   return journal.db().changes();
 }
-std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run) {
-  const std::string cutoff = died_before_ms ? iso(*died_before_ms) : std::string("9999");
-  Statement count(journal.db(), "SELECT count(*) FROM dead_letters WHERE died_at < ?");
-  count.bind(1, cutoff);
-  const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
-  if (dry_run) return letters;
-  // The dead deliveries go too (their attempts and letters cascade); a letter
-  // already replayed keeps its delivery, which is live work again.
-  static const std::string delete_dead = fmt::format(
-      "DELETE FROM deliveries WHERE state = {} AND id IN (SELECT delivery_id FROM dead_letters WHERE died_at < ?)",
-      sqlStates({Dead}));
-  journal.db().prepare(delete_dead).bind(1, cutoff).run();
-  journal.db().prepare("DELETE FROM dead_letters WHERE died_at < ?").bind(1, cutoff).run();
-  return letters;
-}
 std::int64_t retargetDeadLetters(Journal& journal, const std::vector<std::int64_t>& ids, const std::string& to,
                                  std::int64_t now_ms, bool dry_run) {
   static const std::string select_sql = fmt::format(
@@ -164,8 +149,8 @@ std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, s
   bindWhere(count, where);
   const std::int64_t letters = count.step() ? count.columnInt(0) : 0;
   if (dry_run) return letters;
-  // As purgeDeadLetters: the dead deliveries go (their attempts and letters
-  // cascade); a letter already replayed keeps its delivery, which is live work.
+  // The dead deliveries go (their attempts and letters cascade); a letter
+  // already replayed keeps its delivery, which is live work.
   Statement deliveries(journal.db(), "DELETE FROM deliveries WHERE state = " + sqlStates({Dead}) +
                                          " AND id IN (SELECT l.delivery_id FROM dead_letters l" + where.sql + ")");
   bindWhere(deliveries, where);

@@ -47,12 +47,9 @@ std::int64_t retargetWork(Journal& journal, const std::string& from, const std::
 // Work in flight is left alone.
 std::int64_t purgeTargetWork(Journal& journal, const std::string& from, bool dry_run);
 
-// Deletes dead letters (and their dead deliveries, so retention can prune the
-// batches) that died before `died_before_ms` (all when empty).
-std::int64_t purgeDeadLetters(Journal& journal, std::optional<std::int64_t> died_before_ms, bool dry_run);
-
-// Deletes the matching dead letters that died at or before `as_of_ms` (and
-// their dead deliveries, as purgeDeadLetters does). Returns how many letters.
+// Deletes the matching dead letters that died at or before `as_of_ms`, and
+// their dead deliveries, so retention can prune the batches (a letter already
+// replayed keeps its delivery, which is live work). Returns how many letters.
 std::int64_t purgeDeadMatching(Journal& journal, const DeadLetterQuery& query, std::int64_t as_of_ms, bool dry_run);
 
 }  // namespace mews::journal

@@ -40,7 +40,7 @@
 //        attempt budget and max_age window, the same webhook-id.
 //    any state but in_flight --replayReceived--> pending:
 //        `replay --received-since T --target X`, delivered ones too.
-//    dead --purgeDeadLetters--> deleted, with its dead letter: `dlq purge`.
+//    dead --purgeDeadMatching--> deleted, with its dead letter: `dlq purge`.
 //
 // No state or outcome is spelled anywhere else: SQL text is built once from
 // stateName()/outcomeName() (as literals, so that the planner can use the

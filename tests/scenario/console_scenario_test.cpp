@@ -392,7 +392,7 @@ TEST_CASE("replay and purge of a filter: the confirmation counts, the change doe
   REQUIRE(confirm.status == 200);
   CHECK(confirm.body.find("<h1>Replay 14 dead letters?</h1>") != std::string::npos);
   const std::string until = firstMatch(confirm.body, R"re(name="until_ms" value="(\d+)")re");
-  const Answer replayed = op.post("/console/replay-matching", "target=crm&until_ms=" + until);
+  const Answer replayed = op.post("/console/replay-matching", "dead=1&target=crm&until_ms=" + until);
   CHECK(replayed.status == 303);
   const Answer result = op.get(replayed.location);
   CHECK(result.body.find("Replayed 14 dead letters of target crm") != std::string::npos);
@@ -438,7 +438,7 @@ TEST_CASE("a dead-letter filter it cannot read: 400 naming every bad value, noth
   CHECK(confirm.body.find("&#39;bogus&#39;") != std::string::npos);
   // A hand-made post is refused the same way: a reason it cannot read must not widen a purge to all.
   CHECK(op.post("/console/purge", "reason=bogus").status == 400);
-  CHECK(op.post("/console/replay-matching", "target=crm&until_ms=soon").status == 400);
+  CHECK(op.post("/console/replay-matching", "dead=1&target=crm&until_ms=soon").status == 400);
   CHECK(test::queryInt(journal, "SELECT count(*) FROM dead_letters") == 42);
   CHECK(test::queryInt(journal, "SELECT count(*) FROM deliveries WHERE state = 'dead'") == 42);
 

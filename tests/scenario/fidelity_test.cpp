@@ -137,7 +137,7 @@ TEST_CASE("a dead letter of such a batch replays, and the replay carries the sam
   for (std::int64_t id = 1; id <= dead; ++id) dead_ids.push_back(id);
   const std::uint16_t admin_port = test::adminPort(*relay);
   const auto replayed =
-      test::adminRequest(admin_port, "POST", fmt::format("/admin/replay?ids={}", fmt::join(dead_ids, ",")),
+      test::adminRequest(admin_port, "POST", fmt::format("/admin/replay?id={}", fmt::join(dead_ids, "&id=")),
                          {{"Host", fmt::format("127.0.0.1:{}", admin_port)},
                           {"Authorization", "Bearer " + auth::readCredential(journal)}});
   REQUIRE(replayed.status == 200);

@@ -6,8 +6,8 @@
 #include "common/clock.h"
 #include "journal/journal.h"
 #include "journal/moves.h"
-#include "journal/reports.h"
 #include "journal/queue.h"
+#include "journal/reports.h"
 #include "support/test_support.h"
 
 using namespace mews;
@@ -231,9 +231,9 @@ TEST_CASE("replay and purge: the operator's moves") {
   auto record = f.attempt(2, AttemptOutcome::Dead, kT0 + 3'010);
   record.dead_reason = DeadReason::MaxAttempts;
   REQUIRE(recordAttempt(f.journal, record));
-  CHECK(purgeDeadLetters(f.journal, std::nullopt, /*dry_run=*/true) == 2);
+  CHECK(purgeDeadMatching(f.journal, {}, kT0 + 3'010, /*dry_run=*/true) == 2);
   CHECK(f.journal.count("dead_letters") == 2);
-  CHECK(purgeDeadLetters(f.journal, std::nullopt, /*dry_run=*/false) == 2);
+  CHECK(purgeDeadMatching(f.journal, {}, kT0 + 3'010, /*dry_run=*/false) == 2);
   CHECK(f.journal.count("dead_letters") == 0);
   CHECK(f.intOf("SELECT count(*) FROM deliveries WHERE id = ?", 2) == 0);
   CHECK(f.stateOf(1) == name(DeliveryState::InFlight));
