@@ -2,15 +2,16 @@
 // the accepted (server) side of each connection, the test reads what a client
 // would see on the other. Capacity: max_running + max_waiting admitted, the
 // next refused with a 503 (plain) and a lingering close (no reset though the
-// client sent bytes first), or closed without one (TLS), refusals reported together; a
-// slot freed by untrack or forget. Deadlines: a connection idle or in its head
-// past request_timeout gets a 408 and is shut down (TLS: no answer) and
-// reported; in its body only its read side is shut down (the handler answers)
-// and so below min_body_rate; a request being worked on is never cut off;
-// the deadline starts again after each response. Reclaiming: while one
-// waits and every thread is taken, the longest-idle connection with nothing
-// unread is closed, a new one only after its second of grace. stopAll closes
-// the idle ones and lets no connection start another request.
+// client sent bytes first), or closed without an answer (TLS); refusals
+// reported together; a slot freed by untrack or forget. Deadlines: a
+// connection idle or in its head past request_timeout gets a 408 and is shut
+// down (TLS: no answer) and reported; in its body only its read side is shut
+// down (the handler answers), and so below min_body_rate; a request being
+// worked on is never cut off; the deadline starts again after each response.
+// Reclaiming: while one waits and every thread is taken, the longest-idle
+// connection with nothing unread is closed, a new one only after its second
+// of grace. stopAll closes the idle ones and lets no connection start another
+// request.
 #include <doctest/doctest.h>
 
 #include <Poco/Exception.h>
