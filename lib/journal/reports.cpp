@@ -311,10 +311,10 @@ std::vector<TargetQueue> targetQueues(Journal& reader, const std::vector<std::st
                                " (SELECT created_at FROM deliveries WHERE id = (SELECT min(m) FROM ("
                                "   SELECT min(id) AS m FROM deliveries WHERE target = ?1 AND state = {0}"
                                "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {1}"
-                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {2}))),",
+                               "   UNION ALL SELECT min(id) FROM deliveries WHERE target = ?1 AND state = {2}) AS waiting)),",
                                sqlStates({Pending}), sqlStates({RetryWait}), sqlStates({InFlight}), sqlStates({Dead})) +
                        " t.circuit, t.consecutive_failures, t.last_error, t.last_error_at, t.last_success_at"
-                       " FROM (SELECT 1) LEFT JOIN target_state t ON t.target = ?1");
+                       " FROM (SELECT 1) AS one LEFT JOIN target_state t ON t.target = ?1");
   std::vector<TargetQueue> out;
   for (const auto& target : targets) {
     select.bind(1, target);
