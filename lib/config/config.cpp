@@ -366,6 +366,18 @@ const std::vector<KeySpec>& keySpecs() {
          if (s.journal.max_size != 0 && s.journal.max_size < (1ULL << 20))
            throw ValueError{"must be 0B or at least 1MiB"};
        }},
+      {"relay", "name", "name", "", kRestart,
+       "this relay's name among several on one PostgreSQL journal (status, leases); empty: the host name",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         std::string name(v);
+         if (name.empty()) {
+           char host[256] = {};
+           if (gethostname(host, sizeof host - 1) == 0) name = host;
+         }
+         if (!isIdentifier(name) || name.size() > 63)
+           throw ValueError{fmt::format("'{}' is not a name (letters, digits, '.', '_', '-'; at most 63)", name)};
+         s.relay.name = std::move(name);
+       }},
       {"delivery", "workers", "count 1..256", "8", kRestart, "threads delivering to targets, shared by all targets",
        [](Settings& s, TargetSettings*, std::string_view v) { s.delivery.workers = countIn(v, 1, 256); }},
       {"log", "level", "debug | info | warn | error", "info", kPlain,
@@ -482,6 +494,7 @@ class Loader {
     applyDefaults("admin", nullptr);
     applyDefaults("console", nullptr);
     applyDefaults("journal", nullptr);
+    applyDefaults("relay", nullptr);
     applyDefaults("delivery", nullptr);
     applyDefaults("log", nullptr);
 
@@ -492,7 +505,7 @@ class Loader {
       if (name == "target") {
         loadTargets(section);
       } else if (name == "server" || name == "admin" || name == "console" || name == "journal" || name == "delivery" ||
-                 name == "log") {
+                 name == "relay" || name == "log") {
         loadSection(section, name, nullptr);
       } else if (name != "system" && name != "application") {
         fail(section, "", "unknown section");

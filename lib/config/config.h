@@ -74,6 +74,10 @@ struct JournalSettings {
   std::uint64_t max_size = 0;  // 0: no cap beyond the disk
 };
 
+struct RelaySettings {
+  std::string name;  // among several relays on one PostgreSQL journal (relay/cluster.h)
+};
+
 struct DeliverySettings {
   int workers = 0;
 };
@@ -134,6 +138,7 @@ struct Settings {
   AdminSettings admin;
   ConsoleSettings console;
   JournalSettings journal;
+  RelaySettings relay;
   DeliverySettings delivery;
   LogSettings log;
   std::vector<TargetSettings> targets;

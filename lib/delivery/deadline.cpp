@@ -79,11 +79,12 @@ AttemptWatchdog::Armed::~Armed() {
   watchdog_.disarm(deadline_);
 }
 
-AttemptWatchdog::Armed AttemptWatchdog::arm(std::chrono::milliseconds timeout) {
+AttemptWatchdog::Armed AttemptWatchdog::arm(std::chrono::milliseconds timeout, std::string group) {
   std::shared_ptr<AttemptDeadline> deadline;
   {
     const std::lock_guard lock(mutex_);
-    deadline = std::make_shared<AttemptDeadline>(std::chrono::steady_clock::now() + timeout, cut_at_);
+    deadline =
+        std::make_shared<AttemptDeadline>(std::chrono::steady_clock::now() + timeout, cut_at_, std::move(group));
     armed_.insert(deadline);
   }
   wake_.notify_one();  // it may be due before the one the watchdog waits for
@@ -100,6 +101,15 @@ void AttemptWatchdog::cutAllBy(SteadyTime at) {
     const std::lock_guard lock(mutex_);
     cut_at_ = std::min(cut_at_, at);
     for (const auto& deadline : armed_) deadline->cut(at);
+  }
+  wake_.notify_one();
+}
+
+void AttemptWatchdog::cutGroupBy(const std::string& group, SteadyTime at) {
+  {
+    const std::lock_guard lock(mutex_);
+    for (const auto& deadline : armed_)
+      if (deadline->group_ == group) deadline->cut(at);
   }
   wake_.notify_one();
 }

@@ -19,8 +19,9 @@
 // are bounded by Poco's per-operation timeouts set to the time the attempt has
 // left (the connection is watched from the moment it is established).
 //
-// Stopping the relay cuts every attempt at one common time (cutAllBy): an
-// attempt ended by that, rather than by its own deadline, is abandoned.
+// Stopping the relay cuts every attempt at one common time (cutAllBy), and a
+// lost lease cuts its target's attempts (cutGroupBy): an attempt ended by
+// either, rather than by its own deadline, is abandoned.
 #pragma once
 
 #include <chrono>
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 
 namespace Poco::Net {
@@ -41,7 +43,8 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 class AttemptDeadline {
  public:
-  AttemptDeadline(SteadyTime at, SteadyTime cut_at) : at_(at), cut_at_(cut_at) {}
+  AttemptDeadline(SteadyTime at, SteadyTime cut_at, std::string group)
+      : at_(at), cut_at_(cut_at), group_(std::move(group)) {}
   ~AttemptDeadline();
   AttemptDeadline(const AttemptDeadline&) = delete;
   AttemptDeadline& operator=(const AttemptDeadline&) = delete;
@@ -68,6 +71,7 @@ class AttemptDeadline {
   mutable std::mutex mutex_;
   const SteadyTime at_;
   SteadyTime cut_at_;
+  const std::string group_;  // the target's name: cutGroupBy()
   int watched_fd_ = -1;  // our duplicate of the connection's descriptor
   bool expired_ = false;
 };
@@ -95,10 +99,15 @@ class AttemptWatchdog {
     std::shared_ptr<AttemptDeadline> deadline_;
   };
 
-  // An attempt that must end within `timeout` from now.
-  [[nodiscard]] Armed arm(std::chrono::milliseconds timeout);
+  // An attempt that must end within `timeout` from now; `group` names its
+  // target, for cutGroupBy().
+  [[nodiscard]] Armed arm(std::chrono::milliseconds timeout, std::string group = {});
   // Every attempt armed now or later ends by `at` at the latest.
   void cutAllBy(SteadyTime at);
+  // The attempts of `group` armed now end by `at` at the latest (the relay
+  // lost, or is about to lose, the target's lease: journal/leases.h). Those
+  // armed later are the caller's to prevent.
+  void cutGroupBy(const std::string& group, SteadyTime at);
 
  private:
   void run();

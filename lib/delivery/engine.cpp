@@ -47,8 +47,10 @@ std::string headersJson(const Headers& headers, const config::TargetSettings& ta
 
 }  // namespace
 
-DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock)
-    : writer_(writer),
+DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
+                               journal::HeldLeases* leases)
+    : leases_(leases),
+      writer_(writer),
       clock_(clock),
       journal_(settings.journal.location()),
       journal_id_(writer.journalId()),
@@ -60,6 +62,25 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
     runtime->config = makeConfig(target);
     targets_.push_back(std::move(runtime));
   }
+  // A lease lost (journal/leases.h): no new attempt is dispatched (mayDispatch
+  // is false from now on), and those in progress are cut now: abandoned,
+  // released (fenced: a no-op once another relay holds the lease).
+  if (leases_)
+    leases_->onLost([this](const std::string& target) {
+      watchdog_.cutGroupBy(target, std::chrono::steady_clock::now());
+      wake();
+    });
+}
+
+bool DeliveryEngine::dispatches(const std::string& target) const {
+  return !leases_ || leases_->mayDispatch(target);
+}
+
+bool DeliveryEngine::busy(const std::string& target) const {
+  const std::lock_guard lock(mutex_);
+  for (const auto& runtime : targets_)
+    if (runtime->config->settings.name == target) return runtime->in_flight > 0 || runtime->sending > 0;
+  return false;
 }
 
 std::shared_ptr<const DeliveryEngine::TargetConfig> DeliveryEngine::makeConfig(const config::TargetSettings& settings) {
@@ -333,6 +354,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
   // targets_ changes only on this thread (applyReload), so it is read here without the lock.
   std::vector<std::pair<std::shared_ptr<Target>, journal::DueDelivery>> candidates;
   for (const auto& target : targets_) {
+    if (!dispatches(target->config->settings.name)) continue;  // another relay's (journal/leases.h)
     int admitted = 0;
     {
       const std::lock_guard lock(mutex_);
@@ -404,7 +426,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
 void DeliveryEngine::maintain(std::int64_t now_ms) {
   for (const auto& target_ptr : targets_) {
     Target& target = *target_ptr;
-    if (now_ms < target.next_expire_ms) continue;
+    if (now_ms < target.next_expire_ms || !dispatches(target.config->settings.name)) continue;
     target.next_expire_ms = now_ms + kExpireEveryMs;
     const config::TargetSettings& settings = target.config->settings;
     const std::string name = settings.name;
@@ -505,6 +527,8 @@ void DeliveryEngine::workerLoop() {
       // no attempt spent; back to pending, where the probe paces it.
       held_back = !item.probe && item.target->circuit.state() != CircuitState::Closed;
     }
+    // Claimed before the target's lease was lost or handed over: not sent.
+    if (!held_back) held_back = !dispatches(item.config->settings.name);
     if (held_back) release({item.due.id});
     try {
       if (!held_back) deliver(item);
@@ -539,9 +563,10 @@ void DeliveryEngine::deliver(WorkItem& item) {
 
   const HttpAttempt attempt = item.config->client->post(item.body, headers);
   if (attempt.abandoned) {
-    // The relay is stopping and the attempt came to nothing: not judged, sent
-    // again after the restart (same webhook-id).
-    log::info("delivery", "attempt abandoned at stop; released",
+    // The relay is stopping, or lost the target's lease, and the attempt came
+    // to nothing: not judged, sent again (same webhook-id) after the restart or
+    // by the lease's next holder.
+    log::info("delivery", "attempt abandoned (stop or lease lost); released",
               {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
     release({item.due.id});
     return;
@@ -628,7 +653,9 @@ void DeliveryEngine::record(std::shared_ptr<const Judged> judged) {
   writer_.submit(
       [judged](journal::Journal& journal) {
         const bool moved = journal::recordAttempt(journal, judged->attempt);
-        if (const auto& state = judged->target_state) {
+        // Fenced out (the lease went to another relay): its circuit is not ours to write.
+        const bool fenced_out = !moved && !journal.fenceOwner().empty();
+        if (const auto& state = judged->target_state; state && !fenced_out) {
           journal::saveTargetState(journal, *state);
           if (state->opened) journal::requeueInReceiveOrder(journal, state->target, state->now_ms);
         }

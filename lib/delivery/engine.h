@@ -68,6 +68,7 @@
 #include "delivery/deadline.h"
 #include "delivery/http_client.h"
 #include "delivery/policy.h"
+#include "journal/leases.h"
 #include "journal/queue.h"
 #include "journal/writer.h"
 #include "metrics/metrics.h"
@@ -94,7 +95,11 @@ inline constexpr std::chrono::milliseconds kStopGrace{10'000};
 
 class DeliveryEngine {
  public:
-  DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock);
+  // `leases`: several relays on one PostgreSQL journal (relay/cluster.h); the
+  // engine then dispatches only the targets whose lease this relay holds.
+  // Null: every configured target (one relay).
+  DeliveryEngine(const config::Settings& settings, journal::JournalWriter& writer, const Clock& clock,
+                 journal::HeldLeases* leases = nullptr);
   ~DeliveryEngine();
   DeliveryEngine(const DeliveryEngine&) = delete;
   DeliveryEngine& operator=(const DeliveryEngine&) = delete;
@@ -113,6 +118,9 @@ class DeliveryEngine {
   void reconfigure(const config::Settings& settings);
 
   [[nodiscard]] std::vector<TargetSnapshot> targets() const;
+  // Attempts in progress or claimed work for `target` (a lease waits for none
+  // before it is handed over).
+  [[nodiscard]] bool busy(const std::string& target) const;
 
  private:
   // What a reload replaces for a target; an attempt holds the version it was
@@ -178,10 +186,13 @@ class DeliveryEngine {
   // then may the dispatcher claim again (see unreleased_).
   bool settleUnreleased();
   [[nodiscard]] std::string webhookId(const journal::DueDelivery& due) const;
+  // This relay may dispatch `target` now (always without leases).
+  [[nodiscard]] bool dispatches(const std::string& target) const;
 
   AttemptWatchdog watchdog_;  // outlives the targets' clients
   // Changed only by the dispatcher thread, under mutex_; other threads read it under mutex_.
   std::vector<std::shared_ptr<Target>> targets_;
+  journal::HeldLeases* leases_;
   journal::JournalWriter& writer_;
   const Clock& clock_;
   journal::JournalLocation journal_;

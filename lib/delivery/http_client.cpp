@@ -116,6 +116,7 @@ class WatchedSession final : public Session, public PooledSession {
 TargetClient::TargetClient(const config::TargetSettings& target, AttemptWatchdog& watchdog)
     : uri_(target.url),
       timeout_(target.timeout),
+      name_(target.name),
       max_idle_(static_cast<std::size_t>(target.concurrency)),
       redirects_(target.redirects),
       watchdog_(watchdog) {
@@ -236,7 +237,7 @@ const Headers& TargetClient::withoutConfigured(const Headers& headers, Headers& 
 
 HttpAttempt TargetClient::post(const std::string& body, const Headers& headers) {
   const auto started = std::chrono::steady_clock::now();
-  const AttemptWatchdog::Armed deadline = watchdog_.arm(timeout_);
+  const AttemptWatchdog::Armed deadline = watchdog_.arm(timeout_, name_);
   Poco::URI uri = uri_;
   HttpAttempt attempt;
   Headers cross_origin_headers;

@@ -72,6 +72,7 @@ class TargetClient {
 
   Poco::URI uri_;
   std::chrono::milliseconds timeout_;
+  std::string name_;  // the target's: its attempts' group on the watchdog
   std::size_t max_idle_;
   config::RedirectPolicy redirects_;
   std::set<std::string> configured_headers_;  // lower-case names of the target's header.*

@@ -89,6 +89,7 @@ Journal::Journal(const JournalLocation& location, JournalOptions options)
 
 Journal::Journal(std::unique_ptr<Connection> db, std::string where, const JournalOptions& options)
     : path_(std::move(where)), db_(std::move(db)) {
+  if (db_->backend() == Backend::Postgres) fence_owner_ = options.fence_owner;
   prepareStatements(options);
   // After a read in WAL mode, so the -wal and -shm files are open and recorded.
   if (db_->backend() == Backend::Sqlite) files_ = JournalFiles::at(path_);

@@ -40,11 +40,15 @@ struct JournalOptions {
   // reopen does not: a journal that vanished must not be silently replaced by
   // an empty one.
   bool create = true;
-  // The serving relay's writer. PostgreSQL: take the serving lock (an
-  // advisory lock per schema, postgres.h) before migrating, so that a second
-  // relay, older or newer, is refused before it changes the schema. (A SQLite
-  // journal's lock file is taken before it is opened, relay.h.)
+  // The serving relay's writer. PostgreSQL: a session with short keepalives
+  // (postgres.h); several relays may serve one schema (journal/leases.h). (A
+  // SQLite journal's lock file is taken before it is opened, relay.h.)
   bool serving = false;
+  // PostgreSQL with several relays: this relay's name. The queue's claims,
+  // attempt records and releases on this connection then hold to the leases
+  // the relay owns (journal/leases.h: fencing). Empty: unfenced (SQLite, the
+  // CLI, readers).
+  std::string fence_owner{};
 };
 
 // Prepared SAVEPOINT statements: the writer wraps each job in one, per commit
@@ -93,6 +97,8 @@ class Journal {
   // The file's path, or the server and database (no password).
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const std::string& journalId() const { return journal_id_; }
+  // JournalOptions::fence_owner.
+  [[nodiscard]] const std::string& fenceOwner() const { return fence_owner_; }
   // The files this connection opened, to compare with what is at the path now
   // (journal/files.h); none for PostgreSQL.
   [[nodiscard]] const JournalFiles& files() const { return files_; }
@@ -124,6 +130,7 @@ class Journal {
   std::string path_;
   std::unique_ptr<Connection> db_;
   std::string journal_id_;
+  std::string fence_owner_;
   JournalFiles files_;
   // The connection's cached statements (prepared once: on PostgreSQL a
   // statement run unprepared is parsed and planned at each run).

@@ -19,10 +19,6 @@ namespace {
 constexpr Oid kByteaOid = 17;
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
-// pg_try_advisory_lock's first key for "a relay serves this journal"
-// ("mews"); the second is the journal's schema, so that journals in two
-// schemas of one database are served by one relay each.
-constexpr std::int32_t kServingLock = 0x6d657773;
 // The SQLSTATE requireDurableCommits() reports: object_not_in_prerequisite_state.
 constexpr const char* kNotDurable = "55000";
 
@@ -215,8 +211,7 @@ bool PgError::isStorageFailure() const {
   // 08 connection, 53 resources (disk full, memory, connections), 57 operator
   // intervention (shutdown, cancel), 58 system (I/O), 25006 read-only
   // (a standby), 40 serialization / deadlock (transient).
-  // 55: not durable (ours, requireDurableCommits) or the serving lock held
-  // by another relay (55P03).
+  // 55: not durable (ours, requireDurableCommits).
   return cls == "08" || cls == "53" || cls == "55" || cls == "57" || cls == "58" || cls == "40" || sqlstate_ == "25006";
 }
 
@@ -354,27 +349,19 @@ std::unique_ptr<Connection> openPostgres(const std::string& conninfo, const Jour
     return db;
   }
   requireDurableCommits(*db);
-  if (options.serving) holdServingLock(*db);
+  if (options.serving) keepServingSessionShort(*db);
   migrate(*db);
   return db;
 }
 
-void holdServingLock(PgConnection& db) {
+void keepServingSessionShort(PgConnection& db) {
   // The server's side of what PgConnection sets on the relay's: a relay whose
-  // host or network vanished without closing the connection keeps its
-  // session, and with it the serving lock, until the server's TCP keepalive
-  // notices (2 h by the OS default): the same relay reconnecting after a
-  // network blip would be refused as "in use by another relay" (503) until
-  // then. Ignored over a Unix socket.
+  // host or network vanished without closing the connection keeps its session
+  // until the server's TCP keepalive notices (2 h by the OS default). Ignored
+  // over a Unix socket.
   db.exec(
       "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;"
       " SET tcp_user_timeout = 15000");
-  if (db.queryInt(fmt::format("SELECT CAST(pg_try_advisory_lock({}, hashtext(current_schema())) AS INTEGER)",
-                              kServingLock)) != 1)
-    throw PgError("55P03", false,
-                  fmt::format("journal {} is in use by another relay (it holds the relay's advisory lock): is "
-                              "mews-relay already serving it?",
-                              db.where()));
 }
 
 namespace {

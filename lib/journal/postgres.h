@@ -107,10 +107,10 @@ std::string conninfoForDisplay(const std::string& conninfo);
 // the session's synchronous_commit off.
 void requireDurableCommits(PgConnection& db);
 
-// The serving relay's lock on the journal (JournalOptions::serving): an
-// advisory lock for the session's life, per schema, with short server-side
-// TCP keepalives so that a vanished relay's session (and lock) ends within
-// about 15 s. Throws PgError 55P03 when another session holds it.
-void holdServingLock(PgConnection& db);
+// A serving relay's session (JournalOptions::serving): short server-side TCP
+// keepalives, so that a vanished relay's session (and any transaction or row
+// lock it held) ends within about 15 s rather than the OS's 2 h. Several
+// relays may serve one journal: who dispatches what is journal/leases.h's.
+void keepServingSessionShort(PgConnection& db);
 
 }  // namespace mews::journal

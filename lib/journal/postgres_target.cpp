@@ -1,5 +1,5 @@
 // The PostgreSQL side of the journal writer (writer.h): one connection, its
-// durability checks and its advisory lock, re-made with backoff when lost.
+// durability checks, re-made with backoff when lost.
 #include <fmt/format.h>
 
 #include <algorithm>

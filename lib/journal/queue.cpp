@@ -162,11 +162,30 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id) {
   return {kindFromName(select.columnText(0)), select.columnText(1)};
 }
 
+namespace {
+
+// The fence (journal/leases.h): the row's claim must be the epoch of the lease
+// the relay holds for the row's target. PostgreSQL only (fenced journals).
+constexpr const char* kClaimIsMine =
+    " AND claim = (SELECT epoch FROM target_leases l WHERE l.target = deliveries.target AND l.owner = ?)";
+
+}  // namespace
+
 bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
   static const std::string sql =
       fmt::format("UPDATE deliveries SET state = {}, updated_at = ? WHERE id = ? AND state IN {}",
                   sqlStates({InFlight}), sqlStates({Pending, RetryWait}));
-  journal.db().cached(sql).bind(1, iso(now_ms)).bind(2, delivery_id).run();
+  // Fenced: only under an unexpired lease of the row's target, stamped with its epoch.
+  static const std::string fenced = fmt::format(
+      "UPDATE deliveries SET state = {}, updated_at = ?, claim = l.epoch FROM target_leases l"
+      " WHERE deliveries.id = ? AND deliveries.state IN {} AND l.target = deliveries.target AND l.owner = ?"
+      " AND l.expires_at > clock_timestamp()",
+      sqlStates({InFlight}), sqlStates({Pending, RetryWait}));
+  const std::string& owner = journal.fenceOwner();
+  Statement& update = journal.db().cached(owner.empty() ? sql : fenced);
+  update.bind(1, iso(now_ms)).bind(2, delivery_id);
+  if (!owner.empty()) update.bind(3, owner);
+  update.run();
   return journal.db().changes() == 1;
 }
 
@@ -176,14 +195,22 @@ int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std
       "updated_at = ? WHERE state = {}",
       sqlStates({Pending}), sqlStates({InFlight}));
   static const std::string release_one = release_all + " AND id = ?";
+  static const std::string fenced_all = release_all + kClaimIsMine;
+  static const std::string fenced_one = release_one + kClaimIsMine;
+  const std::string& owner = journal.fenceOwner();
   if (ids.empty()) {
-    journal.db().cached(release_all).bind(1, iso(now_ms)).run();
+    Statement& update = journal.db().cached(owner.empty() ? release_all : fenced_all);
+    update.bind(1, iso(now_ms));
+    if (!owner.empty()) update.bind(2, owner);
+    update.run();
     return journal.db().changes();
   }
   int released = 0;
-  Statement& update = journal.db().cached(release_one);
+  Statement& update = journal.db().cached(owner.empty() ? release_one : fenced_one);
   for (const auto id : ids) {
-    update.bind(1, iso(now_ms)).bind(2, id).run();
+    update.bind(1, iso(now_ms)).bind(2, id);
+    if (!owner.empty()) update.bind(3, owner);
+    update.run();
     released += journal.db().changes();
   }
   return released;
@@ -194,9 +221,11 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
       "UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at),"
       " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = {}",
       sqlStates({InFlight}));
+  static const std::string fenced_move_row = move_row + kClaimIsMine;
   Connection& db = journal.db();
+  const std::string& owner = journal.fenceOwner();
   const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
-  Statement& update = db.cached(move_row);
+  Statement& update = db.cached(owner.empty() ? move_row : fenced_move_row);
   update.bind(1, stateName(stateAfter(record.outcome)))
       .bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
   if (record.outcome == AttemptOutcome::Retry || record.outcome == AttemptOutcome::ProbeFailed)
@@ -208,7 +237,9 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
     update.bind(5, static_cast<std::int64_t>(*record.status));
   else
     update.bindNull(5);
-  update.bindOptional(6, error).bind(7, record.delivery_id).run();
+  update.bindOptional(6, error).bind(7, record.delivery_id);
+  if (!owner.empty()) update.bind(8, owner);
+  update.run();
   if (db.changes() != 1) return false;
 
   Statement& insert = db.cached(

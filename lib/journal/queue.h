@@ -42,6 +42,13 @@
 //        `replay --received-since T --target X`, delivered ones too.
 //    dead --purgeDeadMatching--> deleted, with its dead letter: `dlq purge`.
 //
+// Several relays on one PostgreSQL journal (journal/leases.h): on the writer of
+// a relay (Journal::fenceOwner() set), claimDelivery succeeds only under the
+// relay's unexpired lease of the row's target and stamps the row with the
+// lease's epoch; recordAttempt and releaseInFlight change a row only while
+// that epoch is still the relay's. A relay that lost a lease changes nothing
+// of that target's rows: its late record is dropped (returns false).
+//
 // No state or outcome is spelled anywhere else: SQL text is built once from
 // stateName()/outcomeName() (as literals, so that the planner can use the
 // partial index deliveries_ready on `state IN ('pending', 'retry_wait')`).

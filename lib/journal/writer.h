@@ -32,7 +32,8 @@
 // least `on` on a server with fsync on (checked at every connect). A lost
 // connection fails the group (503) and is re-made with backoff, before the next
 // group and every `idle_check`; until it is, every group fails with the reason.
-// The writer's session holds an advisory lock, so one relay serves a database.
+// Several relays may serve one database; which one dispatches a target is
+// journal/leases.h's (the writer's claims and records are fenced there).
 //
 // SQLite:
 // - With synchronous=FULL the commit's WAL frames are on disk; the target
@@ -121,7 +122,7 @@ struct WriterOptions {
   std::size_t max_group = 512;  // jobs per transaction at most
   // SQLite: the serving process's lock on the journal, checked before each
   // group (and taken again if its file was removed); null where no lock is
-  // held (tests). PostgreSQL holds an advisory lock instead.
+  // held (tests). PostgreSQL: several relays may write (journal/leases.h).
   JournalLock* lock = nullptr;
   // Without jobs, the writer checks its files and lock, and retries a reopen
   // or a restore, this often: so a removed journal is restored (and a lost

@@ -92,6 +92,21 @@ void deliveryFamilies(Exposition& out, const std::vector<delivery::TargetSnapsho
                  target.circuit == state ? 1 : 0);
 }
 
+// Several relays on one journal: what this one dispatches, and who it sees.
+void clusterFamilies(Exposition& out, const MetricsSources& sources) {
+  if (!sources.leases || !sources.cluster) return;
+  out.family("mews_relay_target_dispatched_here", "gauge",
+             "1 when this relay holds the target's lease and dispatches it, 0 when another relay does.");
+  for (const auto& target : sources.targets)
+    out.sample("mews_relay_target_dispatched_here", {{"target", target.name}},
+               sources.leases->mayDispatch(target.name) ? 1 : 0);
+  out.family("mews_relay_cluster_relays", "gauge", "Relays with a fresh heartbeat on this journal, this one included.");
+  out.sample("mews_relay_cluster_relays", {}, static_cast<double>(sources.cluster->live_relays));
+  out.family("mews_relay_cluster_definitions_differ", "gauge",
+             "1 when a live relay on this journal defines its targets differently from this one.");
+  out.sample("mews_relay_cluster_definitions_differ", {}, sources.cluster->definitions_differ ? 1 : 0);
+}
+
 // What only the journal knows; false when it could not be read.
 bool queueFamilies(Exposition& out, const MetricsSources& sources) {
   std::vector<std::string> names;
@@ -140,6 +155,7 @@ std::string renderMetrics(const MetricsSources& sources) {
   ingestFamilies(out, sources.ingest);
   journalFamilies(out, sources.writer, sources.settings.journal.location());
   deliveryFamilies(out, sources.targets);
+  clusterFamilies(out, sources);
   const bool readable = queueFamilies(out, sources);
   out.family("mews_relay_journal_readable", "gauge", "1 when the scrape could read the journal's queue figures.");
   out.sample("mews_relay_journal_readable", {}, readable ? 1 : 0);

@@ -6,6 +6,7 @@
 // target names only: never a token, secret or header value.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "delivery/engine.h"
 #include "ingest/server.h"
 #include "journal/writer.h"
+#include "relay/cluster.h"
 
 namespace mews::relay {
 
@@ -22,6 +24,9 @@ struct MetricsSources {
   const journal::WriterMetrics& writer;
   std::vector<delivery::TargetSnapshot> targets;
   std::int64_t now_ms = 0;
+  // Several relays on one PostgreSQL journal (relay/cluster.h); null: one relay.
+  const journal::HeldLeases* leases = nullptr;
+  std::optional<ClusterView> cluster;
 };
 
 std::string renderMetrics(const MetricsSources& sources);

@@ -22,6 +22,10 @@ journal::WriterOptions writerOptions(const config::Settings& settings, journal::
   options.path = settings.journal.path;
   options.url = settings.journal.url;
   options.journal.max_size_bytes = settings.journal.max_size;
+  // Several relays on one PostgreSQL journal: claims and records fenced by
+  // this relay's leases (journal/leases.h).
+  if (settings.journal.location().backend() == journal::Backend::Postgres)
+    options.journal.fence_owner = settings.relay.name;
   options.min_free_bytes = settings.journal.min_free;
   return options;
 }
@@ -29,8 +33,8 @@ journal::WriterOptions writerOptions(const config::Settings& settings, journal::
 }  // namespace
 
 Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::move(settings)) {
-  // A SQLite journal is locked by a file beside it; a PostgreSQL one by the
-  // writer's advisory lock (journal/writer.h).
+  // A SQLite journal is locked by a file beside it; a PostgreSQL one may be
+  // served by several relays, which share its targets by lease (cluster.h).
   const bool sqlite = settings_.journal.location().backend() == journal::Backend::Sqlite;
   if (sqlite) {
     const auto directory = std::filesystem::path(settings_.journal.path).parent_path();
@@ -41,7 +45,8 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
                                " is locked): is mews-relay already serving it?");
   }
   writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, lock_.get()));
-  delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock);
+  if (!sqlite) leases_ = std::make_unique<journal::HeldLeases>();
+  delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock, leases_.get());
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
   credential_ = std::make_unique<auth::CredentialFile>(sqlite ? settings_.journal.path : std::string());
@@ -51,10 +56,23 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   admin_ = std::make_unique<admin::AdminServer>(
       settings_, *writer_, clock, credential_->value(), [engine = delivery_.get()] { engine->wake(); },
       [this, &clock] {
-        return renderMetrics(
-            {settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(), clock.wallMillis()});
+        return renderMetrics({settings_, ingest_->metrics(), writer_->metrics(), delivery_->targets(),
+                              clock.wallMillis(), leases_.get(),
+                              cluster_ ? std::optional(cluster_->view()) : std::nullopt});
       },
       console_);
+  if (leases_) {
+    const auto& ingest_metrics = ingest_->metrics();
+    cluster_ = std::make_unique<Cluster>(Cluster::Sources{
+        settings_, *leases_, admin_->address(),
+        [engine = delivery_.get()](const std::string& target) { return engine->busy(target); },
+        [&ingest_metrics] {
+          std::uint64_t total = 0;
+          for (const auto& kind : ingest_metrics.batches) total += kind.value();
+          return total;
+        },
+        [engine = delivery_.get()] { engine->wake(); }});
+  }
   // The CLI reads where to send its changes, and whether that listener speaks TLS.
   if (lock_) lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));
 }
@@ -67,6 +85,7 @@ void Relay::start() {
 #ifdef MEWS_RELAY_UNSAFE_ACK_BEFORE_COMMIT
   log::error("relay", "UNSAFE BUILD: batches are acknowledged before they are committed (chaos negative control)");
 #endif
+  if (cluster_) cluster_->start();
   delivery_->start();
   console_->start();
   admin_->start();
@@ -79,6 +98,7 @@ void Relay::start() {
              {"path", settings_.server.path},
              {"admin", admin_->address()},
              {"journal", settings_.journal.location().display()},
+             {"relay", settings_.relay.name},
              {"targets", std::to_string(settings_.targets.size())}});
   for (const auto& target : settings_.targets)
     log::info("relay", "target",
@@ -101,6 +121,7 @@ void Relay::reload(const config::Settings& next) {
   }
   ingest_->reconfigure(next);
   delivery_->reconfigure(next);
+  if (cluster_) cluster_->setTargets(next);
   std::vector<std::string> names;
   for (const auto& target : next.targets) names.push_back(target.name);
   admin_->setTargets(names);
@@ -141,6 +162,7 @@ void Relay::stop() {
   credential_.reset();
   console_->stop();
   delivery_->stop();
+  if (cluster_) cluster_->stop();
   writer_->stop();
   const auto stats = writer_->stats();
   log::info("relay", "stopped",

@@ -30,6 +30,7 @@
 #include "ingest/server.h"
 #include "journal/lock.h"
 #include "journal/writer.h"
+#include "relay/cluster.h"
 
 namespace mews::relay {
 
@@ -51,6 +52,8 @@ class Relay {
   [[nodiscard]] const ingest::IngestMetrics& ingestMetrics() const { return ingest_->metrics(); }
   [[nodiscard]] delivery::DeliveryEngine& delivery() { return *delivery_; }
   [[nodiscard]] std::string adminAddress() const { return admin_->address(); }
+  // Several relays on one PostgreSQL journal; null on SQLite.
+  [[nodiscard]] const Cluster* cluster() const { return cluster_.get(); }
 
  private:
   void warnAboutUnknownTargets(const std::vector<config::TargetSettings>& targets) const;
@@ -59,10 +62,12 @@ class Relay {
   std::unique_ptr<journal::JournalLock> lock_;
   std::unique_ptr<auth::CredentialFile> credential_;  // removed at stop, before the lock is released
   std::unique_ptr<journal::JournalWriter> writer_;
+  std::unique_ptr<journal::HeldLeases> leases_;  // PostgreSQL: this relay's leases (cluster.h)
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<ingest::IngestServer> ingest_;
   std::shared_ptr<console::Console> console_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<Cluster> cluster_;  // PostgreSQL only; stopped after delivery_, destroyed first
   bool stopped_ = false;
 };
 
