@@ -73,9 +73,7 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
-if "chaos" not in sys.modules and getattr(sys.modules.get("__main__"), "SCENARIOS", None) is not None:
-    sys.modules["chaos"] = sys.modules["__main__"]  # chaos.py run as a script: one module, one Result class
-import chaos  # noqa: E402
+import chaos  # noqa: E402 (chaos.py, when it runs as a script, registers itself as "chaos" first)
 import netlab  # noqa: E402
 
 # [relay] name (the relay's name in the journal's registry) is the lead's, not
@@ -90,6 +88,11 @@ TARGETS = ("t1", "t2", "t3")  # t1 is the busy one relay-partition cuts the owne
 HAPROXY_EXAMPLE = os.path.join(ROOT, "examples/haproxy.cfg")
 check = chaos.check
 ScenarioFailed = chaos.ScenarioFailed
+
+
+def in_host(lab: netlab.Lab | None, host: netlab.Host | None):
+    """The calling thread in `host` (lab.in_host), or where it is when there is no lab (the harness's tests)."""
+    return lab.in_host(host) if lab else contextlib.nullcontext()
 
 
 def http_get(lab: netlab.Lab, source: netlab.Host, address: str, port: int, path: str,
@@ -123,9 +126,10 @@ class SinkRequest:
 
 class ClusterSink:
     """The targets, in the sink host: answers 200 to every POST after `delay`
-    seconds (a target that takes its time, so two senders' requests can meet)."""
+    seconds (a target that takes its time, so two senders' requests can meet).
+    Without a lab: on 127.0.0.1 (the harness's own tests)."""
 
-    def __init__(self, lab: netlab.Lab, host: netlab.Host, delay: float = 0.01):
+    def __init__(self, lab: netlab.Lab | None, host: netlab.Host | None, delay: float = 0.01):
         self.delay = delay
         self.lock = threading.Lock()
         self.requests: list[SinkRequest] = []
@@ -164,9 +168,11 @@ class ClusterSink:
             def handle_error(self, request, client_address):
                 pass  # a relay killed mid-request breaks its connection: expected here
 
-        with lab.in_host(host):  # the listening socket lives in the sink host for good
-            self.server = Server((host.address, 0), Handler)
-        self.url_base = f"http://{host.address}:{self.server.server_address[1]}"
+        address = host.address if host else "127.0.0.1"
+        with in_host(lab, host):  # the listening socket lives in the sink host for good
+            self.server = Server((address, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url_base = f"http://{address}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -212,6 +218,33 @@ class ClusterSink:
         return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
+def missing_deliveries(sink: ClusterSink, acked: list["Batch"], targets: tuple) -> list[str]:
+    """`target:event` for each event of an acknowledged batch that did not reach a
+    target in a request carrying its batch's webhook-id (msg_<journal>_<batch>)."""
+    delivered = sink.delivered()
+    gone = []
+    for batch in acked:
+        suffix = f"_{batch.batch_id}"
+        for target in targets:
+            for event_id in batch.events:
+                if not any(w.endswith(suffix) for w in delivered.get((target, event_id), ())):
+                    gone.append(f"{target}:{event_id}")
+    return gone
+
+
+def settle(sink: ClusterSink, sender: "MewsSender", targets: tuple, timeout: float) -> chaos.Delivery:
+    """Waits (at most `timeout` s) until every acknowledged batch reached every
+    target with its webhook-id; then counts (event, target) pairs."""
+    acked = lambda: list(sender.acked.values())  # noqa: E731
+    chaos.wait_until(lambda: not missing_deliveries(sink, acked(), targets), timeout, 0.5)
+    lost = missing_deliveries(sink, acked(), targets)
+    events = sum(len(batch.events) for batch in acked())
+    deliveries = [(r.target, e) for r in sink.snapshot() for e in r.events]
+    duplicates = len(deliveries) - len(set(deliveries))
+    return chaos.Delivery(acked=events, delivered=events * len(targets) - len(lost), lost=len(lost),
+                          duplicates=duplicates, missing=lost, targets=len(targets))
+
+
 # --- the Mews-like sender, in the lb host ---------------------------------------------------------
 
 
@@ -230,7 +263,7 @@ class MewsSender:
     threads in `host`, as Mews does (see the header): 5 s timeout, the same
     bytes again `retry_delays` after the first failure, then dropped."""
 
-    def __init__(self, lab: netlab.Lab, host: netlab.Host, address: str, port: int, threads: int = 4,
+    def __init__(self, lab: netlab.Lab | None, host: netlab.Host | None, address: str, port: int, threads: int = 4,
                  pause: float = 0.03, timeout: float = 5, retry_delays: tuple = (10, 30, 60),
                  prefix: str = "m", max_batches: int = 200_000):
         self.lab, self.host, self.address, self.port = lab, host, address, port
@@ -296,7 +329,7 @@ class MewsSender:
 
     def _run(self) -> None:
         holder = [None]
-        with self.lab.in_host(self.host):  # this thread's sockets are the lb host's
+        with in_host(self.lab, self.host):  # this thread's sockets are the lb host's
             while True:
                 batch = self._take()
                 if batch is None:
@@ -533,26 +566,7 @@ class Cluster:
         return next((relay for relay in self.relays if relay.address == address), None)
 
     def settle(self, sender: MewsSender, timeout: float) -> chaos.Delivery:
-        """Waits (at most `timeout` s) until every acknowledged batch reached every
-        target with its webhook-id; then counts (event, target) pairs."""
-        def missing() -> list[str]:
-            delivered = self.sink.delivered()
-            gone = []
-            for batch in list(sender.acked.values()):
-                suffix = f"_{batch.batch_id}"
-                for target in TARGETS:
-                    for event_id in batch.events:
-                        if not any(w.endswith(suffix) for w in delivered.get((target, event_id), ())):
-                            gone.append(f"{target}:{event_id}")
-            return gone
-
-        chaos.wait_until(lambda: not missing(), timeout, 0.5)
-        lost = missing()
-        events = sum(len(batch.events) for batch in sender.acked.values())
-        deliveries = [(r.target, e) for r in self.sink.snapshot() for e in r.events]
-        duplicates = len(deliveries) - len(set(deliveries))
-        return chaos.Delivery(acked=events, delivered=events * len(TARGETS) - len(lost), lost=len(lost),
-                              duplicates=duplicates, missing=lost, targets=len(TARGETS))
+        return settle(self.sink, sender, TARGETS, timeout)
 
     def finish(self, name: str, sender: MewsSender, facts: list[str], expected: dict) -> chaos.Result:
         """The common end: deliveries counted, relays stopped, logs checked, journal checked; the Result."""
@@ -647,7 +661,8 @@ def scenario_relay_partition(args, workdir: str) -> chaos.Result:
     with cluster(args, workdir, "relay_partition") as built:
         sender = built.sender("p").start()
         time.sleep(4)
-        cut_relays, not_ready, ready_again, states = [], [], [], []
+        cut_relays, not_ready_after, ready_again, states = [], [], [], set()
+        readyz: dict[int, int] = {}  # the cut relay's /readyz answers during the cuts (0: none within 2 s)
         load_start = time.monotonic()
         for _ in range(rounds):
             owner = built.relay_by_address(built.sink.owner("t1", time.monotonic() - 2))
@@ -655,21 +670,34 @@ def scenario_relay_partition(args, workdir: str) -> chaos.Result:
             cut_relays.append(owner.host.name)
             built.lab.cut(owner.host, built.db)
             cut_at = time.monotonic()
-            # Seen from the lb host: not ready at some point of the cut (503, or no answer in 2 s).
-            not_ready.append(chaos.wait_until(lambda: owner.ready() != 200, cut_seconds - 5, 0.5))
-            states.append(built.server_states().get(owner.host.name, "?"))
-            time.sleep(max(0.0, cut_seconds - (time.monotonic() - cut_at)))
+            first_not_ready = None
+            for _ in range(cut_seconds * 4):  # watched from the lb host, as HAProxy does
+                if time.monotonic() - cut_at >= cut_seconds:
+                    break
+                answer = owner.ready()
+                readyz[answer] = readyz.get(answer, 0) + 1
+                if answer != 200 and first_not_ready is None:
+                    first_not_ready = time.monotonic() - cut_at
+                states.add(built.server_states().get(owner.host.name, "?"))
+                time.sleep(0.5)
+            not_ready_after.append(first_not_ready)
             built.lab.heal(owner.host, built.db)
-            ready_again.append(chaos.wait_until(lambda: owner.ready() == 200, 30, 0.5))
+            healed_at = time.monotonic()
+            ready_again.append(time.monotonic() - healed_at if chaos.wait_until(lambda: owner.ready() == 200, 30, 0.2)
+                               else None)
             time.sleep(4)
         load_end = time.monotonic()
         sender.stop(drain=sum(sender.retry_delays) + 30)
-        facts = [f"cut off from the database {rounds} x {cut_seconds} s: {', '.join(cut_relays)}, "
-                 f"HAProxy saw it {'/'.join(sorted(set(states)))} during the cut",
+        shown = lambda seconds: "never" if seconds is None else f"{seconds:.1f} s"  # noqa: E731
+        facts = [f"cut off from the database {rounds} x {cut_seconds} s: {', '.join(cut_relays)}; "
+                 f"not ready after {', '.join(map(shown, not_ready_after))}, /readyz answers during the cut "
+                 f"{dict(sorted(readyz.items()))} (0: none within 2 s), HAProxy saw it {'/'.join(sorted(states))}, "
+                 f"ready again {', '.join(map(shown, ready_again))} after the heal",
                  f"longest pause per target: {pauses(built, load_start, load_end)}"]
         return built.finish("relay-partition", sender, facts, {
-            "the cut relay not ready during the cut": all(not_ready),
-            "the cut relay ready again after the heal": all(ready_again),
+            "the cut relay not ready during the cut": None not in not_ready_after,
+            "HAProxy marked the cut relay DOWN": "DOWN" in states,
+            "the cut relay ready again after the heal": None not in ready_again,
         })
 
 
@@ -705,11 +733,6 @@ SCENARIOS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--relays", type=int, default=3,
-                        help="relays in the cluster scenarios (relay-kill, relay-partition, rolling-upgrade)")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.path.join(ROOT, "build/app/mews-relay"))
@@ -717,7 +740,7 @@ def main() -> int:
     parser.add_argument("--only", choices=SCENARIOS, action="append")
     parser.add_argument("--settle", type=float, default=60)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    add_arguments(parser)
+    parser.add_argument("--relays", type=int, default=3, help="relays in the cluster")
     args = parser.parse_args()
     needs = netlab.missing_needs()
     if needs:
