@@ -121,7 +121,7 @@ class SinkRequest:
     webhook_id: str
     events: list
     start: float
-    end: float = 0.0
+    end: float  # when its answer was sent (or the connection broke); inf while it is in progress
 
 
 class ClusterSink:
@@ -147,16 +147,18 @@ class ClusterSink:
                 except (ValueError, KeyError, TypeError, AttributeError):
                     events = []
                 request = SinkRequest(self.client_address[0], self.path.strip("/"),
-                                      self.headers.get("webhook-id", ""), events, started)
-                time.sleep(sink.delay)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-                self.wfile.flush()
-                request.end = time.monotonic()
-                with sink.lock:
+                                      self.headers.get("webhook-id", ""), events, started, float("inf"))
+                with sink.lock:  # recorded before the answer: whoever sees the 200 finds it here
                     sink.requests.append(request)
+                try:
+                    time.sleep(sink.delay)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                    self.wfile.flush()
+                finally:
+                    request.end = time.monotonic()
 
             def log_message(self, *args):
                 pass
@@ -213,9 +215,10 @@ class ClusterSink:
         return found
 
     def longest_pause(self, target: str, start: float, end: float) -> float:
-        """The longest time between two requests to `target` within [start, end] (a dispatch pause)."""
-        times = sorted(r.start for r in self.snapshot() if r.target == target and start <= r.start <= end)
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        """The longest time between two successive requests to `target` that overlaps [start, end] (a dispatch
+        pause): the one from the last request before `start` counts too."""
+        times = sorted(r.start for r in self.snapshot() if r.target == target)
+        return max((b - a for a, b in zip(times, times[1:]) if b >= start and a <= end), default=0.0)
 
 
 def missing_deliveries(sink: ClusterSink, acked: list["Batch"], targets: tuple) -> list[str]:

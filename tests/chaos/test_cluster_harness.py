@@ -63,6 +63,14 @@ class Overlaps(unittest.TestCase):
         self.assertEqual(self.sink.overlaps(), [])
         self.assertEqual(self.sink.owner("t1", 0), "127.0.0.3")  # the latest sender to t1
 
+    def test_a_pause_counts_from_the_last_request_before_the_window(self):
+        post(self.sink, "127.0.0.2", "t1", "msg_j_1", ["a"])
+        window = time.monotonic()
+        time.sleep(0.5)
+        post(self.sink, "127.0.0.2", "t1", "msg_j_2", ["b"])
+        self.assertGreaterEqual(self.sink.longest_pause("t1", window, time.monotonic()), 0.5)
+        self.assertEqual(self.sink.longest_pause("t2", window, time.monotonic()), 0.0)
+
 
 class WebhookIds(unittest.TestCase):
     def setUp(self):
