@@ -1081,6 +1081,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=60, help="seconds to wait for deliveries at the end")
     parser.add_argument("--relays", type=int, default=3,
                         help="relays in the cluster scenarios (relay-kill, relay-partition, rolling-upgrade)")
+    parser.add_argument("--separate-journals", action="store_true",
+                        help="cluster scenarios' negative control: a schema per relay, so overlapping sends must show")
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--inside-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

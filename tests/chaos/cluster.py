@@ -45,6 +45,10 @@ With --relays 1 the harness runs the same way; then relay-kill and
 rolling-upgrade must see errors while the only relay is down (the sender's
 retries still get them in, unless it stays down past a minute).
 
+The negative control, --separate-journals: each relay gets a schema of its
+own, so nothing coordinates who dispatches a target; with two relays or more
+the overlap check must fail (this works today, before relays can share one).
+
 Run: scripts/chaos --backend postgresql [--only relay-kill] [--relays 3] [--full]
 or this file alone: python3 tests/chaos/cluster.py [--only relay-kill] [--relays 1].
 Needs root, iproute2, nftables, haproxy and postgresql-15 (scripts/setup chaos).
@@ -522,10 +526,15 @@ class Cluster:
         relay_hosts = [self.lab.add_host(f"relay{i + 1}") for i in range(self.relay_count)]
         self.pg = LabPgServer(self.lab, self.db)
         self.pg.start()
-        self.journal = self.pg.new_journal(self.name)
+        # --separate-journals, the negative control: a schema per relay, so nothing coordinates who
+        # dispatches a target, and overlapping sends must be reported.
+        separate = getattr(self.args, "separate_journals", False)
+        shared = None if separate else self.pg.new_journal(self.name)
+        self.journals = [self.pg.new_journal(f"{self.name}_{host.name}") if separate else shared
+                         for host in relay_hosts]
         self.sink = ClusterSink(self.lab, self.sink_host)
         targets = {name: f"{self.sink.url_base}/{name}" for name in TARGETS}
-        self.relays = [RelayNode(self, host, self.journal, targets) for host in relay_hosts]
+        self.relays = [RelayNode(self, host, journal, targets) for host, journal in zip(relay_hosts, self.journals)]
         for relay in self.relays:
             relay.start()
         self.stats_socket = os.path.join(self.workdir, "haproxy.sock")
@@ -581,12 +590,14 @@ class Cluster:
             check(self.pg.password not in relay.log_text(), f"the database password appears in {relay.log_path}")
         with open(os.path.join(self.workdir, "haproxy.log"), errors="replace") as f:
             check(TOKEN not in f.read(), f"the token appears in {self.workdir}/haproxy.log")
-        integrity = self.journal.integrity()
+        checked = [journal.integrity() for journal in {id(j): j for j in self.journals}.values()]
+        integrity = next((result for result in checked if result != "ok"), "ok")
         statuses = dict(sorted(sender.statuses.items()))
         if overlaps:
             first = overlaps[0]
             facts.append(f"first overlap: {first[0].target} from {first[0].source} and {first[1].source}")
-        facts = [f"relays {self.relay_count}"] + facts + [
+        shared = len({id(j) for j in self.journals}) == 1
+        facts = [f"relays {self.relay_count}" + ("" if shared else " (each its own journal: the negative control)")] + facts + [
             f"sender: batches acked {len(sender.acked)}, attempts by status {statuses} (0: timeout/no connection), "
             f"dropped by the sender {len(sender.dropped)}, still retrying {sender.pending()}, "
             f"longest gap between 202s {sender.longest_gap():.2f} s",
@@ -744,6 +755,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=60)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--relays", type=int, default=3, help="relays in the cluster")
+    parser.add_argument("--separate-journals", action="store_true",
+                        help="negative control: each relay its own schema; overlapping sends must be reported")
     args = parser.parse_args()
     needs = netlab.missing_needs()
     if needs:
