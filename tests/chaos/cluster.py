@@ -316,6 +316,11 @@ class MewsSender:
 
     def _post(self, connection_holder: list, batch: Batch) -> int:
         status = 0
+        # A connection idle for a while may be closed by HAProxy (timeout http-keep-alive) just as the
+        # post goes out, which would fail it for the harness's sake: a fresh one instead.
+        if connection_holder[0] is not None and time.monotonic() - connection_holder[1] > 1:
+            connection_holder[0].close()
+            connection_holder[0] = None
         try:
             if connection_holder[0] is None:
                 connection_holder[0] = http.client.HTTPConnection(self.address, self.port, timeout=self.timeout)
@@ -335,10 +340,11 @@ class MewsSender:
                 connection_holder[0].close()
             connection_holder[0] = None
             status = 0 if status in (0, 202) else status
+        connection_holder[1] = time.monotonic()
         return status
 
     def _run(self) -> None:
-        holder = [None]
+        holder = [None, 0.0]  # the keep-alive connection, when it was last used
         with in_host(self.lab, self.host):  # this thread's sockets are the lb host's
             while True:
                 batch = self._take()
