@@ -28,6 +28,10 @@ instead of SQLite's integrity_check, and the scenarios are:
     pg-restart   `pg_ctl restart -m immediate` of the server, several times,
                  under ingest load: every 202-acked batch delivered, 503s
                  while it is down counted, ingest back after each restart
+    relay-kill, relay-partition, rolling-upgrade
+                 several relays (--relays N, default 3) on one PostgreSQL
+                 journal behind HAProxy, on a test network of namespaces with
+                 a server of its own (tests/chaos/cluster.py; needs root)
 Not applicable on postgresql, because they are about the SQLite file: disk-full
 and watermark (a tmpfs under the journal file), io-errors (fiu fails the
 relay's own fdatasync/pwrite of the file) and negative-control (its unsafe
@@ -974,6 +978,19 @@ def scenario_pg_restart(args, workdir: str) -> Result:
     })
 
 
+def cluster_scenario(name: str):
+    """A scenario of tests/chaos/cluster.py, imported when it runs (it needs this module as `chaos`)."""
+    def run(args, workdir: str) -> Result:
+        sys.modules.setdefault("chaos", sys.modules[__name__])
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import cluster  # noqa: PLC0415 (cluster imports chaos: only once chaos is whole)
+        return cluster.SCENARIOS[name](args, workdir)
+    return run
+
+
+# Several relays on one PostgreSQL journal, on their own network and server (cluster.py).
+CLUSTER = ("relay-kill", "relay-partition", "rolling-upgrade")
+
 SCENARIOS = {
     "kill-9": scenario_kill9,
     "disk-full": scenario_disk_full,
@@ -984,10 +1001,11 @@ SCENARIOS = {
     "slow-clients": scenario_slow_clients,
     "negative-control": scenario_negative_control,
     "pg-restart": scenario_pg_restart,
+    **{name: cluster_scenario(name) for name in CLUSTER},
 }
 # The scenarios about the SQLite file (see the header): not applicable on postgresql.
 SQLITE_ONLY = ("disk-full", "watermark", "io-errors", "negative-control")
-POSTGRESQL_ONLY = ("pg-restart",)
+POSTGRESQL_ONLY = ("pg-restart",) + CLUSTER
 
 
 def scenarios_for(backend: str) -> list[str]:
@@ -1061,13 +1079,18 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="the long run: 20 kill cycles, more injections and load")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
     parser.add_argument("--settle", type=float, default=60, help="seconds to wait for deliveries at the end")
+    parser.add_argument("--relays", type=int, default=3,
+                        help="relays in the cluster scenarios (relay-kill, relay-partition, rolling-upgrade)")
+    parser.add_argument("--separate-journals", action="store_true",
+                        help="cluster scenarios' negative control: a schema per relay, so overlapping sends must show")
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--inside-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     applicable = scenarios_for(args.backend)
     for name in args.only or []:
         if name not in applicable:
-            why = "it is about the SQLite file" if name in SQLITE_ONLY else "it restarts the PostgreSQL server"
+            why = ("it is about the SQLite file" if name in SQLITE_ONLY else
+                   "its relays share one PostgreSQL journal" if name in CLUSTER else "it restarts the PostgreSQL server")
             parser.error(f"scenario {name} does not apply to --backend {args.backend}: {why}")
     args.cycles = 20 if args.full else 4
     args.injections = 10 if args.full else 4
@@ -1079,13 +1102,15 @@ def main() -> int:
     # SIGTERM ends the run like Ctrl-C: through the finally below, which stops the server.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     failed = True
+    names = args.only or applicable
     try:
-        if args.backend == "postgresql":
+        # The cluster scenarios start a server of their own, in their network: the run's is for the others.
+        if args.backend == "postgresql" and any(name not in CLUSTER for name in names):
             args.pg = PgServer()
             args.pg.start()
             print(f"backend postgresql: a throwaway server ({args.pg.settings()}), a schema per scenario; "
                   f"not applicable here (about the SQLite file): {', '.join(SQLITE_ONLY)}", flush=True)
-        outcomes = run_scenarios(args.only or applicable, SCENARIOS, args)
+        outcomes = run_scenarios(names, SCENARIOS, args)
         failed = any(outcome.failures for outcome in outcomes)
     finally:
         if args.pg:

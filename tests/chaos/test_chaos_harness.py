@@ -169,8 +169,9 @@ class Backends(unittest.TestCase):
         self.assertIn("target-faults", on_postgresql)
         self.assertIn("pg-restart", on_postgresql)
 
-    def test_sqlite_runs_every_scenario_but_the_server_restart(self):
-        self.assertEqual(set(chaos.SCENARIOS) - set(chaos.scenarios_for("sqlite")), {"pg-restart"})
+    def test_sqlite_runs_every_scenario_but_the_server_restart_and_the_cluster(self):
+        self.assertEqual(set(chaos.SCENARIOS) - set(chaos.scenarios_for("sqlite")),
+                         {"pg-restart", "relay-kill", "relay-partition", "rolling-upgrade"})
 
     def test_asking_postgresql_for_a_sqlite_file_scenario_is_a_usage_error(self):
         process = subprocess.run([sys.executable, chaos.__file__, "--backend", "postgresql", "--only", "disk-full"],
