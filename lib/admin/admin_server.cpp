@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "auth/credential.h"
@@ -47,6 +48,7 @@ struct AdminServer::Shared {
   std::function<std::string()> render_metrics;
   auth::HostRule host_rule;  // the bound address and port: set once bound, before the first request
   std::shared_ptr<console::Console> console;
+  std::atomic<bool> stopping{false};
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
 
@@ -186,6 +188,11 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
   }
 
   void readyz(Poco::Net::HTTPServerResponse& response, const Query&) const {
+    auto notReady = [](std::string_view reason) {
+      return std::move(json::Writer().beginObject().field("status", "not ready").field("reason", reason).endObject())
+          .text();
+    };
+    if (shared_->stopping) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady("stopping"));
     // One small write through the writer: it fails exactly when an ingest write
     // would (free disk below min_free, disk full, I/O error, journal
     // unavailable), with that reason.
@@ -194,10 +201,6 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       journal.recordReadyProbe(now);
       return std::int64_t{0};
     });
-    auto notReady = [](std::string_view reason) {
-      return std::move(json::Writer().beginObject().field("status", "not ready").field("reason", reason).endObject())
-          .text();
-    };
     if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
       return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady("journal commit is taking too long"));
     const auto outcome = probe.get();
@@ -355,6 +358,10 @@ void AdminServer::stop() {
   if (server_) server_->stopAll(false);
   if (gate_) gate_->stop();
   if (workers_) workers_->stop();
+}
+
+void AdminServer::sayStopping() {
+  shared_->stopping = true;
 }
 
 void AdminServer::setTargets(std::vector<std::string> names) {

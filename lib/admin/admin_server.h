@@ -74,6 +74,8 @@ class AdminServer {
   [[nodiscard]] std::string address() const;
   // The running configuration's target names (a reload changes them).
   void setTargets(std::vector<std::string> names);
+  // From now on /readyz answers 503 {"status":"not ready","reason":"stopping"}.
+  void sayStopping();
   [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;

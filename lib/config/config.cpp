@@ -309,6 +309,12 @@ const std::vector<KeySpec>& keySpecs() {
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_certificate = v; }},
       {"admin", "tls_private_key", "file (PEM)", "", kRestart, "the private key of the admin tls_certificate",
        [](Settings& s, TargetSettings*, std::string_view v) { s.admin.tls_private_key = v; }},
+      {"admin", "unready_before_stop", "duration 0s..60s", "0s", kRestart,
+       "at a stop, /readyz answers 503 this long before the listeners close, so that a load balancer takes the relay "
+       "out first",
+       [](Settings& s, TargetSettings*, std::string_view v) {
+         s.admin.unready_before_stop = durationIn(v, Millis{0}, 60 * kSecond);
+       }},
       {"console", "password_hash", "pbkdf2-sha256$...", "", kSecret | kRestart,
        "the console operator's password hash, from `mews-relay console-password`; enables the console",
        [](Settings& s, TargetSettings*, std::string_view v) {

@@ -51,6 +51,7 @@ struct AdminSettings {
   std::string listen;
   std::string tls_certificate;  // PEM; set together with tls_private_key, or neither
   std::string tls_private_key;
+  Millis unready_before_stop{};  // /readyz says "stopping" this long before the listeners close
 };
 
 // The operator console on the admin listener (lib/console). Enabled when a

@@ -97,7 +97,8 @@ void heartbeat(Journal& journal, const RelayRecord& relay, bool starting) {
   static const std::string upsert =
       "INSERT INTO relays (name, host, version, targets, fingerprint, admin, accepted_hour, instance, started_at,"
       " heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, clock_timestamp(), clock_timestamp())"
-      " ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, host = excluded.host, version = excluded.version,"
+      " ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, host = excluded.host, version = "
+      "excluded.version,"
       " targets = excluded.targets, fingerprint = excluded.fingerprint, admin = excluded.admin,"
       " accepted_hour = excluded.accepted_hour, heartbeat_at = excluded.heartbeat_at,"
       " started_at = CASE WHEN ? = 1 THEN excluded.started_at ELSE relays.started_at END";
@@ -116,11 +117,21 @@ void heartbeat(Journal& journal, const RelayRecord& relay, bool starting) {
   transaction.commit();
 }
 
+void markStopped(Journal& journal, const std::string& name, const std::string& instance) {
+  Transaction transaction(journal.db());
+  journal.db()
+      .prepare("UPDATE relays SET instance = '' WHERE name = ? AND instance = ?")
+      .bind(1, name)
+      .bind(2, instance)
+      .run();
+  transaction.commit();
+}
+
 std::optional<std::chrono::milliseconds> otherInstanceAge(Journal& journal, const std::string& name,
                                                           const std::string& instance) {
   Statement select(journal.db(),
                    "SELECT CAST(EXTRACT(EPOCH FROM (clock_timestamp() - heartbeat_at)) * 1000 AS BIGINT)"
-                   " FROM relays WHERE name = ? AND instance <> ?");
+                   " FROM relays WHERE name = ? AND instance <> ? AND instance <> ''");
   select.bind(1, name).bind(2, instance);
   if (!select.step()) return std::nullopt;
   return std::chrono::milliseconds(select.columnInt(0));
@@ -187,7 +198,7 @@ void releaseLease(Journal& journal, const std::string& target, const std::string
 
 std::vector<RelayRow> relays(Journal& reader) {
   Statement select(reader.db(),
-                   "SELECT name, host, version, targets, fingerprint, admin, accepted_hour,"
+                   "SELECT name, host, version, targets, fingerprint, admin, accepted_hour, instance,"
                    " CAST(EXTRACT(EPOCH FROM (clock_timestamp() - heartbeat_at)) * 1000 AS BIGINT),"
                    " CAST(EXTRACT(EPOCH FROM (clock_timestamp() - started_at)) * 1000 AS BIGINT),"
                    " to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -202,9 +213,10 @@ std::vector<RelayRow> relays(Journal& reader) {
     row.relay.fingerprint = select.columnText(4);
     row.relay.admin = select.columnText(5);
     row.relay.accepted_hour = select.columnInt(6);
-    row.heartbeat_age_s = static_cast<double>(select.columnInt(7)) / 1000.0;
-    row.up_s = static_cast<double>(select.columnInt(8)) / 1000.0;
-    row.started_at = select.columnText(9);
+    row.relay.instance = select.columnText(7);
+    row.heartbeat_age_s = static_cast<double>(select.columnInt(8)) / 1000.0;
+    row.up_s = static_cast<double>(select.columnInt(9)) / 1000.0;
+    row.started_at = select.columnText(10);
     out.push_back(std::move(row));
   }
   return out;

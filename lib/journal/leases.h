@@ -105,7 +105,7 @@ class HeldLeases {
 // One relay as it registers itself (relays table).
 struct RelayRecord {
   std::string name;
-  std::string instance;  // random per process
+  std::string instance;  // random per process; empty once it stopped cleanly
   std::string host;
   std::string version;
   std::string targets;      // the configured target names, comma-separated
@@ -131,7 +131,10 @@ struct LeaseRow {
 // The statements below are PostgreSQL's (target_leases and relays exist
 // there only); each runs in its own transaction on the given connection.
 void heartbeat(Journal& journal, const RelayRecord& relay, bool starting);
-// How long ago another process (another instance) of a relay named `name`
+// A clean stop: the row stays (status shows when it last beat), marked
+// stopped (instance ''), so that the same relay starting again need not wait.
+void markStopped(Journal& journal, const std::string& name, const std::string& instance);
+// How long ago another running process (another instance) of a relay named `name`
 // last beat; nullopt when none did, or this instance owns the row.
 std::optional<std::chrono::milliseconds> otherInstanceAge(Journal& journal, const std::string& name,
                                                           const std::string& instance);

@@ -48,6 +48,26 @@ std::string hostName() {
 
 }  // namespace
 
+void awaitNameFree(journal::Journal& journal, const std::string& name, const std::string& instance) {
+  // A process named like this one that beat recently: the same relay killed
+  // and restarted (its beat goes stale within kLiveWithin), or a second relay
+  // given the same name by mistake, which is refused.
+  const auto give_up = Steady::now() + kLiveWithin + kRenewEvery;
+  for (bool first = true;; first = false) {
+    const auto age = journal::otherInstanceAge(journal, name, instance);
+    if (!age || *age > kLiveWithin) return;
+    if (Steady::now() >= give_up)
+      throw std::runtime_error(
+          fmt::format("another relay named '{}' is live on journal {} (its heartbeat is {} ms old): give each relay "
+                      "its own [relay] name",
+                      name, journal.path(), age->count()));
+    if (first)
+      log::warn("cluster", "a process named like this relay beat recently; waiting for its beat to go stale",
+                {{"relay", name}, {"heartbeat_age_ms", std::to_string(age->count())}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 Cluster::Cluster(Sources sources)
     : sources_(std::move(sources)),
       name_(sources_.settings.relay.name),
@@ -63,23 +83,7 @@ Cluster::~Cluster() {
 void Cluster::start() {
   {
     journal::Journal journal(location_, {});
-    // A process named like this one that beat recently: the same relay killed
-    // and restarted (its beat goes stale within kLiveWithin), or a second
-    // relay given the same name by mistake, which is refused.
-    const auto give_up = Steady::now() + kLiveWithin + kRenewEvery;
-    for (bool first = true;; first = false) {
-      const auto age = journal::otherInstanceAge(journal, name_, instance_);
-      if (!age || *age > kLiveWithin) break;
-      if (Steady::now() >= give_up)
-        throw std::runtime_error(fmt::format(
-            "another relay named '{}' is live on journal {} (its heartbeat is {} ms old): give each relay its own "
-            "[relay] name",
-            name_, location_.display(), age->count()));
-      if (first)
-        log::warn("cluster", "a process named like this relay beat recently; waiting for its beat to go stale",
-                  {{"relay", name_}, {"heartbeat_age_ms", std::to_string(age->count())}});
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
+    awaitNameFree(journal, name_, instance_);
     round(journal, true);
   }
   keeper_ = std::thread([this] { keepLoop(); });
@@ -99,12 +103,13 @@ void Cluster::stop() {
   // targets' next owners take them at their next round instead of waiting
   // for the leases to expire.
   const auto held = sources_.held.targets();
-  if (held.empty()) return;
   try {
     journal::Journal journal(location_, {});
     for (const auto& target : held)
       if (const auto epoch = sources_.held.epoch(target)) journal::releaseLease(journal, target, name_, *epoch);
-    log::info("cluster", "leases released at stop", {{"relay", name_}, {"targets", text::joinList(held)}});
+    journal::markStopped(journal, name_, instance_);
+    if (!held.empty())
+      log::info("cluster", "leases released at stop", {{"relay", name_}, {"targets", text::joinList(held)}});
   } catch (const std::exception& e) {
     log::warn("cluster", "cannot release the leases at stop; they expire by themselves",
               {{"relay", name_}, {"error", e.what()}, {"within_s", std::to_string(kLeaseTtl.count() / 1000)}});
@@ -186,8 +191,14 @@ void Cluster::round(journal::Journal& journal, bool starting) {
     targets = targets_;
     fingerprint = fingerprint_;
   }
-  journal::RelayRecord me{name_, instance_, hostName(), MEWS_RELAY_VERSION, text::joinList(targets), fingerprint,
-                          sources_.admin_address, static_cast<std::int64_t>(acceptedLastHour())};
+  journal::RelayRecord me{name_,
+                          instance_,
+                          hostName(),
+                          MEWS_RELAY_VERSION,
+                          text::joinList(targets),
+                          fingerprint,
+                          sources_.admin_address,
+                          static_cast<std::int64_t>(acceptedLastHour())};
   journal::heartbeat(journal, me, starting);
 
   // Who is live, and for which targets.
@@ -196,7 +207,9 @@ void Cluster::round(journal::Journal& journal, bool starting) {
   std::vector<std::string> differing;
   std::map<std::string, const journal::RelayRow*> by_name;
   for (const auto& row : relays) {
-    if (row.heartbeat_age_s * 1000 > static_cast<double>(kLiveWithin.count()) && row.relay.name != name_) continue;
+    const bool stale =
+        row.heartbeat_age_s * 1000 > static_cast<double>(kLiveWithin.count()) || row.relay.instance.empty();
+    if (stale && row.relay.name != name_) continue;
     by_name[row.relay.name] = &row;
     ++view.live_relays;
     if (row.relay.fingerprint != fingerprint) differing.push_back(row.relay.name);

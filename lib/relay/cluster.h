@@ -37,6 +37,13 @@ struct ClusterView {
   std::string differing;            // "relay-a, relay-b": those whose fingerprint is not this relay's
 };
 
+// Returns once no other process named `name` (another `instance`; "" matches
+// any) has beaten within kLiveWithin, waiting for a killed one's beat to go
+// stale. Throws std::runtime_error, naming the relay and the journal, when one
+// keeps beating (two relays given one name). Before the listeners open, so a
+// load balancer sees no port that does not answer.
+void awaitNameFree(journal::Journal& journal, const std::string& name, const std::string& instance);
+
 class Cluster {
  public:
   struct Sources {

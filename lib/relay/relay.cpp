@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "common/log.h"
 #include "common/text.h"
@@ -45,7 +46,11 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
                                " is locked): is mews-relay already serving it?");
   }
   writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, lock_.get()));
-  if (!sqlite) leases_ = std::make_unique<journal::HeldLeases>();
+  if (!sqlite) {
+    leases_ = std::make_unique<journal::HeldLeases>();
+    journal::Journal journal(settings_.journal.location(), {});
+    awaitNameFree(journal, settings_.relay.name, "");
+  }
   delivery_ = std::make_unique<delivery::DeliveryEngine>(settings_, *writer_, clock, leases_.get());
   ingest_ = std::make_unique<ingest::IngestServer>(settings_, *writer_, clock,
                                                    [engine = delivery_.get()] { engine->wake(); });
@@ -157,6 +162,13 @@ void Relay::warnAboutUnknownTargets(const std::vector<config::TargetSettings>& t
 void Relay::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (const auto unready = settings_.admin.unready_before_stop; unready.count() > 0) {
+    // Not ready first, still serving: a load balancer stops sending here
+    // before the listeners close.
+    admin_->sayStopping();
+    log::info("relay", "not ready: stopping", {{"in_ms", std::to_string(unready.count())}});
+    std::this_thread::sleep_for(unready);
+  }
   ingest_->stop();
   admin_->stop();
   credential_.reset();

@@ -81,10 +81,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
 import chaos  # noqa: E402 (chaos.py, when it runs as a script, registers itself as "chaos" first)
 import netlab  # noqa: E402
 
-# [relay] name (the relay's name in the journal's registry) is the lead's, not
-# on this branch yet: a binary that does not know it refuses the config. One line
-# to flip when it lands.
-RELAY_NAME_KEY = False
+# [relay] name: the relay's name in the journal's registry and on its leases
+# (relay/cluster.h). Every relay gets its host's name.
+RELAY_NAME_KEY = True
 
 ROOT = chaos.ROOT
 TOKEN = chaos.TOKEN
@@ -438,7 +437,7 @@ class RelayNode:
         with open(self.config, "w") as f:
             f.write((f"[relay]\nname = {host.name}\n" if RELAY_NAME_KEY else "") +
                     f"[server]\nlisten = {host.address}:{INGEST_PORT}\ntokens = ${{system.env.CHAOS_RELAY_TOKEN}}\n"
-                    f"[admin]\nlisten = {host.address}:{ADMIN_PORT}\n"
+                    f"[admin]\nlisten = {host.address}:{ADMIN_PORT}\nunready_before_stop = 3s\n"
                     f"[journal]\nurl = {journal.url}\n[delivery]\nworkers = 8\n{sections}")
 
     @property
