@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "auth/secrets.h"
+#include "common/clock.h"
 #include "journal/resends.h"
 
 namespace mews::ingest {
@@ -22,6 +23,13 @@ struct ResendGuard::Notes {
     entry = std::max(entry, until);
   }
 
+  // From another relay's late commit (shared journal): no sweep.
+  void add(const std::string& digest, std::int64_t until) {
+    const std::lock_guard lock(mutex);
+    auto& entry = until_ms[digest];
+    entry = std::max(entry, until);
+  }
+
   bool noted(const std::string& digest, std::int64_t now_ms) const {
     const std::lock_guard lock(mutex);
     const auto it = until_ms.find(digest);
@@ -35,9 +43,39 @@ ResendGuard::ResendGuard(journal::JournalLocation journal, Millis window, std::i
   journal::Journal reader(journal_, {0, true});
   for (const auto& late : journal::lateCommitsSince(reader, now_ms - window_.count()))
     notes_->note(late.body_sha256, late.received_ms + window_.count(), now_ms);
+  // Several relays on one PostgreSQL journal: Mews's resend may reach another
+  // relay than the one that answered 503. The late commits of every relay are
+  // read every kShareEvery; a resend comes minutes after its 503.
+  if (journal_.backend() == journal::Backend::Postgres) sharer_ = std::thread([this] { shareLoop(); });
 }
 
-ResendGuard::~ResendGuard() = default;
+ResendGuard::~ResendGuard() {
+  {
+    const std::lock_guard lock(stop_mutex_);
+    stopping_ = true;
+  }
+  stop_wake_.notify_all();
+  if (sharer_.joinable()) sharer_.join();
+}
+
+void ResendGuard::shareLoop() {
+  pthread_setname_np(pthread_self(), "late-commits");
+  std::unique_ptr<journal::Journal> reader;
+  while (true) {
+    {
+      std::unique_lock lock(stop_mutex_);
+      if (stop_wake_.wait_for(lock, kShareEvery, [this] { return stopping_; })) return;
+    }
+    try {
+      if (!reader) reader = std::make_unique<journal::Journal>(journal_, journal::JournalOptions{0, true});
+      const std::int64_t now = SystemClock::instance().wallMillis();
+      for (const auto& late : journal::lateCommitsSince(*reader, now - window_.count()))
+        notes_->add(late.body_sha256, late.received_ms + window_.count());
+    } catch (const std::exception&) {
+      reader.reset();  // the database away: the writer says so; tried again at the next turn
+    }
+  }
+}
 
 bool ResendGuard::enabled() const {
   return window_.count() > 0;

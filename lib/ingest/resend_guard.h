@@ -34,16 +34,23 @@
 // - Identical bodies that were acknowledged normally are never matched.
 //
 // The notes are rebuilt from the journal at start, so a restart within the
-// window still recognises a resend. [server] resend_window = 0s turns it off.
+// window still recognises a resend; on a PostgreSQL journal they are also read
+// every kShareEvery, so that a relay recognises a resend of a batch another
+// relay committed late (the row is consumed once, whichever relay consumes
+// it). [server] resend_window = 0s turns it off.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "common/units.h"
 #include "journal/writer.h"
@@ -81,11 +88,18 @@ class ResendGuard {
                                             std::int64_t answered_ms) const;
 
   struct Notes;
+  static constexpr std::chrono::milliseconds kShareEvery{1'000};
 
  private:
+  void shareLoop();
+
   journal::JournalLocation journal_;
   Millis window_;
   std::shared_ptr<Notes> notes_;
+  std::mutex stop_mutex_;
+  std::condition_variable stop_wake_;
+  bool stopping_ = false;
+  std::thread sharer_;  // PostgreSQL only: other relays' late commits
 };
 
 }  // namespace mews::ingest

@@ -10,8 +10,10 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
+#include "ingest/resend_guard.h"
 #include "journal/journal.h"
 #include "journal/leases.h"
 #include "journal/queue.h"
@@ -216,4 +218,34 @@ TEST_CASE("a second live relay with the same name is refused") {
   const std::string ini = test::relayConfig(dir.file("relay.db"), "[relay]\nname = same\n");
   auto relay = test::startRelay(ini);
   CHECK_THROWS_WITH(test::startRelay(ini), doctest::Contains("another relay named 'same' is live"));
+}
+
+TEST_CASE("Mews's resend reaches another relay than the one that answered 503: recognised once, across relays") {
+  test::TempDir dir;
+  test::Sink sink;
+  const std::string journal = dir.file("relay.db");
+  const std::string targets = test::targetSection("pms", sink.url());
+  auto first = test::startRelay(test::relayConfigWithTargets(journal, targets, "[relay]\nname = first\n"));
+  auto second = test::startRelay(test::relayConfigWithTargets(journal, targets, "[relay]\nname = second\n"));
+  const std::string body = test::generalBatch(3);
+
+  // The first relay's writer held past the commit limit: 503, committed anyway.
+  first->writer().submit([](journal::Journal&) {
+    std::this_thread::sleep_for(4500ms);
+    return std::int64_t{0};
+  });
+  const auto refused = test::httpRequest(first->ingestPort(), "POST", test::kIngestUri, body);
+  CHECK(refused.status == 503);
+  REQUIRE(test::waitUntil([&] { return test::queryInt(journal, "SELECT count(*) FROM late_commits") == 1; }, 8s));
+  std::this_thread::sleep_for(ingest::ResendGuard::kShareEvery + 500ms);  // the second relay reads it
+
+  const auto resend = test::httpRequest(second->ingestPort(), "POST", test::kIngestUri, body);
+  CHECK(resend.status == 202);
+  CHECK(resend.body == R"({"batch":1,"events":3,"resend":true})");
+  // The same bytes again are a new notification: stored, on either relay.
+  const auto again = test::httpRequest(first->ingestPort(), "POST", test::kIngestUri, body);
+  CHECK(again.status == 202);
+  CHECK(again.body.find("resend") == std::string::npos);
+  CHECK(test::queryInt(journal, "SELECT count(*) FROM batches") == 2);
+  REQUIRE(sink.waitForRequests(2, 10s));
 }
