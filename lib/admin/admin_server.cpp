@@ -49,6 +49,7 @@ struct AdminServer::Shared {
   auth::HostRule host_rule;  // the bound address and port: set once bound, before the first request
   std::shared_ptr<console::Console> console;
   std::atomic<bool> stopping{false};
+  std::function<std::optional<std::string>()> ready_warning;
   mutable std::mutex targets_mutex;
   std::vector<std::string> targets;  // of the running configuration (a reload changes them)
 
@@ -205,6 +206,11 @@ class AdminHandler final : public Poco::Net::HTTPRequestHandler {
       return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady("journal commit is taking too long"));
     const auto outcome = probe.get();
     if (!outcome.committed()) return send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, notReady(outcome.error));
+    if (const auto warning = shared_->ready_warning ? shared_->ready_warning() : std::nullopt)
+      return send(
+          response, HTTPResponse::HTTP_OK,
+          std::move(json::Writer().beginObject().field("status", "ready").field("warning", *warning).endObject())
+              .text());
     send(response, HTTPResponse::HTTP_OK, R"({"status":"ready"})");
   }
 
@@ -358,6 +364,10 @@ void AdminServer::stop() {
   if (server_) server_->stopAll(false);
   if (gate_) gate_->stop();
   if (workers_) workers_->stop();
+}
+
+void AdminServer::setReadyWarning(std::function<std::optional<std::string>()> warning) {
+  shared_->ready_warning = std::move(warning);
 }
 
 void AdminServer::sayStopping() {

@@ -40,6 +40,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,9 @@ class AdminServer {
   void setTargets(std::vector<std::string> names);
   // From now on /readyz answers 503 {"status":"not ready","reason":"stopping"}.
   void sayStopping();
+  // A warning /readyz adds to a 200 when it returns one (several relays whose
+  // target definitions differ). Set before start().
+  void setReadyWarning(std::function<std::optional<std::string>()> warning);
   [[nodiscard]] bool tls() const { return tls_; }
 
   struct Shared;

@@ -9,8 +9,8 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "common/url.h"
-#include "journal/reports.h"
 #include "journal/queue.h"
+#include "journal/reports.h"
 #include "relay/metrics_page.h"
 
 namespace mews::relay {
@@ -68,15 +68,21 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
       console_);
   if (leases_) {
     const auto& ingest_metrics = ingest_->metrics();
-    cluster_ = std::make_unique<Cluster>(Cluster::Sources{
-        settings_, *leases_, admin_->address(),
-        [engine = delivery_.get()](const std::string& target) { return engine->busy(target); },
-        [&ingest_metrics] {
-          std::uint64_t total = 0;
-          for (const auto& kind : ingest_metrics.batches) total += kind.value();
-          return total;
-        },
-        [engine = delivery_.get()] { engine->wake(); }});
+    cluster_ = std::make_unique<Cluster>(
+        Cluster::Sources{settings_, *leases_, admin_->address(),
+                         [engine = delivery_.get()](const std::string& target) { return engine->busy(target); },
+                         [&ingest_metrics] {
+                           std::uint64_t total = 0;
+                           for (const auto& kind : ingest_metrics.batches) total += kind.value();
+                           return total;
+                         },
+                         [engine = delivery_.get()] { engine->wake(); }});
+    admin_->setReadyWarning([cluster = cluster_.get()]() -> std::optional<std::string> {
+      const auto view = cluster->view();
+      if (!view.definitions_differ) return std::nullopt;
+      return "relays define their targets differently (" + view.differing +
+             "): each target is dispatched with the definition of the relay that holds its lease";
+    });
   }
   // The CLI reads where to send its changes, and whether that listener speaks TLS.
   if (lock_) lock_->publish("admin=" + admin_->address() + "\n" + (admin_->tls() ? "admin_scheme=https\n" : ""));

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "journal/leases.h"
 #include "journal/queue.h"
 #include "relay/relay.h"
+#include "support/operator_fixture.h"
 #include "support/relay_process.h"
 #include "support/sink.h"
 #include "support/test_support.h"
@@ -191,11 +193,19 @@ TEST_CASE("two relays serve one journal: targets spread, every batch delivered, 
   };
   const auto allHave = [&](std::size_t count) {
     const auto ids = perTarget();
-    return std::all_of(targets.begin(), targets.end(), [&](const std::string& t) {
-      return ids.count(t) && ids.at(t).size() >= count;
-    });
+    return std::all_of(targets.begin(), targets.end(),
+                       [&](const std::string& t) { return ids.count(t) && ids.at(t).size() >= count; });
   };
   REQUIRE(test::waitUntil([&] { return allHave(20); }, 10s));
+
+  // status, from either relay's configuration: who dispatches what, every relay live.
+  const auto status = test::runCommand(configFor(second), {"status"});
+  REQUIRE(status.exit == 0);
+  CHECK(status.out.find("DISPATCHED BY") != std::string::npos);
+  for (const auto& name : {first, second}) CHECK(std::regex_search(status.out, std::regex("\n" + name + " +live +")));
+  const auto status_json = test::runCommand(configFor(second), {"status", "--json"});
+  CHECK(status_json.out.find(R"("dispatched_by":")" + first + "\"") != std::string::npos);
+  CHECK(status_json.out.find(R"("name":")" + second + R"(","state":"live")") != std::string::npos);
 
   // The first relay dies without a word; the second goes on acknowledging, and
   // takes the first's targets over once their leases run out.
@@ -248,4 +258,24 @@ TEST_CASE("Mews's resend reaches another relay than the one that answered 503: r
   CHECK(again.body.find("resend") == std::string::npos);
   CHECK(test::queryInt(journal, "SELECT count(*) FROM batches") == 2);
   REQUIRE(sink.waitForRequests(2, 10s));
+}
+
+TEST_CASE("relays whose target definitions differ are reported: /readyz, /metrics, status") {
+  test::TempDir dir;
+  test::Sink sink;
+  const std::string journal = dir.file("relay.db");
+  auto first = test::startRelay(
+      test::relayConfigWithTargets(journal, test::targetSection("pms", sink.url()), "[relay]\nname = first\n"));
+  auto second = test::startRelay(test::relayConfigWithTargets(journal, test::targetSection("pms", sink.url(), "", "3s"),
+                                                              "[relay]\nname = second\n"));
+  const auto readyz = [&](const relay::Relay& relay) {
+    return test::httpRequest(test::adminPort(relay), "GET", "/readyz").body;
+  };
+  REQUIRE(test::waitUntil([&] { return readyz(*first).find("define their targets differently") != std::string::npos; },
+                          5s));
+  CHECK(readyz(*first).find("(second)") != std::string::npos);
+  CHECK(readyz(*second).find("(first)") != std::string::npos);
+  const auto metrics = test::httpRequest(test::adminPort(*first), "GET", "/metrics").body;
+  CHECK(metrics.find("mews_relay_cluster_definitions_differ 1") != std::string::npos);
+  CHECK(metrics.find("mews_relay_cluster_relays 2") != std::string::npos);
 }
