@@ -466,9 +466,19 @@ void Console::overview(Request& r, const Session& session) {
   view.bucket_ms = kActivityBucketMs * group;
   view.chart_start_ms = cache.start_ms + kActivityBucketMs * (kActivityBuckets - base_buckets);
 
+  if (reader.backend() == journal::Backend::Postgres) {
+    view.relays = journal::relays(reader);
+    for (const auto& lease : journal::leases(reader))
+      if (lease.expires_in_s > 0) view.dispatched_by[lease.target] = lease.owner;
+  }
+  // The engine's circuits, for the targets this relay dispatches; the journal's for the others.
   std::map<std::string, std::string> live_circuits;
   if (targets_)
-    for (const auto& snapshot : targets_()) live_circuits[snapshot.name] = delivery::circuitName(snapshot.circuit);
+    for (const auto& snapshot : targets_()) {
+      const auto owner = view.dispatched_by.find(snapshot.name);
+      if (view.relays.empty() || (owner != view.dispatched_by.end() && owner->second == settings_.relay.name))
+        live_circuits[snapshot.name] = delivery::circuitName(snapshot.circuit);
+    }
   for (auto& queue : journal::targetQueues(reader, names)) {
     pages::TargetRow row;
     row.circuit = live_circuits.count(queue.target) ? live_circuits[queue.target] : queue.circuit;

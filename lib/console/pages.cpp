@@ -172,7 +172,8 @@ std::string overview(const Chrome& chrome, const Overview& view) {
       "<table class=\"targets cards\"><thead><tr><th scope=\"col\">Target</th><th scope=\"col\">Circuit</th>"
       "<th scope=\"col\" class=\"num\">Pending</th><th scope=\"col\" class=\"num\">In flight</th>"
       "<th scope=\"col\" class=\"num\">Delivered 24 h</th><th scope=\"col\" class=\"num\">Dead letters</th>"
-      "<th scope=\"col\">Oldest pending</th><th scope=\"col\">Last error</th></tr></thead><tbody>";
+      "<th scope=\"col\">Oldest pending</th><th scope=\"col\">Last error</th>" +
+      std::string(view.relays.empty() ? "" : "<th scope=\"col\">Dispatched by</th>") + "</tr></thead><tbody>";
   for (const auto& row : view.targets) {
     const auto& q = row.queue;
     const auto oldest = q.oldest_pending_at ? parseIsoMillis(*q.oldest_pending_at) : std::nullopt;
@@ -183,15 +184,21 @@ std::string overview(const Chrome& chrome, const Overview& view) {
         last_error += "<br><span class=\"muted small\">" + timeText(*q.last_error_at, view.now_ms) + "</span>";
     }
     const std::string target_link = "/console/dead-letters?target=" + form::urlEncode(q.target);
+    std::string dispatched_by;  // several relays: which one sends to it
+    if (!view.relays.empty()) {
+      const auto owner = view.dispatched_by.find(q.target);
+      dispatched_by = fmt::format("<td data-label=\"Dispatched by\">{}</td>",
+                                  owner == view.dispatched_by.end() ? "-" : escape(owner->second));
+    }
     body += fmt::format(
         "<tr><th scope=\"row\"><a href=\"#chart-{}\">{}</a></th><td data-label=\"Circuit\">{}</td>"
         "<td class=\"num\" data-label=\"Pending\">{}</td><td class=\"num\" data-label=\"In flight\">{}</td>"
         "<td class=\"num\" data-label=\"Delivered 24 h\">{}</td><td class=\"num\" data-label=\"Dead letters\">{}</td>"
-        "<td data-label=\"Oldest pending\">{}</td><td data-label=\"Last error\">{}</td></tr>",
+        "<td data-label=\"Oldest pending\">{}</td><td data-label=\"Last error\">{}</td>{}</tr>",
         escape(form::urlEncode(q.target)), escape(q.target), circuitBadge(row.circuit), q.pending, q.in_flight,
         row.delivered_24h,
         q.dead > 0 ? fmt::format(R"(<a class="alert" href="{}">{}</a>)", escape(target_link), q.dead) : "0",
-        oldest ? web::ageText(view.now_ms - *oldest) : "-", last_error);
+        oldest ? web::ageText(view.now_ms - *oldest) : "-", last_error, dispatched_by);
   }
   body += "</tbody></table></div>";
   const bool any_open = std::any_of(view.targets.begin(), view.targets.end(),
@@ -226,6 +233,33 @@ std::string overview(const Chrome& chrome, const Overview& view) {
         activityChart(row.queue.target, row.chart, view.chart_start_ms, view.bucket_ms));
   }
   body += "</div></section>";
+
+  if (!view.relays.empty()) {
+    body +=
+        "<section aria-labelledby=\"relays\"><h2 id=\"relays\">Relays on this journal</h2><div class=\"table-wrap\">"
+        "<table class=\"compact\"><thead><tr><th scope=\"col\">Relay</th><th scope=\"col\">State</th>"
+        "<th scope=\"col\">Heartbeat</th><th scope=\"col\">Version</th><th scope=\"col\">Host</th>"
+        "<th scope=\"col\" class=\"num\">Acknowledged, last hour</th><th scope=\"col\">Dispatches</th>"
+        "<th scope=\"col\">Targets fingerprint</th></tr></thead><tbody>";
+    for (const auto& relay : view.relays) {
+      const bool stopped = relay.relay.instance.empty();
+      const bool live = !stopped && relay.heartbeat_age_s * 1000 <= static_cast<double>(journal::kLiveWithin.count());
+      std::string dispatches;
+      for (const auto& [target, owner] : view.dispatched_by)
+        if (owner == relay.relay.name) dispatches += (dispatches.empty() ? "" : ", ") + escape(target);
+      body += fmt::format(
+          "<tr><th scope=\"row\">{}</th><td>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
+          "<td>{}</td><td><code>{}</code></td></tr>",
+          escape(relay.relay.name),
+          stopped ? "stopped"
+          : live  ? "live"
+                  : R"(<span class="badge circuit-open">silent</span>)",
+          web::ageText(static_cast<std::int64_t>(relay.heartbeat_age_s * 1000)), escape(relay.relay.version),
+          escape(relay.relay.host), relay.relay.accepted_hour, dispatches.empty() ? "-" : dispatches,
+          escape(relay.relay.fingerprint));
+    }
+    body += "</tbody></table></div></section>";
+  }
 
   const auto& j = view.journal;
   const bool below = j.free_bytes && *j.free_bytes < j.min_free;

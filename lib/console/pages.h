@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "console/sessions.h"
+#include "journal/leases.h"
 #include "journal/reports.h"
 
 namespace mews::console::pages {
@@ -64,6 +65,9 @@ struct Overview {
   std::int64_t activity_as_of_ms = 0;
   JournalFacts journal;
   IngestFacts ingest;
+  // Several relays on one PostgreSQL journal (relay/cluster.h); empty on one box.
+  std::vector<journal::RelayRow> relays;
+  std::map<std::string, std::string> dispatched_by;  // target -> relay holding its lease
 };
 std::string overview(const Chrome& chrome, const Overview& view);
 

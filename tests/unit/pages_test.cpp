@@ -175,6 +175,53 @@ TEST_CASE("overview: all well, no call-out, no circuit note, nothing rejected") 
   CHECK(contains(page, "1 batch received"));
 }
 
+TEST_CASE("overview with several relays: every relay, who dispatches each target, hostile names escaped") {
+  pages::Overview view;
+  view.now_ms = kNow;
+  view.bucket_ms = 60'000;
+  pages::TargetRow row;
+  row.queue.target = "crm";
+  row.circuit = "closed";
+  view.targets.push_back(row);
+  view.journal.free_bytes = 1'000'000;
+  journal::RelayRow live;
+  live.relay.name = hostile("relay");
+  live.relay.instance = "a1";
+  live.relay.version = "0.1.0";
+  live.relay.host = hostile("host");
+  live.relay.fingerprint = "5c1e0a9d";
+  live.relay.accepted_hour = 1204;
+  live.heartbeat_age_s = 1;
+  journal::RelayRow silent = live;
+  silent.relay.name = "relay2";
+  silent.heartbeat_age_s = 30;
+  journal::RelayRow stopped = live;
+  stopped.relay.name = "relay3";
+  stopped.relay.instance.clear();
+  view.relays = {live, silent, stopped};
+  view.dispatched_by["crm"] = hostile("relay");
+  const std::string page = pages::overview(signedIn(), view);
+  checkPage(page);
+  CHECK(contains(page, "Relays on this journal"));
+  CHECK(contains(page, "<th scope=\"col\">Dispatched by</th>"));
+  CHECK(contains(page, "<td data-label=\"Dispatched by\">" + escaped("relay") + "</td>"));
+  CHECK(count(page, escaped("relay")) == 2);  // its own row, and the Dispatched by of its target
+  CHECK(contains(page, escaped("host")));
+  CHECK_FALSE(contains(page, hostile("relay")));
+  CHECK(contains(page, ">1204<"));
+  CHECK(contains(page, "silent</span>"));
+  CHECK(contains(page, "<td>stopped</td>"));
+}
+
+TEST_CASE("overview on one box: no relays section, no Dispatched by column") {
+  pages::Overview view;
+  view.now_ms = kNow;
+  view.bucket_ms = 60'000;
+  const std::string page = pages::overview(signedIn(), view);
+  CHECK_FALSE(contains(page, "Relays on this journal"));
+  CHECK_FALSE(contains(page, "Dispatched by"));
+}
+
 TEST_CASE("dead letters: hostile filter values shown back escaped, the target kept in the list") {
   pages::DeadLetterList view;
   view.now_ms = kNow;
