@@ -19,6 +19,7 @@
 #include "journal/leases.h"
 #include "journal/queue.h"
 #include "relay/relay.h"
+#include "support/delivery_rows.h"
 #include "support/operator_fixture.h"
 #include "support/relay_process.h"
 #include "support/sink.h"
@@ -29,21 +30,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::int64_t kT0 = 1'795'860'000'000;  // 2026-11-28T10:00:00Z
-
-std::int64_t receive(journal::Journal& journal, const std::string& target) {
-  journal::IncomingBatch batch;
-  batch.received_at_ms = kT0;
-  batch.content_type = "application/json";
-  batch.body = test::generalBatch(1);
-  batch.summary.kind = journal::BatchKind::General;
-  batch.summary.events.push_back({"ReservationUpdated", std::nullopt});
-  batch.deliveries.push_back({target, std::nullopt});
-  journal::Transaction transaction(journal.db());
-  journal.insertBatch(batch);
-  transaction.commit();
-  return journal.db().queryInt("SELECT max(id) FROM deliveries");
-}
+using test::kT0;
 
 template <class Move>
 auto inTransaction(journal::Journal& journal, Move move) {
@@ -81,12 +68,12 @@ journal::Journal fencedAs(const journal::JournalLocation& location, const std::s
 }  // namespace
 
 TEST_CASE("leases: a takeover bumps the epoch and releases the claims; the old holder can change nothing") {
-  test::TempDir dir;
-  const auto location = test::journalAt(dir.file("relay.db"));
+  test::DeliveryRows rows;
+  const auto location = test::journalAt(rows.dir.file("relay.db"));
   auto a = fencedAs(location, "a");
   auto b = fencedAs(location, "b");
-  const std::int64_t first = receive(a, "t");
-  const std::int64_t second = receive(a, "t");
+  const std::int64_t first = rows.receive(kT0, {"t"}).front();
+  const std::int64_t second = rows.receive(kT0, {"t"}).front();
 
   // Without a lease no relay claims.
   CHECK_FALSE(inTransaction(a, [&] { return journal::claimDelivery(a, first, kT0); }));

@@ -21,6 +21,19 @@ namespace mews::test {
 
 inline constexpr std::int64_t kT0 = 1'795'860'000'000;  // 2026-11-28T10:00:00Z
 
+// A console query (its fields set one by one: -Wmissing-field-initializers).
+inline journal::DeadLetterQuery matching(std::optional<std::string> target,
+                                         std::optional<std::string> reason = std::nullopt,
+                                         std::optional<std::int64_t> since_ms = std::nullopt,
+                                         std::optional<std::int64_t> until_ms = std::nullopt) {
+  journal::DeadLetterQuery query;
+  query.target = std::move(target);
+  query.reason = std::move(reason);
+  query.since_ms = since_ms;
+  query.until_ms = until_ms;
+  return query;
+}
+
 struct DeliveryRows {
   TempDir dir;
   journal::Journal journal{journalAt(dir.file("relay.db")), {}};

@@ -21,6 +21,7 @@ using namespace mews;
 using namespace mews::journal;
 using enum mews::journal::DeliveryState;
 using test::kT0;
+using test::matching;
 
 namespace {
 
@@ -75,18 +76,6 @@ void checkRequeued(test::DeliveryRows& rows, std::int64_t id, const DeliveryDeta
   CHECK(due->age_from_ms == now_ms);  // max_age counts from the replay, not the receipt
   CHECK(due->attempts == 0);
   CHECK_FALSE(rows.due(target, id, now_ms - 1).has_value());
-}
-
-// A console query (its fields set one by one: -Wmissing-field-initializers).
-DeadLetterQuery matching(std::optional<std::string> target, std::optional<std::string> reason = std::nullopt,
-                         std::optional<std::int64_t> since_ms = std::nullopt,
-                         std::optional<std::int64_t> until_ms = std::nullopt) {
-  DeadLetterQuery query;
-  query.target = std::move(target);
-  query.reason = std::move(reason);
-  query.since_ms = since_ms;
-  query.until_ms = until_ms;
-  return query;
 }
 
 }  // namespace

@@ -24,21 +24,11 @@ using namespace mews;
 using namespace mews::journal;
 using enum mews::journal::DeliveryState;
 using test::kT0;
+using test::matching;
 
 namespace {
 
 constexpr std::int64_t kHour = 3'600'000;
-
-DeadLetterQuery matching(std::optional<std::string> target, std::optional<std::string> reason = std::nullopt,
-                         std::optional<std::int64_t> since_ms = std::nullopt,
-                         std::optional<std::int64_t> until_ms = std::nullopt) {
-  DeadLetterQuery query;
-  query.target = std::move(target);
-  query.reason = std::move(reason);
-  query.since_ms = since_ms;
-  query.until_ms = until_ms;
-  return query;
-}
 
 DeadLetterFilter filter(std::optional<std::string> target, std::optional<std::int64_t> since_ms = std::nullopt,
                         std::optional<std::int64_t> until_ms = std::nullopt, int limit = -1) {

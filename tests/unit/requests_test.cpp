@@ -8,6 +8,7 @@
 #include "journal/queue.h"
 #include "journal/reports.h"
 #include "journal/requests.h"
+#include "support/delivery_rows.h"
 #include "support/test_support.h"
 
 using namespace mews;
@@ -15,7 +16,7 @@ using namespace mews::journal;
 
 namespace {
 
-constexpr std::int64_t kT0 = 1'795'860'000'000;  // 2026-11-28T10:00:00Z
+using test::kT0;
 
 // Through the text, as the CLI sends it and the relay reads it.
 ReplayRequest viaTextReplay(const ReplayRequest& request) {
@@ -37,38 +38,10 @@ std::string refusal(const form::Pairs& pairs, bool purge = false) {
   return "(accepted)";
 }
 
-struct Fixture {
-  test::TempDir dir;
-  Journal journal{test::journalAt(dir.file("relay.db")), {}};
-
-  // A batch for `target` whose delivery dies at once; returns its dead letter's id.
-  std::int64_t deadLetter(const std::string& target = "pms") {
-    IncomingBatch batch;
-    batch.received_at_ms = kT0;
-    batch.content_type = "application/json";
-    batch.body = test::generalBatch(1);
-    batch.summary.kind = BatchKind::General;
-    batch.summary.events.push_back({"ReservationUpdated", std::nullopt});
-    batch.deliveries.push_back({target, std::nullopt});
-    Transaction transaction(journal.db());
-    journal.insertBatch(batch);
-    transaction.commit();
-    const auto due = selectDue(journal, target, kT0, 1);
-    REQUIRE(due.size() == 1);
-    REQUIRE(claimDelivery(journal, due[0].id, kT0));
-    AttemptRecord record;
-    record.delivery_id = due[0].id;
-    record.target = target;
-    record.started_ms = kT0;
-    record.duration_ms = 5;
-    record.outcome = AttemptOutcome::Dead;
-    record.status = 400;
-    record.now_ms = kT0 + 10;
-    REQUIRE(recordAttempt(journal, record));
-    const auto letters = listDeadLetters(journal, {});
-    return letters.front().id;  // newest first
-  }
-};
+// A dead letter of `target`, put there by the delivery queue's own moves; its id.
+std::int64_t deadLetter(test::DeliveryRows& rows, const std::string& target = "pms") {
+  return rows.letterOf(rows.deliveryIn(DeliveryState::Dead, target, kT0, kT0 + 10));
+}
 
 }  // namespace
 
@@ -175,9 +148,9 @@ TEST_CASE("the targets a request names, against a configuration") {
 }
 
 TEST_CASE("named dead letters are all or nothing; a step of a matching replay skips the gone") {
-  Fixture f;
-  const std::int64_t first = f.deadLetter();
-  const std::int64_t second = f.deadLetter();
+  test::DeliveryRows f;
+  const std::int64_t first = deadLetter(f);
+  const std::int64_t second = deadLetter(f);
   ReplayRequest named;
   named.what = ReplayRequest::DeadLetterIds{{first, second + 100}};
   const auto refused = apply(f.journal, named, kT0 + 1'000);
@@ -197,9 +170,9 @@ TEST_CASE("named dead letters are all or nothing; a step of a matching replay sk
 }
 
 TEST_CASE("replaySteps: named and matching letters in steps of kReplayStep, oldest first") {
-  Fixture f;
+  test::DeliveryRows f;
   std::vector<std::int64_t> ids;
-  for (int i = 0; i < 3; ++i) ids.push_back(f.deadLetter(i == 1 ? "crm" : "pms"));
+  for (int i = 0; i < 3; ++i) ids.push_back(deadLetter(f, i == 1 ? "crm" : "pms"));
   ReplayRequest matching;
   DeadLetterQuery query;
   query.target = "pms";
@@ -223,8 +196,8 @@ TEST_CASE("replaySteps: named and matching letters in steps of kReplayStep, olde
 }
 
 TEST_CASE("a purge of dead letters stops at its bound: nothing that died at or after until_ms, or after now") {
-  Fixture f;
-  f.deadLetter();  // died at kT0 + 10
+  test::DeliveryRows f;
+  deadLetter(f);  // died at kT0 + 10
   PurgeRequest purge;
   DeadLetterQuery query;
   query.until_ms = kT0 + 10;
