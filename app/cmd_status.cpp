@@ -47,7 +47,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
   const auto relays = cluster ? journal::relays(reader) : std::vector<journal::RelayRow>{};
   std::map<std::string, std::string> owner_of;  // target -> relay, unexpired leases only
   for (const auto& lease : cluster ? journal::leases(reader) : std::vector<journal::LeaseRow>{})
-    if (lease.expires_in_s > 0) owner_of[lease.target] = lease.owner;
+    if (lease.expires_in_s > 0) owner_of[lease.target] = journal::ownerName(lease.owner);
   const auto ownerOf = [&](const std::string& target) -> std::optional<std::string> {
     const auto it = owner_of.find(target);
     if (it == owner_of.end()) return std::nullopt;
@@ -139,15 +139,15 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
                             ageText(static_cast<std::int64_t>(row.heartbeat_age_s * 1000)), row.relay.version,
                             row.relay.host, row.relay.admin, std::to_string(row.relay.accepted_hour),
                             row.relay.fingerprint, text::joinList(dispatched(row.relay.name))});
-      if (!row.relay.instance.empty()) fingerprints.insert(row.relay.fingerprint);
+      if (std::string_view(relayState(row)) == "live") fingerprints.insert(row.relay.fingerprint);
     }
     std::cout << "\n";
     printTable(
         {"RELAY", "STATE", "HEARTBEAT", "VERSION", "HOST", "ADMIN", "ACKED 1H", "TARGETS FINGERPRINT", "DISPATCHES"},
         relay_rows);
     if (fingerprints.size() > 1)
-      std::cout << "\nthe relays define their targets differently (TARGETS FINGERPRINT): each target is dispatched "
-                   "with the definition of the relay that dispatches it\n";
+      std::cout << "\nthe live relays define their targets differently (TARGETS FINGERPRINT): each target is "
+                   "dispatched with the definition of the relay that dispatches it\n";
   }
   for (const auto& name : unknown)
     std::cout << fmt::format(

@@ -469,7 +469,7 @@ void Console::overview(Request& r, const Session& session) {
   if (reader.backend() == journal::Backend::Postgres) {
     view.relays = journal::relays(reader);
     for (const auto& lease : journal::leases(reader))
-      if (lease.expires_in_s > 0) view.dispatched_by[lease.target] = lease.owner;
+      if (lease.expires_in_s > 0) view.dispatched_by[lease.target] = journal::ownerName(lease.owner);
   }
   // The engine's circuits, for the targets this relay dispatches; the journal's for the others.
   std::map<std::string, std::string> live_circuits;

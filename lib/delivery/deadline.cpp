@@ -83,8 +83,9 @@ AttemptWatchdog::Armed AttemptWatchdog::arm(std::chrono::milliseconds timeout, s
   std::shared_ptr<AttemptDeadline> deadline;
   {
     const std::lock_guard lock(mutex_);
-    deadline =
-        std::make_shared<AttemptDeadline>(std::chrono::steady_clock::now() + timeout, cut_at_, std::move(group));
+    const auto group_cut = group_cut_.find(group);
+    const SteadyTime cut = group_cut == group_cut_.end() ? cut_at_ : std::min(cut_at_, group_cut->second);
+    deadline = std::make_shared<AttemptDeadline>(std::chrono::steady_clock::now() + timeout, cut, std::move(group));
     armed_.insert(deadline);
   }
   wake_.notify_one();  // it may be due before the one the watchdog waits for
@@ -108,10 +109,17 @@ void AttemptWatchdog::cutAllBy(SteadyTime at) {
 void AttemptWatchdog::cutGroupBy(const std::string& group, SteadyTime at) {
   {
     const std::lock_guard lock(mutex_);
+    const auto [it, inserted] = group_cut_.emplace(group, at);
+    if (!inserted) it->second = std::min(it->second, at);
     for (const auto& deadline : armed_)
       if (deadline->group_ == group) deadline->cut(at);
   }
   wake_.notify_one();
+}
+
+void AttemptWatchdog::clearGroupCut(const std::string& group) {
+  const std::lock_guard lock(mutex_);
+  group_cut_.erase(group);
 }
 
 void AttemptWatchdog::run() {

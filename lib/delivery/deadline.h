@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,7 +73,7 @@ class AttemptDeadline {
   const SteadyTime at_;
   SteadyTime cut_at_;
   const std::string group_;  // the target's name: cutGroupBy()
-  int watched_fd_ = -1;  // our duplicate of the connection's descriptor
+  int watched_fd_ = -1;      // our duplicate of the connection's descriptor
   bool expired_ = false;
 };
 
@@ -104,10 +105,12 @@ class AttemptWatchdog {
   [[nodiscard]] Armed arm(std::chrono::milliseconds timeout, std::string group = {});
   // Every attempt armed now or later ends by `at` at the latest.
   void cutAllBy(SteadyTime at);
-  // The attempts of `group` armed now end by `at` at the latest (the relay
-  // lost, or is about to lose, the target's lease: journal/leases.h). Those
-  // armed later are the caller's to prevent.
+  // The attempts of `group` armed now, and those armed later until
+  // clearGroupCut(), end by `at` at the latest (the relay lost the target's
+  // lease: journal/leases.h). A worker that checked the lease just before it
+  // was lost still cannot start a full attempt.
   void cutGroupBy(const std::string& group, SteadyTime at);
+  void clearGroupCut(const std::string& group);
 
  private:
   void run();
@@ -117,6 +120,7 @@ class AttemptWatchdog {
   std::condition_variable wake_;
   std::set<std::shared_ptr<AttemptDeadline>> armed_;
   SteadyTime cut_at_ = SteadyTime::max();
+  std::map<std::string, SteadyTime> group_cut_;
   bool stopping_ = false;
   std::thread thread_;
 };

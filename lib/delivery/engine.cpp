@@ -72,6 +72,11 @@ DeliveryEngine::DeliveryEngine(const config::Settings& settings, journal::Journa
     });
 }
 
+void DeliveryEngine::leaseAcquired(const std::string& target) {
+  watchdog_.clearGroupCut(target);
+  wake();
+}
+
 bool DeliveryEngine::dispatches(const std::string& target) const {
   return !leases_ || leases_->mayDispatch(target);
 }
@@ -239,11 +244,13 @@ void DeliveryEngine::settleRecords() {
               {{"count", std::to_string(left)}});
 }
 
-void DeliveryEngine::release(const std::vector<std::int64_t>& ids) {
+void DeliveryEngine::release(const std::vector<std::int64_t>& ids, std::optional<std::int64_t> epoch) {
   const std::int64_t now = clock_.wallMillis();
-  const auto released =
-      writer_.submit([ids, now](journal::Journal& journal) { return journal::releaseInFlight(journal, now, ids); })
-          .get();
+  const auto released = writer_
+                            .submit([ids, now, epoch](journal::Journal& journal) {
+                              return journal::releaseInFlight(journal, now, ids, epoch);
+                            })
+                            .get();
   if (released.committed()) return;
   log::warn("delivery", "could not release claimed deliveries; retried before the next claim",
             {{"count", std::to_string(ids.size())}, {"error", released.error}});
@@ -369,11 +376,13 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
   std::vector<std::int64_t> ids;
   for (const auto& [t, due] : candidates) ids.push_back(due.id);
   auto claimed = std::make_shared<std::vector<bool>>(ids.size(), false);
+  auto epochs = std::make_shared<std::vector<std::optional<std::int64_t>>>(ids.size());
   const auto outcome = writer_
-                           .submit([ids, claimed, now_ms](journal::Journal& journal) {
+                           .submit([ids, claimed, epochs, now_ms](journal::Journal& journal) {
                              std::int64_t count = 0;
                              for (std::size_t i = 0; i < ids.size(); ++i)
-                               if (((*claimed)[i] = journal::claimDelivery(journal, ids[i], now_ms))) ++count;
+                               if (((*claimed)[i] = journal::claimDelivery(journal, ids[i], now_ms, &(*epochs)[i])))
+                                 ++count;
                              return count;
                            })
                            .get();
@@ -387,7 +396,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     if (!(*claimed)[i]) continue;  // moved by someone else meanwhile (a purge, a replay)
     auto& [target, due] = candidates[i];
-    WorkItem item{std::move(due), target, target->config, {}, false};
+    WorkItem item{std::move(due), target, target->config, {}, false, (*epochs)[i]};
     std::optional<journal::StoredBatch> batch;
     try {
       batch = journal::loadBatch(reader, item.due.batch_id);
@@ -396,7 +405,7 @@ bool DeliveryEngine::dispatchDue(journal::Journal& reader, std::int64_t now_ms) 
       // Reading failed, not the row: back to pending, tried again on a later pass.
       log::error("delivery", "cannot read a claimed batch; released",
                  {{"batch", std::to_string(item.due.batch_id)}, {"error", e.what()}});
-      release({item.due.id});
+      release({item.due.id}, item.epoch);
       continue;
     } catch (const std::exception& e) {
       // A row that cannot be turned into a request is not dropped: it becomes a
@@ -529,14 +538,18 @@ void DeliveryEngine::workerLoop() {
     }
     // Claimed before the target's lease was lost or handed over: not sent.
     if (!held_back) held_back = !dispatches(item.config->settings.name);
-    if (held_back) release({item.due.id});
+    // Claimed under an older lease of this relay (lost, then acquired again,
+    // which released the row): not sent, and not this item's to release.
+    const bool stale = leases_ && item.epoch && leases_->epoch(item.config->settings.name) != item.epoch;
+    if (held_back && !stale) release({item.due.id}, item.epoch);
+    held_back = held_back || stale;
     try {
       if (!held_back) deliver(item);
     } catch (const std::exception& e) {
       // Never a dead thread: the row goes back to pending for another attempt.
       log::error("delivery", "delivery failed unexpectedly; released for another attempt",
                  {{"delivery", std::to_string(item.due.id)}, {"error", e.what()}});
-      release({item.due.id});
+      release({item.due.id}, item.epoch);
     }
     {
       const std::lock_guard lock(mutex_);
@@ -568,7 +581,7 @@ void DeliveryEngine::deliver(WorkItem& item) {
     // by the lease's next holder.
     log::info("delivery", "attempt abandoned (stop or lease lost); released",
               {{"target", settings.name}, {"delivery", std::to_string(item.due.id)}});
-    release({item.due.id});
+    release({item.due.id}, item.epoch);
     return;
   }
   Judged judged =
@@ -598,6 +611,7 @@ DeliveryEngine::Judged DeliveryEngine::judge(const WorkItem& item, const HttpAtt
   record.status = attempt.status;
   record.response_excerpt = attempt.response_excerpt;
   record.now_ms = now;
+  record.claim = item.epoch;
   record.error = attempt.error;
 
   const std::lock_guard lock(mutex_);

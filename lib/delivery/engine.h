@@ -121,6 +121,9 @@ class DeliveryEngine {
   // Attempts in progress or claimed work for `target` (a lease waits for none
   // before it is handed over).
   [[nodiscard]] bool busy(const std::string& target) const;
+  // The lease of `target` was acquired: attempts may be armed again for it
+  // (a lost lease's cut no longer applies).
+  void leaseAcquired(const std::string& target);
 
  private:
   // What a reload replaces for a target; an attempt holds the version it was
@@ -147,6 +150,10 @@ class DeliveryEngine {
     std::shared_ptr<const TargetConfig> config;  // the settings it is sent with
     std::string body;
     bool probe = false;
+    // Several relays: the lease epoch it was claimed under (journal/leases.h).
+    // An item whose epoch is no longer the relay's lease's is not sent, nor
+    // released: whoever took the lease since released its row.
+    std::optional<std::int64_t> epoch;
   };
 
   [[nodiscard]] std::shared_ptr<const TargetConfig> makeConfig(const config::TargetSettings& settings);
@@ -181,7 +188,7 @@ class DeliveryEngine {
   void settleRecords();
   // in_flight -> pending for claimed rows that no worker holds; when that
   // cannot be committed the ids are kept in unreleased_ and retried.
-  void release(const std::vector<std::int64_t>& ids);
+  void release(const std::vector<std::int64_t>& ids, std::optional<std::int64_t> epoch = std::nullopt);
   // Retries the releases that did not commit. True when none are left: only
   // then may the dispatcher claim again (see unreleased_).
   bool settleUnreleased();

@@ -187,7 +187,7 @@ void releaseLease(Journal& journal, const std::string& target, const std::string
   Transaction transaction(journal.db());
   journal.db()
       .prepare(
-          "UPDATE target_leases SET expires_at = clock_timestamp() - interval '1 hour'"
+          "UPDATE target_leases SET expires_at = clock_timestamp()"
           " WHERE target = ? AND owner = ? AND epoch = ?")
       .bind(1, target)
       .bind(2, owner)
@@ -232,6 +232,14 @@ std::vector<LeaseRow> leases(Journal& reader) {
     out.push_back({select.columnText(0), select.columnText(1), select.columnInt(2),
                    static_cast<double>(select.columnInt(3)) / 1000.0});
   return out;
+}
+
+std::string leaseOwner(const std::string& name, const std::string& instance) {
+  return name + "/" + instance;
+}
+
+std::string ownerName(const std::string& owner) {
+  return owner.substr(0, owner.find('/'));
 }
 
 std::string preferredOwner(const std::string& target, const std::vector<std::string>& live) {

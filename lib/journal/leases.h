@@ -108,9 +108,9 @@ struct RelayRecord {
   std::string instance;  // random per process; empty once it stopped cleanly
   std::string host;
   std::string version;
-  std::string targets;      // the configured target names, comma-separated
-  std::string fingerprint;  // of its target definitions (config.h targetsFingerprint)
-  std::string admin;        // its admin listener, host:port
+  std::string targets;             // the configured target names, comma-separated
+  std::string fingerprint;         // of its target definitions (config.h targetsFingerprint)
+  std::string admin;               // its admin listener, host:port
   std::int64_t accepted_hour = 0;  // batches it acknowledged in the last hour
 };
 
@@ -123,7 +123,7 @@ struct RelayRow {
 
 struct LeaseRow {
   std::string target;
-  std::string owner;
+  std::string owner;  // leaseOwner(): name/instance
   std::int64_t epoch = 0;
   double expires_in_s = 0;  // negative: expired
 };
@@ -148,6 +148,12 @@ void releaseLease(Journal& journal, const std::string& target, const std::string
 
 std::vector<RelayRow> relays(Journal& reader);
 std::vector<LeaseRow> leases(Journal& reader);
+
+// A lease's owner is one process: "name/instance" (leaseOwner), so that two
+// processes given one name (a cloned host, a frozen one that wakes up) never
+// pass each other's fence. ownerName() is the name shown to operators.
+std::string leaseOwner(const std::string& name, const std::string& instance);
+std::string ownerName(const std::string& owner);
 
 // The preferred owner of `target` among `live` relay names (rendezvous hash);
 // empty when none is live.

@@ -361,7 +361,11 @@ void keepServingSessionShort(PgConnection& db) {
   // over a Unix socket.
   db.exec(
       "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;"
-      " SET tcp_user_timeout = 15000");
+      " SET tcp_user_timeout = 15000;"
+      // A transaction left open by a relay that froze or lost the network
+      // holds share locks on its leases (queue.h's claims): ended after 8 s,
+      // so another relay's takeover waits no longer than that.
+      " SET idle_in_transaction_session_timeout = 8000");
 }
 
 namespace {

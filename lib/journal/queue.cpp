@@ -171,25 +171,37 @@ constexpr const char* kClaimIsMine =
 
 }  // namespace
 
-bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms) {
+bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms,
+                   std::optional<std::int64_t>* epoch) {
   static const std::string sql =
       fmt::format("UPDATE deliveries SET state = {}, updated_at = ? WHERE id = ? AND state IN {}",
                   sqlStates({InFlight}), sqlStates({Pending, RetryWait}));
-  // Fenced: only under an unexpired lease of the row's target, stamped with its epoch.
+  // Fenced: only under an unexpired lease of the row's target, stamped with its
+  // epoch. The lease row is share-locked until this transaction ends, so that
+  // another relay's acquisition (which releases the target's in_flight rows)
+  // waits for this claim's COMMIT and then sees it: a claim can never land
+  // after a takeover, in_flight under an epoch nobody holds.
   static const std::string fenced = fmt::format(
-      "UPDATE deliveries SET state = {}, updated_at = ?, claim = l.epoch FROM target_leases l"
-      " WHERE deliveries.id = ? AND deliveries.state IN {} AND l.target = deliveries.target AND l.owner = ?"
-      " AND l.expires_at > clock_timestamp()",
+      "WITH l AS (SELECT target, epoch FROM target_leases WHERE owner = ?3 AND expires_at > clock_timestamp()"
+      " FOR SHARE)"
+      " UPDATE deliveries SET state = {}, updated_at = ?1, claim = l.epoch FROM l"
+      " WHERE deliveries.id = ?2 AND deliveries.state IN {} AND l.target = deliveries.target RETURNING l.epoch",
       sqlStates({InFlight}), sqlStates({Pending, RetryWait}));
   const std::string& owner = journal.fenceOwner();
-  Statement& update = journal.db().cached(owner.empty() ? sql : fenced);
-  update.bind(1, iso(now_ms)).bind(2, delivery_id);
-  if (!owner.empty()) update.bind(3, owner);
-  update.run();
-  return journal.db().changes() == 1;
+  if (owner.empty()) {
+    journal.db().cached(sql).bind(1, iso(now_ms)).bind(2, delivery_id).run();
+    return journal.db().changes() == 1;
+  }
+  Statement& update = journal.db().cached(fenced);
+  const ResetOnExit reset(update);
+  update.bind(1, iso(now_ms)).bind(2, delivery_id).bind(3, owner);
+  if (!update.step()) return false;
+  if (epoch) *epoch = update.columnInt(0);
+  return true;
 }
 
-int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids) {
+int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids,
+                    std::optional<std::int64_t> claim) {
   static const std::string release_all = fmt::format(
       "UPDATE deliveries SET state = {}, due_at = CASE WHEN age_from < due_at THEN age_from ELSE due_at END, "
       "updated_at = ? WHERE state = {}",
@@ -197,6 +209,7 @@ int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std
   static const std::string release_one = release_all + " AND id = ?";
   static const std::string fenced_all = release_all + kClaimIsMine;
   static const std::string fenced_one = release_one + kClaimIsMine;
+  static const std::string fenced_exact = fenced_one + " AND claim = ?";
   const std::string& owner = journal.fenceOwner();
   if (ids.empty()) {
     Statement& update = journal.db().cached(owner.empty() ? release_all : fenced_all);
@@ -206,10 +219,11 @@ int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std
     return journal.db().changes();
   }
   int released = 0;
-  Statement& update = journal.db().cached(owner.empty() ? release_one : fenced_one);
+  Statement& update = journal.db().cached(owner.empty() ? release_one : claim ? fenced_exact : fenced_one);
   for (const auto id : ids) {
     update.bind(1, iso(now_ms)).bind(2, id);
     if (!owner.empty()) update.bind(3, owner);
+    if (!owner.empty() && claim) update.bind(4, *claim);
     update.run();
     released += journal.db().changes();
   }
@@ -222,10 +236,11 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
       " updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = {}",
       sqlStates({InFlight}));
   static const std::string fenced_move_row = move_row + kClaimIsMine;
+  static const std::string fenced_exact = fenced_move_row + " AND claim = ?";
   Connection& db = journal.db();
   const std::string& owner = journal.fenceOwner();
   const std::optional<std::string> error = record.error.empty() ? std::nullopt : std::optional(record.error);
-  Statement& update = db.cached(owner.empty() ? move_row : fenced_move_row);
+  Statement& update = db.cached(owner.empty() ? move_row : record.claim ? fenced_exact : fenced_move_row);
   update.bind(1, stateName(stateAfter(record.outcome)))
       .bind(2, static_cast<std::int64_t>(record.spends_attempt ? 1 : 0));
   if (record.outcome == AttemptOutcome::Retry || record.outcome == AttemptOutcome::ProbeFailed)
@@ -239,6 +254,7 @@ bool recordAttempt(Journal& journal, const AttemptRecord& record) {
     update.bindNull(5);
   update.bindOptional(6, error).bind(7, record.delivery_id);
   if (!owner.empty()) update.bind(8, owner);
+  if (!owner.empty() && record.claim) update.bind(9, *record.claim);
   update.run();
   if (db.changes() != 1) return false;
 

@@ -112,10 +112,16 @@ StoredBatch loadBatch(Journal& reader, std::int64_t batch_id);
 
 // --- writes (inside a writer transaction) ----------------------------------
 // pending|retry_wait -> in_flight. True when this call moved the row.
-bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms);
+// Fenced journals: `epoch`, when given, gets the lease epoch the row was claimed under.
+bool claimDelivery(Journal& journal, std::int64_t delivery_id, std::int64_t now_ms,
+                   std::optional<std::int64_t>* epoch = nullptr);
 // in_flight -> pending for rows nobody is working on (start-up, shutdown, a
 // claim held back by an opened circuit), due at once in receive order.
-int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids = {});
+// Fenced journals: with `claim`, only rows claimed under exactly that epoch
+// (an item claimed under an older lease of this relay is not this one's to
+// release).
+int releaseInFlight(Journal& journal, std::int64_t now_ms, const std::vector<std::int64_t>& ids = {},
+                    std::optional<std::int64_t> claim = std::nullopt);
 
 // The event types a dead letter names (dead_letters.event_types), from its
 // stored batch: the one event's in event mode (`event_seq`), otherwise every
@@ -143,6 +149,11 @@ struct AttemptRecord {
   // whole batch again for each of its events, on the writer thread.
   std::string dead_letter_event_types;
   std::int64_t now_ms = 0;
+  // Fenced journals: the lease epoch the delivery was claimed under. The record
+  // moves the row only while its claim is still exactly that, and that epoch
+  // still this relay's: an attempt claimed under an older lease never
+  // overwrites what a newer claim did.
+  std::optional<std::int64_t> claim;
 };
 
 // Records the attempt and moves the row (guarded on in_flight): delivered,

@@ -32,18 +32,38 @@ std::vector<std::string> targetNames(const config::Settings& settings) {
   return names;
 }
 
-// The target definitions as check-config shows them (secrets masked: a
-// changed secret alone does not change it), hashed.
+// The target definitions, hashed: every key as check-config shows it, and
+// the values it masks (a signing secret, header values) by their own SHA-256,
+// so that a secret rotated on one host only is reported too. Only 64 bits of
+// the hash of all of it leave the process (the relays table).
 std::string fingerprintOf(const config::Settings& settings) {
   std::string text;
   for (const auto& entry : settings.effective)
     if (entry.section.rfind("target.", 0) == 0) text += entry.section + "." + entry.key + "=" + entry.value + "\n";
+  for (const auto& target : settings.targets) {
+    text += target.name + ".secret#" + auth::sha256Hex(target.secret) + "\n";
+    for (const auto& [name, value] : target.headers)
+      text += target.name + ".header." + name + "#" + auth::sha256Hex(value) + "\n";
+  }
   return auth::sha256Hex(text).substr(0, 16);
 }
 
 std::string hostName() {
   char host[256] = {};
   return gethostname(host, sizeof host - 1) == 0 ? std::string(host) : std::string("?");
+}
+
+// The keeper's own session: the server's short keepalives (postgres.h), and
+// bounded waits: a lease row locked by a vanished relay's open transaction
+// fails one statement after 500 ms (tried again next round) instead of
+// holding every renewal of this round back, and the server ends a transaction
+// of ours left idle.
+std::unique_ptr<journal::Journal> openKeeperSession(const journal::JournalLocation& location) {
+  journal::JournalOptions options;
+  options.serving = true;
+  auto journal = std::make_unique<journal::Journal>(location, options);
+  journal->db().exec("SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'");
+  return journal;
 }
 
 }  // namespace
@@ -71,7 +91,8 @@ void awaitNameFree(journal::Journal& journal, const std::string& name, const std
 Cluster::Cluster(Sources sources)
     : sources_(std::move(sources)),
       name_(sources_.settings.relay.name),
-      instance_(auth::randomHex(8)),
+      instance_(sources_.instance),
+      owner_(journal::leaseOwner(name_, instance_)),
       location_(sources_.settings.journal.location()),
       targets_(targetNames(sources_.settings)),
       fingerprint_(fingerprintOf(sources_.settings)) {}
@@ -82,9 +103,9 @@ Cluster::~Cluster() {
 
 void Cluster::start() {
   {
-    journal::Journal journal(location_, {});
-    awaitNameFree(journal, name_, instance_);
-    round(journal, true);
+    const auto journal = openKeeperSession(location_);
+    awaitNameFree(*journal, name_, instance_);
+    round(*journal, true);
   }
   keeper_ = std::thread([this] { keepLoop(); });
   guard_ = std::thread([this] { guardLoop(); });
@@ -106,7 +127,7 @@ void Cluster::stop() {
   try {
     journal::Journal journal(location_, {});
     for (const auto& target : held)
-      if (const auto epoch = sources_.held.epoch(target)) journal::releaseLease(journal, target, name_, *epoch);
+      if (const auto epoch = sources_.held.epoch(target)) journal::releaseLease(journal, target, owner_, *epoch);
     journal::markStopped(journal, name_, instance_);
     if (!held.empty())
       log::info("cluster", "leases released at stop", {{"relay", name_}, {"targets", text::joinList(held)}});
@@ -147,7 +168,7 @@ void Cluster::keepLoop() {
     }
     const auto started = Steady::now();
     try {
-      if (!journal) journal = std::make_unique<journal::Journal>(location_, journal::JournalOptions{});
+      if (!journal) journal = openKeeperSession(location_);
       round(*journal, starting);
       starting = false;
       if (!logged_failure_.empty()) {
@@ -190,6 +211,19 @@ void Cluster::round(journal::Journal& journal, bool starting) {
     const std::lock_guard lock(mutex_);
     targets = targets_;
     fingerprint = fingerprint_;
+  }
+  // A twin: another process beating under this name (a cloned host, or one
+  // started by mistake). The fence keeps them apart (each holds only its own
+  // leases), but the operator must hear of it.
+  if (const auto twin = journal::otherInstanceAge(journal, name_, instance_); twin && *twin <= kLiveWithin) {
+    if (!logged_twin_)
+      log::error("cluster",
+                 "another process beats on this journal under this relay's name: give each relay its own [relay] "
+                 "name",
+                 {{"relay", name_}});
+    logged_twin_ = true;
+  } else {
+    logged_twin_ = false;
   }
   journal::RelayRecord me{name_,
                           instance_,
@@ -247,46 +281,55 @@ void Cluster::round(journal::Journal& journal, bool starting) {
       sources_.held.handOver(target);
       round_targets.push_back(target);
     }
+  // One target's failure (a lease row locked past lock_timeout) does not hold
+  // back the others' renewals; the first error ends the round afterwards.
+  std::optional<std::string> failed;
   for (const auto& target : round_targets) {
-    const auto sent = Steady::now();
-    const std::string preferred = journal::preferredOwner(target, liveFor(target));
-    if (const auto epoch = sources_.held.epoch(target)) {
-      if (sources_.held.handingOver(target) && !sources_.target_busy(target)) {
-        journal::releaseLease(journal, target, name_, *epoch);
-        sources_.held.drop(target);
-        log::info("cluster", "target handed over", {{"relay", name_}, {"target", target}, {"to", preferred}});
+    try {
+      const auto sent = Steady::now();
+      const std::string preferred = journal::preferredOwner(target, liveFor(target));
+      if (const auto epoch = sources_.held.epoch(target)) {
+        if (sources_.held.handingOver(target) && !sources_.target_busy(target)) {
+          journal::releaseLease(journal, target, owner_, *epoch);
+          sources_.held.drop(target);
+          log::info("cluster", "target handed over", {{"relay", name_}, {"target", target}, {"to", preferred}});
+          continue;
+        }
+        if (!journal::renewLease(journal, target, owner_, *epoch)) {
+          sources_.held.drop(target);
+          log::warn("cluster", "lease lost: another relay holds the target now",
+                    {{"relay", name_}, {"target", target}});
+          continue;
+        }
+        sources_.held.hold(target, *epoch, sent + kLeaseTtl - kLeaseMargin);
+        const auto other = by_name.find(preferred);
+        if (preferred != name_ && other != by_name.end() && other->second->up_s >= kHandOverToRelayUpS &&
+            !sources_.held.handingOver(target)) {
+          sources_.held.handOver(target);
+          log::info("cluster", "handing the target over to its preferred relay",
+                    {{"relay", name_}, {"target", target}, {"to", preferred}});
+        }
         continue;
       }
-      if (!journal::renewLease(journal, target, name_, *epoch)) {
-        sources_.held.drop(target);
-        log::warn("cluster", "lease lost: another relay holds the target now", {{"relay", name_}, {"target", target}});
-        continue;
+      if (std::find(targets.begin(), targets.end(), target) == targets.end()) continue;
+      // Held by another relay and not expired: nothing to try.
+      const auto lease = leases.find(target);
+      if (lease != leases.end() && lease->second.owner != owner_ && lease->second.expires_in_s > 0) continue;
+      const auto wait = preferred == name_ ? std::chrono::milliseconds(0) : kStandbyGrace;
+      if (const auto epoch = journal::acquireLease(journal, target, owner_, wait, now_ms)) {
+        sources_.held.hold(target, *epoch, sent + kLeaseTtl - kLeaseMargin);
+        log::info("cluster", "lease acquired: this relay dispatches the target",
+                  {{"relay", name_},
+                   {"target", target},
+                   {"epoch", std::to_string(*epoch)},
+                   {"previous", lease != leases.end() ? journal::ownerName(lease->second.owner) : std::string("-")}});
+        if (sources_.on_acquired) sources_.on_acquired(target);
       }
-      sources_.held.hold(target, *epoch, sent + kLeaseTtl - kLeaseMargin);
-      const auto other = by_name.find(preferred);
-      if (preferred != name_ && other != by_name.end() && other->second->up_s >= kHandOverToRelayUpS &&
-          !sources_.held.handingOver(target)) {
-        sources_.held.handOver(target);
-        log::info("cluster", "handing the target over to its preferred relay",
-                  {{"relay", name_}, {"target", target}, {"to", preferred}});
-      }
-      continue;
-    }
-    if (std::find(targets.begin(), targets.end(), target) == targets.end()) continue;
-    // Held by another relay and not expired: nothing to try.
-    const auto lease = leases.find(target);
-    if (lease != leases.end() && lease->second.owner != name_ && lease->second.expires_in_s > 0) continue;
-    const auto wait = preferred == name_ ? std::chrono::milliseconds(0) : kStandbyGrace;
-    if (const auto epoch = journal::acquireLease(journal, target, name_, wait, now_ms)) {
-      sources_.held.hold(target, *epoch, sent + kLeaseTtl - kLeaseMargin);
-      log::info("cluster", "lease acquired: this relay dispatches the target",
-                {{"relay", name_},
-                 {"target", target},
-                 {"epoch", std::to_string(*epoch)},
-                 {"previous", lease != leases.end() ? lease->second.owner : std::string("-")}});
-      if (sources_.on_acquired) sources_.on_acquired();
+    } catch (const std::exception& e) {
+      if (!failed) failed = fmt::format("target {}: {}", target, e.what());
     }
   }
+  if (failed) throw std::runtime_error(*failed);
 }
 
 }  // namespace mews::relay

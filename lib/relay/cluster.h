@@ -48,14 +48,15 @@ class Cluster {
  public:
   struct Sources {
     const config::Settings& settings;
+    std::string instance;  // random per process: the writer fences with leaseOwner(name, instance)
     journal::HeldLeases& held;
     std::string admin_address;
     // Whether the target has attempts in progress or claimed work (engine).
     std::function<bool(const std::string&)> target_busy;
     // Batches this relay acknowledged since it started (ingest metrics).
     std::function<std::uint64_t()> accepted_total;
-    // A lease was acquired: the engine should look at the target now.
-    std::function<void()> on_acquired;
+    // A lease was acquired: the engine may arm attempts for the target again, and looks at it now.
+    std::function<void(const std::string&)> on_acquired;
   };
   explicit Cluster(Sources sources);
   ~Cluster();
@@ -84,6 +85,7 @@ class Cluster {
   Sources sources_;
   const std::string name_;
   const std::string instance_;  // random: this process among relays of one name
+  const std::string owner_;     // journal::leaseOwner(name_, instance_): on its leases and its writer's fence
   journal::JournalLocation location_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -93,6 +95,7 @@ class Cluster {
   ClusterView view_;                  // under mutex_
   std::string logged_differing_;
   std::string logged_failure_;
+  bool logged_twin_ = false;
   // The acknowledged count sampled every minute, for the last hour's figure.
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> samples_;
   std::thread keeper_;

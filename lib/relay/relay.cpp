@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "auth/secrets.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "common/url.h"
+#include "journal/leases.h"
 #include "journal/queue.h"
 #include "journal/reports.h"
 #include "relay/metrics_page.h"
@@ -17,7 +19,8 @@ namespace mews::relay {
 
 namespace {
 
-journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock* lock) {
+journal::WriterOptions writerOptions(const config::Settings& settings, journal::JournalLock* lock,
+                                     const std::string& instance) {
   journal::WriterOptions options;
   options.lock = lock;
   options.path = settings.journal.path;
@@ -26,7 +29,7 @@ journal::WriterOptions writerOptions(const config::Settings& settings, journal::
   // Several relays on one PostgreSQL journal: claims and records fenced by
   // this relay's leases (journal/leases.h).
   if (settings.journal.location().backend() == journal::Backend::Postgres)
-    options.journal.fence_owner = settings.relay.name;
+    options.journal.fence_owner = journal::leaseOwner(settings.relay.name, instance);
   options.min_free_bytes = settings.journal.min_free;
   return options;
 }
@@ -45,7 +48,8 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
       throw std::runtime_error("journal " + settings_.journal.path + " is in use by another process (" + lock_->path() +
                                " is locked): is mews-relay already serving it?");
   }
-  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, lock_.get()));
+  const std::string instance = auth::randomHex(8);  // this process, among relays of one name (cluster.h)
+  writer_ = std::make_unique<journal::JournalWriter>(writerOptions(settings_, lock_.get(), instance));
   if (!sqlite) {
     leases_ = std::make_unique<journal::HeldLeases>();
     journal::Journal journal(settings_.journal.location(), {});
@@ -69,14 +73,14 @@ Relay::Relay(config::Settings settings, const Clock& clock) : settings_(std::mov
   if (leases_) {
     const auto& ingest_metrics = ingest_->metrics();
     cluster_ = std::make_unique<Cluster>(
-        Cluster::Sources{settings_, *leases_, admin_->address(),
+        Cluster::Sources{settings_, instance, *leases_, admin_->address(),
                          [engine = delivery_.get()](const std::string& target) { return engine->busy(target); },
                          [&ingest_metrics] {
                            std::uint64_t total = 0;
                            for (const auto& kind : ingest_metrics.batches) total += kind.value();
                            return total;
                          },
-                         [engine = delivery_.get()] { engine->wake(); }});
+                         [engine = delivery_.get()](const std::string& target) { engine->leaseAcquired(target); }});
     admin_->setReadyWarning([cluster = cluster_.get()]() -> std::optional<std::string> {
       const auto view = cluster->view();
       if (!view.definitions_differ) return std::nullopt;
