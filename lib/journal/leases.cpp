@@ -92,6 +92,14 @@ constexpr const char* kTtl = "? * interval '1 millisecond'";
 
 }  // namespace
 
+std::unique_ptr<Journal> openLeaseSession(const JournalLocation& location) {
+  JournalOptions options;
+  options.serving = true;
+  auto journal = std::make_unique<Journal>(location, options);
+  journal->db().exec("SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'");
+  return journal;
+}
+
 void heartbeat(Journal& journal, const RelayRecord& relay, bool starting) {
   Transaction transaction(journal.db());
   static const std::string upsert =

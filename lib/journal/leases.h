@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -127,6 +128,13 @@ struct LeaseRow {
   std::int64_t epoch = 0;
   double expires_in_s = 0;  // negative: expired
 };
+
+// The lease keeper's own session (PostgreSQL): the server's short keepalives
+// (postgres.h), and bounded waits: a lease row locked by a vanished relay's
+// open transaction fails a statement after 500 ms (tried again at the next
+// round) instead of holding the round back, and the server ends a
+// transaction of ours left idle for 5 s.
+std::unique_ptr<Journal> openLeaseSession(const JournalLocation& location);
 
 // The statements below are PostgreSQL's (target_leases and relays exist
 // there only); each runs in its own transaction on the given connection.

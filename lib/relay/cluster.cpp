@@ -53,19 +53,6 @@ std::string hostName() {
   return gethostname(host, sizeof host - 1) == 0 ? std::string(host) : std::string("?");
 }
 
-// The keeper's own session: the server's short keepalives (postgres.h), and
-// bounded waits: a lease row locked by a vanished relay's open transaction
-// fails one statement after 500 ms (tried again next round) instead of
-// holding every renewal of this round back, and the server ends a transaction
-// of ours left idle.
-std::unique_ptr<journal::Journal> openKeeperSession(const journal::JournalLocation& location) {
-  journal::JournalOptions options;
-  options.serving = true;
-  auto journal = std::make_unique<journal::Journal>(location, options);
-  journal->db().exec("SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'");
-  return journal;
-}
-
 }  // namespace
 
 void awaitNameFree(journal::Journal& journal, const std::string& name, const std::string& instance) {
@@ -103,7 +90,7 @@ Cluster::~Cluster() {
 
 void Cluster::start() {
   {
-    const auto journal = openKeeperSession(location_);
+    const auto journal = journal::openLeaseSession(location_);
     awaitNameFree(*journal, name_, instance_);
     round(*journal, true);
   }
@@ -168,7 +155,7 @@ void Cluster::keepLoop() {
     }
     const auto started = Steady::now();
     try {
-      if (!journal) journal = openKeeperSession(location_);
+      if (!journal) journal = journal::openLeaseSession(location_);
       round(*journal, starting);
       starting = false;
       if (!logged_failure_.empty()) {

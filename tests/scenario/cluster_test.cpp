@@ -27,18 +27,12 @@
 
 using namespace mews;
 using namespace std::chrono_literals;
+using test::fencedAs;
+using test::inTransaction;
 
 namespace {
 
 using test::kT0;
-
-template <class Move>
-auto inTransaction(journal::Journal& journal, Move move) {
-  journal::Transaction transaction(journal.db());
-  auto result = move();
-  transaction.commit();
-  return result;
-}
 
 journal::AttemptRecord delivered(std::int64_t delivery_id) {
   journal::AttemptRecord record;
@@ -57,12 +51,6 @@ std::string stateOf(journal::Journal& journal, std::int64_t id) {
   select.bind(1, id);
   REQUIRE(select.step());
   return select.columnText(0);
-}
-
-journal::Journal fencedAs(const journal::JournalLocation& location, const std::string& owner) {
-  journal::JournalOptions options;
-  options.fence_owner = owner;
-  return journal::Journal(location, options);
 }
 
 }  // namespace

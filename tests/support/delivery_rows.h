@@ -34,6 +34,22 @@ inline journal::DeadLetterQuery matching(std::optional<std::string> target,
   return query;
 }
 
+// `move` inside one transaction of `journal`; its result.
+template <class Move>
+auto inTransaction(journal::Journal& journal, Move move) {
+  journal::Transaction transaction(journal.db());
+  auto result = move();
+  transaction.commit();
+  return result;
+}
+
+// A relay's writer connection as the queue's fence sees it (journal/leases.h).
+inline journal::Journal fencedAs(const journal::JournalLocation& location, const std::string& owner) {
+  journal::JournalOptions options;
+  options.fence_owner = owner;
+  return journal::Journal(location, options);
+}
+
 struct DeliveryRows {
   TempDir dir;
   journal::Journal journal{journalAt(dir.file("relay.db")), {}};
