@@ -95,7 +95,9 @@ TEST_CASE("leases: a takeover bumps the epoch and releases the claims; the old h
   CHECK(journal::acquireLease(b, "t", "b", 0ms, kT0) == 3);
   CHECK(stateOf(b, second) == "pending");
   journal::releaseLease(b, "t", "b", 3);
-  CHECK(journal::acquireLease(a, "t", "a", 5'000ms, kT0) == 4);  // released: free at once
+  // Released: free at once for the preferred relay; a standby still waits its grace.
+  CHECK_FALSE(journal::acquireLease(a, "t", "a", 5'000ms, kT0));
+  CHECK(journal::acquireLease(a, "t", "a", 0ms, kT0) == 4);
 }
 
 TEST_CASE("preferred owners: spread over the live relays; a relay leaving moves only its own targets") {
