@@ -147,7 +147,6 @@ std::uint64_t Cluster::acceptedLastHour() {
 void Cluster::keepLoop() {
   pthread_setname_np(pthread_self(), "leases");
   std::unique_ptr<journal::Journal> journal;
-  bool starting = false;  // start() made the first round
   while (true) {
     {
       std::unique_lock lock(mutex_);
@@ -156,8 +155,7 @@ void Cluster::keepLoop() {
     const auto started = Steady::now();
     try {
       if (!journal) journal = journal::openLeaseSession(location_);
-      round(*journal, starting);
-      starting = false;
+      round(*journal, false);  // start() made the first round
       if (!logged_failure_.empty()) {
         log::info("cluster", "the journal database answers the lease keeper again", {{"relay", name_}});
         logged_failure_.clear();
