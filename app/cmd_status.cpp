@@ -53,9 +53,8 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     if (it == owner_of.end()) return std::nullopt;
     return it->second;
   };
-  const auto relayState = [](const journal::RelayRow& row) {
-    if (row.relay.instance.empty()) return "stopped";
-    return row.heartbeat_age_s * 1000 > static_cast<double>(journal::kLiveWithin.count()) ? "silent" : "live";
+  const auto stateText = [](const journal::RelayRow& row) {
+    return std::string(journal::relayStateName(journal::relayState(row)));
   };
   const auto dispatched = [&](const std::string& relay) {
     std::vector<std::string> targets_of;
@@ -93,7 +92,7 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
       for (const auto& row : relays)
         out.beginObject()
             .field("name", row.relay.name)
-            .field("state", relayState(row))
+            .field("state", stateText(row))
             .field("host", row.relay.host)
             .field("version", row.relay.version)
             .field("admin", row.relay.admin)
@@ -135,11 +134,11 @@ int runStatus(const GlobalOptions& options, const std::vector<std::string>& args
     std::vector<std::vector<std::string>> relay_rows;
     std::set<std::string> fingerprints;
     for (const auto& row : relays) {
-      relay_rows.push_back({row.relay.name, relayState(row),
+      relay_rows.push_back({row.relay.name, stateText(row),
                             ageText(static_cast<std::int64_t>(row.heartbeat_age_s * 1000)), row.relay.version,
                             row.relay.host, row.relay.admin, std::to_string(row.relay.accepted_hour),
                             row.relay.fingerprint, text::joinList(dispatched(row.relay.name))});
-      if (std::string_view(relayState(row)) == "live") fingerprints.insert(row.relay.fingerprint);
+      if (journal::relayState(row) == journal::RelayState::Live) fingerprints.insert(row.relay.fingerprint);
     }
     std::cout << "\n";
     printTable(

@@ -242,8 +242,7 @@ std::string overview(const Chrome& chrome, const Overview& view) {
         "<th scope=\"col\" class=\"num\">Acknowledged, last hour</th><th scope=\"col\">Dispatches</th>"
         "<th scope=\"col\">Targets fingerprint</th></tr></thead><tbody>";
     for (const auto& relay : view.relays) {
-      const bool stopped = relay.relay.instance.empty();
-      const bool live = !stopped && relay.heartbeat_age_s * 1000 <= static_cast<double>(journal::kLiveWithin.count());
+      const auto state = journal::relayState(relay);
       std::string dispatches;
       for (const auto& [target, owner] : view.dispatched_by)
         if (owner == relay.relay.name) dispatches += (dispatches.empty() ? "" : ", ") + escape(target);
@@ -251,9 +250,8 @@ std::string overview(const Chrome& chrome, const Overview& view) {
           "<tr><th scope=\"row\">{}</th><td>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
           "<td>{}</td><td><code>{}</code></td></tr>",
           escape(relay.relay.name),
-          stopped ? "stopped"
-          : live  ? "live"
-                  : R"(<span class="badge circuit-open">silent</span>)",
+          state == journal::RelayState::Silent ? R"(<span class="badge circuit-open">silent</span>)"
+                                               : std::string(journal::relayStateName(state)),
           web::ageText(static_cast<std::int64_t>(relay.heartbeat_age_s * 1000)), escape(relay.relay.version),
           escape(relay.relay.host), relay.relay.accepted_hour, dispatches.empty() ? "-" : dispatches,
           escape(relay.relay.fingerprint));

@@ -230,6 +230,23 @@ std::vector<RelayRow> relays(Journal& reader) {
   return out;
 }
 
+RelayState relayState(const RelayRow& row) {
+  if (row.relay.instance.empty()) return RelayState::Stopped;
+  return row.heartbeat_age_s * 1000 > static_cast<double>(kLiveWithin.count()) ? RelayState::Silent : RelayState::Live;
+}
+
+std::string_view relayStateName(RelayState state) {
+  switch (state) {
+    case RelayState::Live:
+      return "live";
+    case RelayState::Silent:
+      return "silent";
+    case RelayState::Stopped:
+      return "stopped";
+  }
+  return "stopped";
+}
+
 std::vector<LeaseRow> leases(Journal& reader) {
   Statement select(reader.db(),
                    "SELECT target, owner, epoch,"

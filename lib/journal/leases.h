@@ -54,6 +54,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "journal/journal.h"
@@ -121,6 +122,13 @@ struct RelayRow {
   double up_s = 0;  // since it (re)started
   std::string started_at;
 };
+
+// live: a heartbeat within kLiveWithin; silent: none since (killed, cut off);
+// stopped: stopped cleanly (markStopped). The one rule for status, the
+// console and the keeper.
+enum class RelayState { Live, Silent, Stopped };
+RelayState relayState(const RelayRow& row);
+std::string_view relayStateName(RelayState state);  // live, silent, stopped
 
 struct LeaseRow {
   std::string target;

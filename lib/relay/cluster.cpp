@@ -226,9 +226,7 @@ void Cluster::round(journal::Journal& journal, bool starting) {
   std::vector<std::string> differing;
   std::map<std::string, const journal::RelayRow*> by_name;
   for (const auto& row : relays) {
-    const bool stale =
-        row.heartbeat_age_s * 1000 > static_cast<double>(kLiveWithin.count()) || row.relay.instance.empty();
-    if (stale && row.relay.name != name_) continue;
+    if (journal::relayState(row) != journal::RelayState::Live && row.relay.name != name_) continue;
     by_name[row.relay.name] = &row;
     ++view.live_relays;
     if (row.relay.fingerprint != fingerprint) differing.push_back(row.relay.name);

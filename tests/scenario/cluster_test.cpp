@@ -35,14 +35,16 @@ namespace {
 
 using test::kT0;
 
-journal::AttemptRecord delivered(std::int64_t delivery_id) {
+// An attempt on target t's delivery, answered `status`: delivered, or a retry due a minute later.
+journal::AttemptRecord attemptOn(std::int64_t delivery_id, journal::AttemptOutcome outcome, int status) {
   journal::AttemptRecord record;
   record.delivery_id = delivery_id;
   record.target = "t";
   record.started_ms = kT0;
   record.duration_ms = 5;
-  record.status = 200;
-  record.outcome = journal::AttemptOutcome::Delivered;
+  record.status = status;
+  record.outcome = outcome;
+  record.next_due_ms = kT0 + 60'000;
   record.now_ms = kT0 + 10;
   return record;
 }
@@ -81,15 +83,18 @@ TEST_CASE("leases: a takeover bumps the epoch and releases the claims; the old h
   CHECK(rowOf(b, first) == "pending claim 1");  // a's claim, released by the takeover
 
   // a, fenced out: its late record, its release and its renewal change nothing.
-  CHECK_FALSE(inTransaction(a, [&] { return journal::recordAttempt(a, delivered(first)); }));
+  CHECK_FALSE(inTransaction(
+      a, [&] { return journal::recordAttempt(a, attemptOn(first, journal::AttemptOutcome::Delivered, 200)); }));
   CHECK(rowOf(a, first) == "pending claim 1");
   CHECK_FALSE(journal::renewLease(a, "t", "a", 1));
   CHECK(inTransaction(b, [&] { return journal::claimDelivery(b, first, kT0); }));
   CHECK(inTransaction(a, [&] { return journal::releaseInFlight(a, kT0, {first}); }) == 0);
   CHECK(inTransaction(a, [&] { return journal::releaseInFlight(a, kT0); }) == 0);
-  CHECK_FALSE(inTransaction(a, [&] { return journal::recordAttempt(a, delivered(first)); }));
+  CHECK_FALSE(inTransaction(
+      a, [&] { return journal::recordAttempt(a, attemptOn(first, journal::AttemptOutcome::Delivered, 200)); }));
   CHECK(rowOf(b, first) == "in_flight claim 2");
-  CHECK(inTransaction(b, [&] { return journal::recordAttempt(b, delivered(first)); }));
+  CHECK(inTransaction(
+      b, [&] { return journal::recordAttempt(b, attemptOn(first, journal::AttemptOutcome::Delivered, 200)); }));
   CHECK(rowOf(b, first) == "delivered claim 2");
 
   // The holder re-acquiring (a restart) gets a new epoch, and its old claims back.
@@ -390,16 +395,7 @@ TEST_CASE("an attempt claimed under an older epoch of this relay's own lease can
   REQUIRE(inTransaction(a, [&] { return journal::claimDelivery(a, id, kT0); }));  // the stale item: epoch 1
   REQUIRE(journal::acquireLease(a, "t", "a", 0ms, kT0) == 2);                     // dropped locally, re-acquired
   REQUIRE(inTransaction(a, [&] { return journal::claimDelivery(a, id, kT0); }));  // the fresh item: epoch 2
-  journal::AttemptRecord stale;
-  stale.delivery_id = id;
-  stale.target = "t";
-  stale.started_ms = kT0;
-  stale.duration_ms = 5;
-  stale.status = 500;
-  stale.outcome = journal::AttemptOutcome::Retry;
-  stale.spends_attempt = true;
-  stale.next_due_ms = kT0 + 60'000;
-  stale.now_ms = kT0 + 10;
+  journal::AttemptRecord stale = attemptOn(id, journal::AttemptOutcome::Retry, 500);
   stale.claim = 1;  // the engine records the epoch each item was claimed under
   CHECK_FALSE(inTransaction(a, [&] { return journal::recordAttempt(a, stale); }));
   INFO("row: " << rowOf(a, id));
